@@ -1,0 +1,1 @@
+//! Examples of arca; each lives in its own folder with a README.

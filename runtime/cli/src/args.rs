@@ -1,0 +1,319 @@
+//! Command-line arguments (clap derive) and their help text.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+const ABOUT: &str = "Lossless compression driven by a small neural network";
+
+const LONG_ABOUT: &str = "\
+Lossless compression driven by a small neural network.
+
+arca compresses with a *model*: a byte-level neural network that predicts the next byte, mixed
+with context models that learn the file as it is read; a range coder turns the predictions into
+bits. The better the prediction, the smaller the output. A model is a bundle file (.arcm); the
+default text model is embedded in this binary, so `arca compress FILE` works with nothing else
+installed. `arca models` lists the embedded models.
+
+A .arca stream records which model made it (name and id); decompression picks that model
+automatically when it is embedded, and otherwise asks for it with -m. Streams are cut into
+blocks that are coded in parallel, each with a checksum of its plaintext: corruption, truncation
+and a wrong model are reported as errors, never as wrong output.
+
+Files are read whole into memory. Output is written to a temporary file beside the destination
+and renamed into place only when complete, so a failed run leaves nothing behind.
+zstd-style flags also work as the first argument: -d (decompress), -t (test), -l (list).
+
+Exit status: 0 on success, 1 on any error.";
+
+const EXAMPLES: &str = "\
+Examples:
+  arca compress notes.txt              writes notes.txt.arca (notes.txt is kept)
+  arca compress -T 2 --rm *.log        compress several files with 2 threads, remove originals
+  arca decompress notes.txt.arca       writes notes.txt
+  arca -d -c notes.txt.arca | less     decompress to stdout
+  tar c dir | arca compress > dir.tar.arca
+  arca test *.arca                     verify streams without writing anything
+  arca list -v notes.txt.arca          sizes, ratio, model, and every block
+  arca models                          the models embedded in this binary
+  arca inspect text-small              a model's manifest";
+
+/// The `arca` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "arca",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// More output: summaries with timings, per-block rows in `list`, log messages (-vv, -vvv
+    /// for more; RUST_LOG overrides the log filter)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print only errors (no summaries, no progress)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Never show a progress bar (it is shown only when stderr is a terminal)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compress files (FILE -> FILE.arca), or stdin to stdout
+    #[command(visible_alias = "c", long_about = COMPRESS_ABOUT, after_help = COMPRESS_EXAMPLES)]
+    Compress(CompressArgs),
+    /// Decompress .arca files (FILE.arca -> FILE), or stdin to stdout
+    #[command(
+        visible_aliases = ["d", "x"],
+        long_about = DECOMPRESS_ABOUT,
+        after_help = DECOMPRESS_EXAMPLES
+    )]
+    Decompress(DecompressArgs),
+    /// Check that .arca files decompress correctly, writing nothing
+    #[command(visible_alias = "t")]
+    Test(TestArgs),
+    /// Show what is inside .arca files: sizes, ratio, model, codec, blocks
+    #[command(visible_alias = "l")]
+    List(ListArgs),
+    /// Print a model's manifest (an embedded model's name, or a .arcm bundle path)
+    Inspect(InspectArgs),
+    /// List the models embedded in this binary
+    Models,
+    /// Pack an ONNX model and its manifest into a .arcm bundle
+    Pack(PackArgs),
+}
+
+const COMPRESS_ABOUT: &str = "\
+Compress files (FILE -> FILE.arca), or stdin to stdout.
+
+Each FILE is compressed to FILE.arca beside it and kept unless --rm is given. With no FILE, or
+`-`, reads stdin and writes stdout; compressed data is never written to a terminal. The model is
+the embedded default (see `arca models`) unless -m names another; the stream records the
+model's name and id so that `arca decompress` can find it again.
+
+Inputs are read whole into memory. A one-line summary goes to stderr (for stdout output only
+with -v): `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.";
+
+const DECOMPRESS_ABOUT: &str = "\
+Decompress .arca files (FILE.arca -> FILE), or stdin to stdout.
+
+Each FILE.arca is decompressed to FILE beside it (other names need -o or -c). With no FILE, or
+`-`, reads stdin and writes stdout. Without -m, the model is the embedded one whose id the stream
+records; a stream made with a model that is not embedded needs -m PATH. Every block's checksum
+is verified: corrupted or truncated streams fail with an error and write nothing.";
+
+const COMPRESS_EXAMPLES: &str = "\
+Examples:
+  arca compress book.txt               writes book.txt.arca, prints a one-line summary
+  arca compress -o out.arca -f book.txt
+  arca compress -m my-model.arcm data.csv
+  cat book.txt | arca compress > book.arca";
+
+const DECOMPRESS_EXAMPLES: &str = "\
+Examples:
+  arca decompress book.txt.arca        writes book.txt
+  arca decompress -o copy.txt book.txt.arca
+  arca decompress -m my-model.arcm data.csv.arca
+  arca decompress < book.arca > book.txt";
+
+/// Where output goes and what happens to inputs; shared by compress and decompress.
+#[derive(Debug, Args)]
+pub struct Transform {
+    /// Input files; none, or `-`, reads stdin and writes stdout
+    #[arg(value_name = "FILE")]
+    pub files: Vec<OsString>,
+    /// Write to OUT (only with a single input)
+    #[arg(short, long, value_name = "OUT", conflicts_with = "stdout")]
+    pub output: Option<PathBuf>,
+    /// Write to stdout instead of a file
+    #[arg(short = 'c', long)]
+    pub stdout: bool,
+    /// Overwrite existing output files (the old file stays until the new one is complete)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Keep input files (the default)
+    #[arg(short, long, conflicts_with = "rm")]
+    pub keep: bool,
+    /// Remove each input file after its output is written successfully
+    #[arg(long, conflicts_with = "stdout")]
+    pub rm: bool,
+    /// Model: an embedded model's name (see `arca models`), a .arcm bundle path, or `none`
+    /// (context models alone, no network)
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// Worker threads; 0 uses every core
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `arca compress`.
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// Inputs, outputs, model and threads.
+    #[command(flatten)]
+    pub io: Transform,
+    /// Block size: blocks are coded independently and in parallel; larger blocks compress
+    /// better, smaller ones use more cores on small files. Accepts K, M and G suffixes
+    /// (powers of 1024).
+    #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
+    pub block_size: u32,
+}
+
+/// `arca decompress`.
+#[derive(Debug, Args)]
+pub struct DecompressArgs {
+    /// Inputs, outputs, model and threads. Without -m, the stream's own model is looked up
+    /// among the embedded ones.
+    #[command(flatten)]
+    pub io: Transform,
+}
+
+/// `arca test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Streams to check; `-` reads stdin
+    #[arg(value_name = "FILE.arca", required = true)]
+    pub files: Vec<OsString>,
+    /// Model, when the stream's model is not embedded: a name or a .arcm bundle path
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// Worker threads; 0 uses every core
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `arca list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Streams to describe; `-` reads stdin. With -v, every block is listed too.
+    #[arg(value_name = "FILE.arca", required = true)]
+    pub files: Vec<OsString>,
+}
+
+/// `arca inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An embedded model's name (see `arca models`) or a path to a .arcm bundle
+    #[arg(value_name = "MODEL")]
+    pub model: String,
+}
+
+/// `arca pack`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  arca pack text.onnx --manifest text.json -o text.arcm")]
+pub struct PackArgs {
+    /// The ONNX model (external weight data is read from beside it)
+    #[arg(value_name = "MODEL.onnx")]
+    pub onnx: PathBuf,
+    /// The manifest: JSON describing the model (name, kind, vocabulary, context length, ...)
+    #[arg(long, value_name = "SPEC.json")]
+    pub manifest: PathBuf,
+    /// Where to write the bundle
+    #[arg(short, long, value_name = "OUT.arcm")]
+    pub output: PathBuf,
+    /// Overwrite OUT if it exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Parses a size such as `4096`, `64K`, `1M`, `1MiB` or `2g` (binary multiples).
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!("'{s}' is not a size (expected e.g. 4096, 64K, 1M)"));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (expected e.g. 4096, 64K, 1M)"))?;
+    let mult: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size suffix '{other}' (use K, M or G)")),
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' is too large"))?;
+    if bytes == 0 {
+        return Err("size must be at least 1 byte".into());
+    }
+    u32::try_from(bytes).map_err(|_| format!("size '{s}' is too large (at most 4G - 1 bytes)"))
+}
+
+/// Rewrites zstd-style leading flags (`-d`, `-t`, `-l`, `-z`) into subcommands, so
+/// `arca -d FILE.arca` works like `arca decompress FILE.arca`.
+pub fn rewrite_zstd_flags(mut args: Vec<OsString>) -> Vec<OsString> {
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        let sub = match first {
+            "-d" | "--decompress" | "--uncompress" => Some("decompress"),
+            "-t" | "--test" => Some("test"),
+            "-l" | "--list" => Some("list"),
+            "-z" | "--compress" => Some("compress"),
+            _ => None,
+        };
+        if let Some(sub) = sub {
+            args[1] = sub.into();
+        }
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("3G"), Ok(3 << 30));
+        assert!(parse_size("4G").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn zstd_flags() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            rewrite_zstd_flags(v(&["arca", "-d", "x.arca"])),
+            v(&["arca", "decompress", "x.arca"])
+        );
+        assert_eq!(
+            rewrite_zstd_flags(v(&["arca", "list", "-d"])),
+            v(&["arca", "list", "-d"])
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! `arca compress`, `arca decompress` and `arca test`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use arca_runtime::codec::Options;
+use arca_runtime::container::Stream;
+
+use crate::Ui;
+use crate::args::{CompressArgs, DecompressArgs, Transform};
+use crate::io::{self, Input, Output};
+use crate::models::Loaded;
+use crate::progress::Progress;
+
+/// An error already printed (one line per failed input); only the exit status is left to set.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some inputs failed")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// Runs `f` on every input, printing each failure as it happens; fails if any input failed.
+pub fn for_each_input(inputs: &[Input], mut f: impl FnMut(&Input) -> Result<()>) -> Result<()> {
+    if inputs.len() == 1 {
+        return f(&inputs[0]);
+    }
+    let mut failed = false;
+    for input in inputs {
+        if let Err(e) = f(input) {
+            errln!("arca: {}", io::error_line(&e));
+            failed = true;
+        }
+    }
+    if failed {
+        return Err(Reported.into());
+    }
+    Ok(())
+}
+
+/// Checks the options that only make sense with a single input.
+fn check_outputs(io: &Transform, inputs: &[Input], compressing: bool) -> Result<()> {
+    let stdin_count = inputs.iter().filter(|i| matches!(i, Input::Stdin)).count();
+    if stdin_count > 1 {
+        bail!("stdin ('-') can be read only once");
+    }
+    if io.output.is_some() && inputs.len() > 1 {
+        bail!(
+            "-o names one output file, but {} inputs were given",
+            inputs.len()
+        );
+    }
+    if compressing && io.stdout && inputs.len() > 1 {
+        bail!("cannot write several compressed streams to stdout; compress one input at a time");
+    }
+    Ok(())
+}
+
+/// Where the output of `input` goes.
+fn destination(
+    io: &Transform,
+    input: &Input,
+    name: impl FnOnce(&Path) -> Result<std::path::PathBuf>,
+) -> Result<Output> {
+    if io.stdout {
+        return Ok(Output::Stdout);
+    }
+    if let Some(out) = &io.output {
+        return Ok(Output::File(out.clone()));
+    }
+    match input {
+        Input::Stdin => Ok(Output::Stdout),
+        Input::File(path) => Ok(Output::File(name(path)?)),
+    }
+}
+
+/// Refuses to write over the input itself.
+fn check_distinct(input: &Input, out: &Output) -> Result<()> {
+    if let (Input::File(i), Output::File(o)) = (input, out)
+        && let (Ok(a), Ok(b)) = (i.canonicalize(), o.canonicalize())
+        && a == b
+    {
+        bail!("'{}' is both the input and the output", i.display());
+    }
+    Ok(())
+}
+
+fn options(threads: usize, block_size: u32) -> Options {
+    Options {
+        block_size,
+        threads,
+    }
+}
+
+/// `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.
+fn summary(label: &str, from: usize, to: usize, compressing: bool, ui: &Ui, start: Instant) {
+    let (original, compressed) = if compressing { (from, to) } else { (to, from) };
+    let mut line = format!("{label}: {from} -> {to} bytes");
+    if original > 0 {
+        let ratio = 100.0 * compressed as f64 / original as f64;
+        let bpb = 8.0 * compressed as f64 / original as f64;
+        line.push_str(&format!(" ({ratio:.2}%, {bpb:.3} bits/byte)"));
+    }
+    if ui.verbose > 0 {
+        let secs = start.elapsed().as_secs_f64();
+        let rate = original as f64 / secs.max(1e-9) / 1024.0;
+        line.push_str(&format!(", {secs:.2} s, {rate:.1} KiB/s"));
+    }
+    errln!("{line}");
+}
+
+/// Whether to print a summary for a result written to `out`: like zstd, a summary is printed
+/// when writing a file, and with -v when writing to stdout.
+fn wants_summary(ui: &Ui, out: &Output) -> bool {
+    !ui.quiet && (matches!(out, Output::File(_)) || ui.verbose > 0)
+}
+
+/// `arca compress`.
+pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
+    let io = &args.io;
+    let inputs = Input::from_args(&io.files);
+    check_outputs(io, &inputs, true)?;
+    let model = Loaded::load(io.model.as_deref())?;
+    let codec = model.codec();
+    let opts = options(io.threads, args.block_size);
+    for_each_input(&inputs, |input| {
+        let out = destination(io, input, |path| {
+            if io::has_suffix(path) && !io.force {
+                bail!(
+                    "{} already has the .{} suffix; use -f to compress it again",
+                    path.display(),
+                    io::SUFFIX
+                );
+            }
+            Ok(io::compressed_name(path))
+        })?;
+        out.check(io.force, true)?;
+        check_distinct(input, &out)?;
+        let data = input.read()?;
+        let start = Instant::now();
+        let label = input.to_string();
+        let progress = Progress::new(&label, data.len() as u64, ui.progress());
+        let packed = codec
+            .compress(&data, &opts, &|n| progress.inc(n))
+            .with_context(|| label.clone())?;
+        progress.clear();
+        out.write(&packed, io.force, input.permissions())
+            .with_context(|| label.clone())?;
+        if io.rm && matches!(out, Output::File(_)) {
+            input.remove()?;
+        }
+        if wants_summary(ui, &out) {
+            summary(&label, data.len(), packed.len(), true, ui, start);
+        }
+        Ok(())
+    })
+}
+
+/// `arca decompress`.
+pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
+    let io = &args.io;
+    let inputs = Input::from_args(&io.files);
+    check_outputs(io, &inputs, false)?;
+    let mut cache = ModelCache::default();
+    for_each_input(&inputs, |input| {
+        let out = destination(io, input, |path| {
+            io::decompressed_name(path).with_context(|| {
+                format!(
+                    "{}: name does not end in .{}; use -o OUT or -c to choose the output",
+                    path.display(),
+                    io::SUFFIX
+                )
+            })
+        })?;
+        out.check(io.force, false)?;
+        check_distinct(input, &out)?;
+        if input.is_terminal() {
+            bail!("refusing to read compressed data from a terminal");
+        }
+        let data = input.read()?;
+        let label = input.to_string();
+        let start = Instant::now();
+        let plain = decode(
+            &data,
+            &label,
+            io.model.as_deref(),
+            io.threads,
+            &mut cache,
+            ui,
+        )?;
+        out.write(&plain, io.force, input.permissions())
+            .with_context(|| label.clone())?;
+        if io.rm && matches!(out, Output::File(_)) {
+            input.remove()?;
+        }
+        if wants_summary(ui, &out) {
+            summary(&label, data.len(), plain.len(), false, ui, start);
+        }
+        Ok(())
+    })
+}
+
+/// The models loaded so far, so several streams made with one model load it once.
+#[derive(Default)]
+pub struct ModelCache {
+    models: Vec<Loaded>,
+}
+
+impl ModelCache {
+    fn get(&mut self, stream: &Stream<'_>, explicit: Option<&str>) -> Result<&Loaded> {
+        let id = stream.header().model_id;
+        let found = if explicit.is_some() {
+            // One explicit model serves every stream; mismatches are the codec's to report.
+            (!self.models.is_empty()).then_some(0)
+        } else {
+            self.models.iter().position(|m| m.id() == id)
+        };
+        let index = match found {
+            Some(i) => i,
+            None => {
+                self.models
+                    .push(Loaded::for_stream(stream.header(), explicit)?);
+                self.models.len() - 1
+            }
+        };
+        Ok(&self.models[index])
+    }
+}
+
+/// Decodes a whole stream, picking its model.
+pub fn decode(
+    data: &[u8],
+    label: &str,
+    explicit: Option<&str>,
+    threads: usize,
+    cache: &mut ModelCache,
+    ui: &Ui,
+) -> Result<Vec<u8>> {
+    let stream = Stream::parse(data).with_context(|| label.to_owned())?;
+    let model = cache
+        .get(&stream, explicit)
+        .with_context(|| label.to_owned())?;
+    let progress = Progress::new(label, stream.header().original_len, ui.progress());
+    let plain = model
+        .codec()
+        .decompress(data, &options(threads, 1), &|n| progress.inc(n))
+        .with_context(|| label.to_owned())?;
+    progress.clear();
+    Ok(plain)
+}
+
+/// `arca test`.
+pub fn test(args: &crate::args::TestArgs, ui: &Ui) -> Result<()> {
+    let inputs = Input::from_args(&args.files);
+    if inputs.iter().filter(|i| matches!(i, Input::Stdin)).count() > 1 {
+        bail!("stdin ('-') can be read only once");
+    }
+    let mut cache = ModelCache::default();
+    for_each_input(&inputs, |input| {
+        if input.is_terminal() {
+            bail!("refusing to read compressed data from a terminal");
+        }
+        let data = input.read()?;
+        let label = input.to_string();
+        let plain = decode(
+            &data,
+            &label,
+            args.model.as_deref(),
+            args.threads,
+            &mut cache,
+            ui,
+        )?;
+        if !ui.quiet {
+            if ui.verbose > 0 {
+                errln!("{label}: OK ({} -> {} bytes)", data.len(), plain.len());
+            } else {
+                errln!("{label}: OK");
+            }
+        }
+        Ok(())
+    })
+}

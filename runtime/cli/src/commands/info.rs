@@ -1,0 +1,115 @@
+//! `arca inspect`, `arca models` and `arca pack`: models rather than streams.
+
+use anyhow::{Context, Result};
+use arca_runtime::shipped;
+
+use crate::Ui;
+use crate::args::{InspectArgs, PackArgs};
+use crate::commands::list::human_size;
+use crate::io::Output;
+
+/// `arca inspect MODEL`: the manifest as `key: value` lines.
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let bundle = shipped::resolve(&args.model)
+        .with_context(|| format!("cannot load model '{}'", args.model))?;
+    for (key, value) in bundle.manifest_lines() {
+        outln!("{key}: {value}");
+    }
+    Ok(())
+}
+
+/// Thousands separators for parameter counts: `1234567` -> `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `arca models`: the embedded models.
+pub fn list_models() -> Result<()> {
+    let default = shipped::default_compressor();
+    let bundles = shipped::shipped()
+        .iter()
+        .map(|model| {
+            let bundle = model
+                .bundle()
+                .with_context(|| format!("embedded model '{}' is corrupted", model.name()))?;
+            Ok((model.name(), bundle))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    outln!(
+        "{:<2}{:<16}  {:<10}  {:>12}  {:>10}  Description",
+        "",
+        "Name",
+        "Kind",
+        "Parameters",
+        "Size"
+    );
+    for (name, bundle) in &bundles {
+        let m = bundle.manifest();
+        let mark = if *name == default { "*" } else { "" };
+        outln!(
+            "{:<2}{:<16}  {:<10}  {:>12}  {:>10}  {}",
+            mark,
+            name,
+            m.kind.as_str(),
+            grouped(m.parameters),
+            human_size_approx(bundle.as_bytes().len() as u64),
+            m.description
+        );
+    }
+    outln!("\n* the default model of `arca compress` (`-m NAME` picks another)");
+    Ok(())
+}
+
+/// A size rounded for humans: `1.3 MiB`, `412 KiB`, `900 B`.
+fn human_size_approx(n: u64) -> String {
+    let exact = human_size(n);
+    if !exact.ends_with(" B") || n < 1024 {
+        return exact;
+    }
+    let f = n as f64;
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", f / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", f / 1024.0)
+    }
+}
+
+/// `arca pack MODEL.onnx --manifest SPEC.json -o OUT.arcm`.
+pub fn pack(args: &PackArgs, ui: &Ui) -> Result<()> {
+    let out = Output::File(args.output.clone());
+    out.check(args.force, false)?;
+    let report = arca_codegen::pack(&args.onnx, &args.manifest, &args.output)
+        .with_context(|| format!("cannot pack '{}'", args.onnx.display()))?;
+    if !ui.quiet {
+        errln!("{report}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn approx_sizes() {
+        assert_eq!(human_size_approx(900), "900 B");
+        assert_eq!(human_size_approx(1 << 20), "1 MiB");
+        assert_eq!(human_size_approx(1_500_000), "1.4 MiB");
+    }
+}

@@ -1,0 +1,226 @@
+//! `arca list`: what is inside a stream, from its header and block table (no decoding).
+
+use anyhow::{Context, Result, bail};
+use arca_runtime::container::{BlockMode, Codec, ENTRY_LEN, HEADER_LEN, Stream};
+
+use crate::Ui;
+use crate::args::ListArgs;
+use crate::commands::compress::for_each_input;
+use crate::io::Input;
+
+/// One file's numbers, for the table and the total.
+struct Row {
+    compressed: u64,
+    original: u64,
+    blocks: u64,
+    block_size: String,
+    codec: String,
+    model: String,
+    file: String,
+}
+
+const HEAD: [&str; 9] = [
+    "Compressed",
+    "Original",
+    "Ratio",
+    "Bits/B",
+    "Blocks",
+    "Block",
+    "Codec",
+    "Model",
+    "File",
+];
+
+fn ratio_cells(compressed: u64, original: u64) -> (String, String) {
+    if original == 0 {
+        return ("-".into(), "-".into());
+    }
+    let r = compressed as f64 / original as f64;
+    (format!("{:.2}%", 100.0 * r), format!("{:.3}", 8.0 * r))
+}
+
+fn print_row(r: &Row) -> Result<()> {
+    let (ratio, bpb) = ratio_cells(r.compressed, r.original);
+    outln!(
+        "{:>10}  {:>10}  {:>8}  {:>6}  {:>6}  {:>8}  {:<8}  {:<26}  {}",
+        r.compressed,
+        r.original,
+        ratio,
+        bpb,
+        r.blocks,
+        r.block_size,
+        r.codec,
+        r.model,
+        r.file
+    );
+    Ok(())
+}
+
+/// `1048576` -> `1 MiB`; sizes that aren't whole KiB or MiB stay in bytes.
+pub fn human_size(n: u64) -> String {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
+        format!("{} GiB", n >> 30)
+    } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+fn describe(stream: &Stream<'_>, label: &str) -> Row {
+    let h = stream.header();
+    let model = if h.codec == Codec::Stored {
+        "-".to_owned()
+    } else {
+        let mut id = format!("{:032x}", h.model_id);
+        id.truncate(12);
+        format!("{} {}", h.model_name, id)
+    };
+    Row {
+        compressed: stream.len() as u64,
+        original: h.original_len,
+        blocks: u64::from(h.block_count),
+        block_size: human_size(u64::from(h.block_size)),
+        codec: h.codec.name().to_owned(),
+        model,
+        file: label.to_owned(),
+    }
+}
+
+fn print_details(stream: &Stream<'_>) -> Result<()> {
+    let h = stream.header();
+    let (ratio, bpb) = ratio_cells(stream.len() as u64, h.original_len);
+    outln!("  model:        {} (id {:032x})", h.model_name, h.model_id);
+    outln!(
+        "  codec:        {} (revision {}, {}-bit coder, window bits {})",
+        h.codec.name(),
+        h.codec_revision,
+        h.precision,
+        h.window_bits
+    );
+    outln!("  block size:   {} bytes", h.block_size);
+    outln!("  original:     {} bytes", h.original_len);
+    outln!(
+        "  compressed:   {} bytes ({ratio}, {bpb} bits/byte)",
+        stream.len()
+    );
+    outln!("  blocks:       {}", h.block_count);
+    if stream.entries().is_empty() {
+        return Ok(());
+    }
+    outln!(
+        "  {:>6}  {:>10}  {:>10}  {:>10}  {:>8}  {:>6}  {:<6}  {}",
+        "Block",
+        "Offset",
+        "Compressed",
+        "Original",
+        "Ratio",
+        "Bits/B",
+        "Mode",
+        "CRC-32"
+    );
+    let mut offset = (HEADER_LEN + stream.entries().len() * ENTRY_LEN + 4) as u64;
+    for (i, e) in stream.entries().iter().enumerate() {
+        let (ratio, bpb) = ratio_cells(u64::from(e.compressed_len), u64::from(e.original_len));
+        let mode = match e.mode {
+            BlockMode::Coded => "coded",
+            BlockMode::Stored => "stored",
+        };
+        outln!(
+            "  {:>6}  {:>10}  {:>10}  {:>10}  {:>8}  {:>6}  {:<6}  {:08x}",
+            i,
+            offset,
+            e.compressed_len,
+            e.original_len,
+            ratio,
+            bpb,
+            mode,
+            e.crc32
+        );
+        offset += u64::from(e.compressed_len);
+    }
+    Ok(())
+}
+
+/// `arca list`.
+pub fn list(args: &ListArgs, ui: &Ui) -> Result<()> {
+    let inputs = Input::from_args(&args.files);
+    if inputs.iter().filter(|i| matches!(i, Input::Stdin)).count() > 1 {
+        bail!("stdin ('-') can be read only once");
+    }
+    let head = || -> Result<()> {
+        outln!(
+            "{:>10}  {:>10}  {:>8}  {:>6}  {:>6}  {:>8}  {:<8}  {:<26}  {}",
+            HEAD[0],
+            HEAD[1],
+            HEAD[2],
+            HEAD[3],
+            HEAD[4],
+            HEAD[5],
+            HEAD[6],
+            HEAD[7],
+            HEAD[8]
+        );
+        Ok(())
+    };
+    let mut total = Row {
+        compressed: 0,
+        original: 0,
+        blocks: 0,
+        block_size: String::new(),
+        codec: String::new(),
+        model: String::new(),
+        file: String::new(),
+    };
+    let mut listed = 0u64;
+    let result = for_each_input(&inputs, |input| {
+        if input.is_terminal() {
+            bail!("refusing to read compressed data from a terminal");
+        }
+        let data = input.read()?;
+        let label = input.to_string();
+        let stream = Stream::parse(&data).with_context(|| label.clone())?;
+        let row = describe(&stream, &label);
+        if ui.verbose > 0 {
+            if listed > 0 {
+                outln!();
+            }
+            head()?;
+            print_row(&row)?;
+            print_details(&stream)?;
+        } else {
+            if listed == 0 {
+                head()?;
+            }
+            print_row(&row)?;
+        }
+        total.compressed += row.compressed;
+        total.original += row.original;
+        total.blocks += row.blocks;
+        listed += 1;
+        Ok(())
+    });
+    if listed > 1 {
+        total.file = format!("{listed} files");
+        if ui.verbose > 0 {
+            outln!();
+        }
+        print_row(&total)?;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(1 << 20), "1 MiB");
+        assert_eq!(human_size(65536), "64 KiB");
+        assert_eq!(human_size(1000), "1000 B");
+        assert_eq!(human_size(3 << 30), "3 GiB");
+    }
+}

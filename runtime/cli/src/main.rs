@@ -1,0 +1,113 @@
+//! `arca`: lossless compression driven by a small neural network, with a zstd-like command line.
+//!
+//! Every feature is a library call (`arca-runtime`, `arca-codegen`); this crate parses
+//! arguments, reads and writes files (atomically), shows progress and prints errors as one line,
+//! `arca: <message>`, with exit status 1.
+//!
+//! ```text
+//! arca compress book.txt          # -> book.txt.arca
+//! arca decompress book.txt.arca   # -> book.txt
+//! arca list -v book.txt.arca
+//! ```
+
+/// Prints a line on stdout; a write error (a closed pipe) is returned to the caller.
+macro_rules! outln {
+    () => { crate::io::write_stdout(format_args!(""))? };
+    ($($t:tt)*) => { crate::io::write_stdout(format_args!($($t)*))? };
+}
+
+/// Prints a line on stderr, ignoring write errors (there is nowhere left to report them).
+macro_rules! errln {
+    ($($t:tt)*) => { crate::io::write_stderr(format_args!($($t)*)) };
+}
+
+mod args;
+mod commands;
+mod io;
+mod models;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// How chatty to be, from the global flags.
+pub struct Ui {
+    /// `-v` count.
+    pub verbose: u8,
+    /// `-q`.
+    pub quiet: bool,
+    /// `--no-progress`.
+    pub no_progress: bool,
+}
+
+impl Ui {
+    /// Whether a progress bar may be shown (it still needs stderr to be a terminal).
+    pub fn progress(&self) -> bool {
+        !self.quiet && !self.no_progress
+    }
+}
+
+fn init_logging(ui: &Ui) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (ui.quiet, ui.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Compress(a) => commands::compress::compress(a, ui),
+        Command::Decompress(a) => commands::compress::decompress(a, ui),
+        Command::Test(a) => commands::compress::test(a, ui),
+        Command::List(a) => commands::list::list(a, ui),
+        Command::Inspect(a) => commands::info::inspect(a),
+        Command::Models => commands::info::list_models(),
+        Command::Pack(a) => commands::info::pack(a, ui),
+    }
+}
+
+fn main() -> ExitCode {
+    let argv = args::rewrite_zstd_flags(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors to stderr with 1.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let ui = Ui {
+        verbose: cli.global.verbose,
+        quiet: cli.global.quiet,
+        no_progress: cli.global.no_progress,
+    };
+    init_logging(&ui);
+    match run(&cli, &ui) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if io::is_broken_pipe(&e) => ExitCode::FAILURE,
+        Err(e) if e.is::<commands::compress::Reported>() => ExitCode::FAILURE,
+        Err(e) => {
+            errln!("arca: {}", io::error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

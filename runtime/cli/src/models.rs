@@ -1,0 +1,105 @@
+//! Finding and loading models: embedded ones by name or id, bundles by path, or none.
+
+use anyhow::{Context, Result, bail};
+use arca_runtime::bundle::Bundle;
+use arca_runtime::codec::TextCodec;
+use arca_runtime::container::{Codec, Header};
+use arca_runtime::engine::TextModel;
+use arca_runtime::shipped;
+
+/// The `-m` value that selects no network: the context models alone.
+pub const NO_NETWORK: &str = "none";
+
+/// A model ready to code with, or no network at all.
+pub enum Loaded {
+    /// A bundle and its network.
+    Network {
+        /// The bundle (name, id).
+        bundle: Bundle,
+        /// The network, built once.
+        model: Box<TextModel>,
+    },
+    /// Context models alone.
+    None,
+}
+
+impl Loaded {
+    /// Loads the model named by `-m` (an embedded model's name, a bundle path, or `none`), or
+    /// the default compressor when `name` is `None`.
+    pub fn load(name: Option<&str>) -> Result<Loaded> {
+        let bundle = match name {
+            Some(NO_NETWORK) => return Ok(Loaded::None),
+            Some(name) => {
+                shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?
+            }
+            None => {
+                let name = shipped::default_compressor();
+                shipped::resolve(name)
+                    .with_context(|| format!("cannot load the default model '{name}'"))?
+            }
+        };
+        Self::from_bundle(bundle)
+    }
+
+    /// Builds the network of `bundle`.
+    pub fn from_bundle(bundle: Bundle) -> Result<Loaded> {
+        let name = bundle.manifest().name.clone();
+        let model =
+            TextModel::load(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
+        tracing::info!(model = %name, id = %bundle.id_hex(), "model loaded");
+        Ok(Loaded::Network {
+            bundle,
+            model: Box::new(model),
+        })
+    }
+
+    /// Loads the model a stream needs: `explicit` (`-m`) if given, else the embedded model whose
+    /// id the stream names, else an error that says which model to pass.
+    pub fn for_stream(header: &Header, explicit: Option<&str>) -> Result<Loaded> {
+        if let Some(name) = explicit {
+            return Loaded::load(Some(name));
+        }
+        if header.codec == Codec::Stored || header.model_id == 0 {
+            return Ok(Loaded::None);
+        }
+        for bundle in shipped_bundles()? {
+            if bundle.id() == header.model_id {
+                return Loaded::from_bundle(bundle);
+            }
+        }
+        bail!(
+            "stream needs model '{}' (id {:032x}), which is not embedded in this binary; pass -m PATH",
+            header.model_name,
+            header.model_id
+        )
+    }
+
+    /// A codec over this model.
+    pub fn codec(&self) -> TextCodec<'_> {
+        match self {
+            Loaded::Network { bundle, model } => {
+                TextCodec::new(model.as_ref(), bundle.id(), &bundle.manifest().name)
+            }
+            Loaded::None => TextCodec::without_network(),
+        }
+    }
+
+    /// The model's id (0 for none).
+    pub fn id(&self) -> u128 {
+        match self {
+            Loaded::Network { bundle, .. } => bundle.id(),
+            Loaded::None => 0,
+        }
+    }
+}
+
+/// Every model embedded in the binary.
+pub fn shipped_bundles() -> Result<Vec<Bundle>> {
+    shipped::shipped()
+        .iter()
+        .map(|s| {
+            s.bundle()
+                .with_context(|| format!("embedded model '{}' is corrupted", s.name()))
+        })
+        .collect()
+}

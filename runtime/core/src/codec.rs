@@ -1,0 +1,524 @@
+//! The text codec: a byte model mixed with context models drives the range coder.
+//!
+//! The input is cut into blocks of `block_size` bytes. Each block is coded on its own, with a
+//! fresh network context (the bytes before the block's start are PAD) and fresh adaptive models,
+//! so blocks code and decode in parallel and a reader can seek to any block.
+//!
+//! One function, [`code_block`], codes a block in both directions: the encoder and decoder
+//! differ only in the [`BitCoder`] (encode the known bit, or decode it) and in how the network's
+//! distributions are fetched ([`CdfSource`]): the encoder knows the whole block and asks the
+//! network for many positions in one batch, the decoder asks for one position at a time. That is
+//! allowed because the shipped model is integer-exact: its logits do not depend on batch shape
+//! (a test proves the two paths give identical distributions).
+//!
+//! ```no_run
+//! use arca_runtime::codec::{Options, TextCodec};
+//! # fn demo(codec: &TextCodec) -> Result<(), arca_runtime::codec::CodecError> {
+//! let packed = codec.compress(b"hello hello hello", &Options::default(), &|_| {})?;
+//! let unpacked = codec.decompress(&packed, &Options::default(), &|_| {})?;
+//! assert_eq!(unpacked, b"hello hello hello");
+//! # Ok(()) }
+//! ```
+
+use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder};
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::cm::{self, Predictor};
+use crate::container::{self, BlockEntry, BlockMode, Codec, ContainerError, Header, Stream};
+
+/// Bits of precision of the network's byte distribution.
+const NN_PRECISION: u32 = 24;
+/// Positions the encoder asks the network for in one call.
+const ENCODE_BATCH: usize = 1024;
+/// Coder precision recorded in the header: binary decisions with 16-bit probabilities.
+const BIT_PRECISION: u8 = 16;
+/// How often (in bytes) progress is reported from inside a block.
+const PROGRESS_STEP: usize = 1 << 14;
+
+/// A boxed error from a model backend.
+pub type ModelError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the codec needs from a byte-level network.
+pub trait ByteModel: Sync {
+    /// Number of previous bytes the network sees.
+    fn context_len(&self) -> usize;
+    /// The context value used before the start of a block.
+    fn pad_id(&self) -> u16;
+    /// Fractional bits of the fixed-point logits.
+    fn logit_frac_bits(&self) -> u32;
+    /// Logits for `batch` contexts (`batch * context_len` values, oldest first) into `out`
+    /// (`batch * 256` values).
+    fn logits(&self, contexts: &[u16], batch: usize, out: &mut Vec<i32>) -> Result<(), ModelError>;
+}
+
+impl ByteModel for crate::engine::TextModel {
+    fn context_len(&self) -> usize {
+        crate::engine::TextModel::context_len(self)
+    }
+    fn pad_id(&self) -> u16 {
+        crate::engine::TextModel::pad_id(self)
+    }
+    fn logit_frac_bits(&self) -> u32 {
+        crate::engine::TextModel::logit_frac_bits(self)
+    }
+    fn logits(&self, contexts: &[u16], batch: usize, out: &mut Vec<i32>) -> Result<(), ModelError> {
+        crate::engine::TextModel::logits(self, contexts, batch, out).map_err(|e| Box::new(e) as _)
+    }
+}
+
+/// Errors of compression and decompression.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The stream's header or table is bad.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The stream was made with another model.
+    #[error(
+        "stream was compressed with model '{stream_name}' (id {stream_id:032x}), not '{have_name}' (id {have_id:032x})"
+    )]
+    ModelMismatch {
+        /// Model name in the stream.
+        stream_name: String,
+        /// Model id in the stream.
+        stream_id: u128,
+        /// The model we have.
+        have_name: String,
+        /// Its id.
+        have_id: u128,
+    },
+    /// The stream was made by a different revision of the codec.
+    #[error("stream uses text codec revision {found}; this build implements revision {expected}")]
+    Revision {
+        /// Revision in the stream.
+        found: u16,
+        /// Revision of this build.
+        expected: u16,
+    },
+    /// A block did not decode to its checksum.
+    #[error("block {index} is corrupted (checksum mismatch after decoding)")]
+    BlockCorrupt {
+        /// Index of the block.
+        index: usize,
+    },
+    /// The model failed.
+    #[error("model error: {0}")]
+    Model(ModelError),
+    /// Input too large for the format.
+    #[error("input too large: {0}")]
+    TooLarge(String),
+    /// Bad options.
+    #[error("invalid option: {0}")]
+    Options(String),
+}
+
+/// Coding options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Maximum bytes per block (compression only; decompression reads it from the stream).
+    pub block_size: u32,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// Default block size: large enough for the adaptive models to learn a file, small enough
+/// that books split into blocks for both cores.
+pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            block_size: DEFAULT_BLOCK_SIZE,
+            threads: 0,
+        }
+    }
+}
+
+/// One binary decision through the range coder, in either direction.
+pub trait BitCoder {
+    /// Codes a bit with `P(1) = p1 / 2^16`. The encoder codes `bit` and returns it; the decoder
+    /// ignores `bit` and returns the decoded one.
+    fn code(&mut self, bit: bool, p1: u16) -> Result<bool, CodecError>;
+}
+
+struct Encoding(RangeEncoder<Vec<u32>>);
+
+impl BitCoder for Encoding {
+    #[inline]
+    fn code(&mut self, bit: bool, p1: u16) -> Result<bool, CodecError> {
+        self.0
+            .encode_bit(bit, p1)
+            .map_err(|e| CodecError::Options(format!("range coder: {e:?}")))?;
+        Ok(bit)
+    }
+}
+
+struct Decoding<'a>(RangeDecoder<ByteWordCursor<'a>>);
+
+impl BitCoder for Decoding<'_> {
+    #[inline]
+    fn code(&mut self, _bit: bool, p1: u16) -> Result<bool, CodecError> {
+        // A decoder error can only come from malformed data; report it as corruption of the
+        // block being decoded (the caller maps the index).
+        self.0
+            .decode_bit(p1)
+            .map_err(|_| CodecError::BlockCorrupt { index: usize::MAX })
+    }
+}
+
+/// Where the network's distribution for each position of a block comes from.
+pub trait CdfSource {
+    /// The cumulative distribution (257 entries, total `2^24`) of the byte at `pos`, given the
+    /// block's bytes before it (`history`, exactly `pos` bytes).
+    fn cdf(&mut self, pos: usize, history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError>;
+}
+
+/// Writes the network context of position `pos` (the `n` bytes before it, PAD before the
+/// block's start) into `out`.
+fn context_at(history: &[u8], pos: usize, n: usize, pad: u16, out: &mut [u16]) {
+    for (j, slot) in out.iter_mut().enumerate().take(n) {
+        // Slot j holds the byte at pos - n + j.
+        *slot = match (pos + j).checked_sub(n) {
+            Some(i) => u16::from(history[i]),
+            None => pad,
+        };
+    }
+}
+
+/// Turns a row of fixed-point logits into a cumulative table.
+fn logits_to_cdf(logits: &[i32], frac_bits: u32, cdf: &mut [u32; 257]) -> Result<(), CodecError> {
+    let mut freqs = [0u32; 256];
+    arca_coder::quantize_logits(logits, frac_bits, NN_PRECISION, &mut freqs).map_err(|e| {
+        CodecError::Model(format!("logits do not form a distribution: {e:?}").into())
+    })?;
+    arca_coder::cumulative(&freqs, cdf)
+        .map_err(|e| CodecError::Model(format!("cannot build a CDF: {e:?}").into()))
+}
+
+/// The encoder's source: the whole block is known, so positions are evaluated in batches.
+struct BatchedSource<'m, M: ByteModel + ?Sized> {
+    model: &'m M,
+    data: &'m [u8],
+    start: usize,
+    cdfs: Vec<[u32; 257]>,
+    contexts: Vec<u16>,
+    logits: Vec<i32>,
+}
+
+impl<M: ByteModel + ?Sized> CdfSource for BatchedSource<'_, M> {
+    fn cdf(&mut self, pos: usize, _history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError> {
+        if pos < self.start || pos >= self.start + self.cdfs.len() {
+            let n = self.model.context_len();
+            let batch = ENCODE_BATCH.min(self.data.len() - pos);
+            self.contexts.resize(batch * n, 0);
+            for b in 0..batch {
+                let row = &mut self.contexts[b * n..(b + 1) * n];
+                context_at(self.data, pos + b, n, self.model.pad_id(), row);
+            }
+            self.model
+                .logits(&self.contexts, batch, &mut self.logits)
+                .map_err(CodecError::Model)?;
+            self.cdfs.resize(batch, [0; 257]);
+            let frac = self.model.logit_frac_bits();
+            for b in 0..batch {
+                logits_to_cdf(
+                    &self.logits[b * 256..(b + 1) * 256],
+                    frac,
+                    &mut self.cdfs[b],
+                )?;
+            }
+            self.start = pos;
+        }
+        Ok(self.cdfs.get(pos - self.start))
+    }
+}
+
+/// The decoder's source: one position at a time, from the bytes decoded so far.
+struct StepSource<'m, M: ByteModel + ?Sized> {
+    model: &'m M,
+    cdf: [u32; 257],
+    context: Vec<u16>,
+    logits: Vec<i32>,
+}
+
+impl<M: ByteModel + ?Sized> CdfSource for StepSource<'_, M> {
+    fn cdf(&mut self, pos: usize, history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError> {
+        let n = self.model.context_len();
+        self.context.resize(n, 0);
+        context_at(history, pos, n, self.model.pad_id(), &mut self.context);
+        self.model
+            .logits(&self.context, 1, &mut self.logits)
+            .map_err(CodecError::Model)?;
+        logits_to_cdf(
+            &self.logits[..256],
+            self.model.logit_frac_bits(),
+            &mut self.cdf,
+        )?;
+        Ok(Some(&self.cdf))
+    }
+}
+
+/// A source for "no network": the context models alone.
+struct NoNetwork;
+
+impl CdfSource for NoNetwork {
+    fn cdf(&mut self, _pos: usize, _history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError> {
+        Ok(None)
+    }
+}
+
+/// Codes one block of `len` bytes. Encoding: `plain` is the block. Decoding: `plain` is empty
+/// and the decoded bytes are returned. The same steps run in the same order either way.
+pub fn code_block<C: BitCoder, S: CdfSource>(
+    coder: &mut C,
+    source: &mut S,
+    plain: &[u8],
+    len: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(len);
+    let mut predictor = Predictor::new(len);
+    for pos in 0..len {
+        let cdf = source.cdf(pos, &out)?;
+        predictor.set_network_cdf(cdf);
+        let byte = plain.get(pos).copied().unwrap_or(0);
+        let mut c = 0u32;
+        for i in (0..8).rev() {
+            let bit = coder.code((byte >> i) & 1 == 1, predictor.p1())?;
+            predictor.update(bit);
+            c = (c << 1) | u32::from(bit);
+        }
+        out.push(c as u8);
+        if (pos + 1) % PROGRESS_STEP == 0 {
+            progress(PROGRESS_STEP as u64);
+        }
+    }
+    progress((len % PROGRESS_STEP) as u64);
+    Ok(out)
+}
+
+/// Compresses and decompresses with one model (or with none: context models only).
+pub struct TextCodec<'m> {
+    model: Option<&'m dyn ByteModel>,
+    model_id: u128,
+    model_name: String,
+}
+
+impl<'m> TextCodec<'m> {
+    /// A codec driven by `model`, whose bundle has id `model_id` and name `model_name`.
+    pub fn new(model: &'m dyn ByteModel, model_id: u128, model_name: &str) -> Self {
+        TextCodec {
+            model: Some(model),
+            model_id,
+            model_name: model_name.to_owned(),
+        }
+    }
+
+    /// A codec with no network: context mixing alone (for comparison and tests).
+    pub fn without_network() -> Self {
+        TextCodec {
+            model: None,
+            model_id: 0,
+            model_name: "none".to_owned(),
+        }
+    }
+
+    fn pool(threads: usize) -> Result<rayon::ThreadPool, CodecError> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| CodecError::Options(format!("cannot start {threads} threads: {e}")))
+    }
+
+    fn code_one(
+        &self,
+        coder: &mut impl BitCoder,
+        plain: &[u8],
+        len: usize,
+        batched: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        match self.model {
+            None => code_block(coder, &mut NoNetwork, plain, len, progress),
+            Some(model) if batched => {
+                let mut src = BatchedSource {
+                    model,
+                    data: plain,
+                    start: 0,
+                    cdfs: Vec::new(),
+                    contexts: Vec::new(),
+                    logits: Vec::new(),
+                };
+                code_block(coder, &mut src, plain, len, progress)
+            }
+            Some(model) => {
+                let mut src = StepSource {
+                    model,
+                    cdf: [0; 257],
+                    context: Vec::new(),
+                    logits: Vec::new(),
+                };
+                code_block(coder, &mut src, plain, len, progress)
+            }
+        }
+    }
+
+    /// Compresses `input` into a complete `.arca` stream. `progress` is called with the number
+    /// of input bytes just finished (from worker threads).
+    pub fn compress(
+        &self,
+        input: &[u8],
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        if opts.block_size == 0 {
+            return Err(CodecError::Options(
+                "block size must be at least 1 byte".into(),
+            ));
+        }
+        let blocks: Vec<&[u8]> = input.chunks(opts.block_size as usize).collect();
+        if blocks.len() > u32::MAX as usize {
+            return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
+        }
+        let coded: Vec<Result<(BlockEntry, Vec<u8>), CodecError>> = Self::pool(opts.threads)?
+            .install(|| {
+                blocks
+                    .par_iter()
+                    .map(|block| self.compress_block(block, progress))
+                    .collect()
+            });
+        let mut entries = Vec::with_capacity(coded.len());
+        let mut datas = Vec::with_capacity(coded.len());
+        for r in coded {
+            let (e, d) = r?;
+            entries.push(e);
+            datas.push(d);
+        }
+        let header = Header {
+            codec: Codec::TextCm,
+            precision: BIT_PRECISION,
+            model_id: self.model_id,
+            model_name: self.model_name.clone(),
+            window_bits: 0,
+            codec_revision: cm::REVISION,
+            block_size: opts.block_size,
+            original_len: input.len() as u64,
+            block_count: container::block_count(input.len() as u64, opts.block_size),
+        };
+        Ok(Stream::write(&header, &entries, &datas))
+    }
+
+    fn compress_block(
+        &self,
+        block: &[u8],
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(BlockEntry, Vec<u8>), CodecError> {
+        let mut enc = Encoding(RangeEncoder::new(Vec::new()));
+        self.code_one(&mut enc, block, block.len(), true, progress)?;
+        let words = enc
+            .0
+            .finish()
+            .map_err(|e| CodecError::Options(format!("range coder: {e:?}")))?;
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        // The decoder reads zeros past the end, so trailing zero bytes need not be stored.
+        while bytes.last() == Some(&0) {
+            bytes.pop();
+        }
+        if bytes.len() >= block.len() {
+            Ok((
+                BlockEntry::new(BlockMode::Stored, block, block.len() as u32),
+                block.to_vec(),
+            ))
+        } else {
+            let len = bytes.len() as u32;
+            Ok((BlockEntry::new(BlockMode::Coded, block, len), bytes))
+        }
+    }
+
+    /// Checks that `stream` was made for this codec's model.
+    fn check_stream(&self, stream: &Stream<'_>) -> Result<(), CodecError> {
+        let h = stream.header();
+        if h.codec == Codec::Stored {
+            return Ok(());
+        }
+        if h.codec_revision != cm::REVISION {
+            return Err(CodecError::Revision {
+                found: h.codec_revision,
+                expected: cm::REVISION,
+            });
+        }
+        if h.model_id != self.model_id {
+            return Err(CodecError::ModelMismatch {
+                stream_name: h.model_name.clone(),
+                stream_id: h.model_id,
+                have_name: self.model_name.clone(),
+                have_id: self.model_id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decompresses a complete stream, checking every block's checksum.
+    pub fn decompress(
+        &self,
+        bytes: &[u8],
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let stream = Stream::parse(bytes)?;
+        self.check_stream(&stream)?;
+        let n = stream.entries().len();
+        let decoded: Vec<Result<Vec<u8>, CodecError>> = Self::pool(opts.threads)?.install(|| {
+            (0..n)
+                .into_par_iter()
+                .map(|i| self.decompress_block(&stream, i, progress))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(stream.header().original_len as usize);
+        for d in decoded {
+            out.extend_from_slice(&d?);
+        }
+        Ok(out)
+    }
+
+    /// Decodes block `index` of a parsed stream (random access).
+    pub fn decompress_block(
+        &self,
+        stream: &Stream<'_>,
+        index: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        self.check_stream(stream)?;
+        let corrupt = CodecError::BlockCorrupt { index };
+        let entry = *stream
+            .entries()
+            .get(index)
+            .ok_or(CodecError::BlockCorrupt { index })?;
+        let data = stream
+            .block_data(index)
+            .ok_or(CodecError::BlockCorrupt { index })?;
+        let len = entry.original_len as usize;
+        let plain = match entry.mode {
+            BlockMode::Stored => {
+                progress(len as u64);
+                data.to_vec()
+            }
+            BlockMode::Coded => {
+                let cursor = ByteWordCursor::new(data);
+                let decoder =
+                    RangeDecoder::new(cursor).map_err(|_| CodecError::BlockCorrupt { index })?;
+                let mut dec = Decoding(decoder);
+                match self.code_one(&mut dec, &[], len, false, progress) {
+                    Ok(p) => p,
+                    Err(CodecError::BlockCorrupt { .. }) => return Err(corrupt),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if crc32fast::hash(&plain) != entry.crc32 {
+            return Err(corrupt);
+        }
+        Ok(plain)
+    }
+}

@@ -1,0 +1,486 @@
+//! The `.arca` stream container: header, block table, blocks.
+//!
+//! A stream is self-describing: the header names the model (its id, the hash of its bundle, and
+//! its name), the codec and every coding parameter; the block table gives each block's
+//! compressed and original length and a CRC-32 of its plaintext, so blocks decode independently
+//! (in parallel, or one at a time for random access) and a corrupted block is reported by index.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "ARCA"
+//! 4       2     format version (1)
+//! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models)
+//! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities)
+//! 8       16    model id (u128, little endian; 0 for the stored codec)
+//! 24      32    model name, UTF-8, zero padded
+//! 56      2     window bits (0 = no Equal-Info Windows)
+//! 58      2     codec revision (the context-mixing parameters; bumped when they change)
+//! 60      4     block size in bytes
+//! 64      8     original length in bytes
+//! 72      4     block count
+//! 76      4     CRC-32 of bytes 0..76
+//! 80      16*n  block table: compressed length u32, original length u32, plaintext CRC-32 u32,
+//!               mode u8 (0 = coded, 1 = stored raw), 3 bytes zero
+//! ..      4     CRC-32 of the block table
+//! ..            the blocks, back to back, in table order
+//! ```
+//!
+//! All integers are little endian.
+//!
+//! ```
+//! use arca_runtime::container::{BlockEntry, BlockMode, Header, Stream};
+//! let header = Header::stored(3, 1 << 20);
+//! let block = BlockEntry::new(BlockMode::Stored, b"abc", 3);
+//! let bytes = Stream::write(&header, &[block], &[b"abc".to_vec()]);
+//! let stream = Stream::parse(&bytes).unwrap();
+//! assert_eq!(stream.block_data(0).unwrap(), b"abc");
+//! ```
+
+use thiserror::Error;
+
+/// The four bytes every `.arca` stream starts with.
+pub const MAGIC: [u8; 4] = *b"ARCA";
+/// The container format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Size of the fixed header, including its CRC.
+pub const HEADER_LEN: usize = 80;
+/// Size of one block-table entry.
+pub const ENTRY_LEN: usize = 16;
+const NAME_LEN: usize = 32;
+
+/// Errors found while reading a stream. Each names what is wrong, and where.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContainerError {
+    /// The input does not start with the `.arca` magic bytes.
+    #[error("not an arca stream (bad magic bytes)")]
+    BadMagic,
+    /// The stream was written by a newer (or unknown) format version.
+    #[error("unsupported arca format version {0} (this build reads version {VERSION})")]
+    UnsupportedVersion(u16),
+    /// The stream ends before a structure it announces.
+    #[error("stream is truncated: {what} needs {needed} bytes, only {available} present")]
+    Truncated {
+        /// Which structure was cut.
+        what: &'static str,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes that are there.
+        available: u64,
+    },
+    /// The header's checksum does not match.
+    #[error("stream header is corrupted (checksum mismatch)")]
+    HeaderCorrupt,
+    /// The block table's checksum does not match.
+    #[error("stream block table is corrupted (checksum mismatch)")]
+    TableCorrupt,
+    /// Header fields contradict each other or the block table.
+    #[error("stream is inconsistent: {0}")]
+    Inconsistent(String),
+    /// There is data after the last block.
+    #[error("stream has {0} unexpected trailing bytes after the last block")]
+    TrailingBytes(u64),
+}
+
+/// How a block's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockMode {
+    /// Coded by the stream's codec.
+    Coded,
+    /// Stored as is, because coding did not make it smaller.
+    Stored,
+}
+
+/// One entry of the block table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// Bytes the block takes in the stream.
+    pub compressed_len: u32,
+    /// Bytes the block decodes to.
+    pub original_len: u32,
+    /// CRC-32 of the decoded bytes.
+    pub crc32: u32,
+    /// Coded or stored.
+    pub mode: BlockMode,
+}
+
+impl BlockEntry {
+    /// An entry for `plaintext`, stored in `compressed_len` bytes with `mode`.
+    pub fn new(mode: BlockMode, plaintext: &[u8], compressed_len: u32) -> Self {
+        Self {
+            compressed_len,
+            original_len: plaintext.len() as u32,
+            crc32: crc32fast::hash(plaintext),
+            mode,
+        }
+    }
+}
+
+/// The fixed header of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Codec id (see [`Codec`]).
+    pub codec: Codec,
+    /// Coder precision in bits.
+    pub precision: u8,
+    /// Model id: the payload hash of the bundle the stream was made with.
+    pub model_id: u128,
+    /// The model's name, for messages and automatic model selection.
+    pub model_name: String,
+    /// Equal-Info Window size in bits (0 = none).
+    pub window_bits: u16,
+    /// Revision of the codec's fixed parameters.
+    pub codec_revision: u16,
+    /// Maximum bytes per block.
+    pub block_size: u32,
+    /// Length of the original input.
+    pub original_len: u64,
+    /// Number of blocks.
+    pub block_count: u32,
+}
+
+/// Codec ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// No model: every block is stored.
+    Stored,
+    /// A byte-level model mixed with adaptive context models, coded bit by bit.
+    TextCm,
+}
+
+impl Codec {
+    fn to_byte(self) -> u8 {
+        match self {
+            Codec::Stored => 0,
+            Codec::TextCm => 1,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Codec::Stored),
+            1 => Some(Codec::TextCm),
+            _ => None,
+        }
+    }
+
+    /// Human-readable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Stored => "stored",
+            Codec::TextCm => "text-cm",
+        }
+    }
+}
+
+impl Header {
+    /// A header for a stream of `original_len` bytes whose blocks are all stored.
+    pub fn stored(original_len: u64, block_size: u32) -> Self {
+        Header {
+            codec: Codec::Stored,
+            precision: 0,
+            model_id: 0,
+            model_name: String::new(),
+            window_bits: 0,
+            codec_revision: 0,
+            block_size,
+            original_len,
+            block_count: block_count(original_len, block_size),
+        }
+    }
+
+    fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        h[6] = self.codec.to_byte();
+        h[7] = self.precision;
+        h[8..24].copy_from_slice(&self.model_id.to_le_bytes());
+        let name = self.model_name.as_bytes();
+        let n = name.len().min(NAME_LEN);
+        h[24..24 + n].copy_from_slice(&name[..n]);
+        h[56..58].copy_from_slice(&self.window_bits.to_le_bytes());
+        h[58..60].copy_from_slice(&self.codec_revision.to_le_bytes());
+        h[60..64].copy_from_slice(&self.block_size.to_le_bytes());
+        h[64..72].copy_from_slice(&self.original_len.to_le_bytes());
+        h[72..76].copy_from_slice(&self.block_count.to_le_bytes());
+        let crc = crc32fast::hash(&h[..76]);
+        h[76..80].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, ContainerError> {
+        if bytes.len() < 4 || bytes[0..4] != MAGIC {
+            return Err(ContainerError::BadMagic);
+        }
+        if bytes.len() < 6 {
+            return Err(truncated("header", HEADER_LEN, bytes.len()));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != VERSION {
+            return Err(ContainerError::UnsupportedVersion(version));
+        }
+        let h = bytes
+            .get(..HEADER_LEN)
+            .ok_or_else(|| truncated("header", HEADER_LEN, bytes.len()))?;
+        if crc32fast::hash(&h[..76]) != le_u32(h, 76) {
+            return Err(ContainerError::HeaderCorrupt);
+        }
+        let codec = Codec::from_byte(h[6])
+            .ok_or_else(|| ContainerError::Inconsistent(format!("unknown codec id {}", h[6])))?;
+        let name_bytes = &h[24..56];
+        let name_end = name_bytes.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        let model_name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h[8..24]);
+        let header = Header {
+            codec,
+            precision: h[7],
+            model_id: u128::from_le_bytes(id),
+            model_name,
+            window_bits: u16::from_le_bytes([h[56], h[57]]),
+            codec_revision: u16::from_le_bytes([h[58], h[59]]),
+            block_size: le_u32(h, 60),
+            original_len: u64::from_le_bytes(h[64..72].try_into().unwrap_or([0; 8])),
+            block_count: le_u32(h, 72),
+        };
+        if header.block_size == 0 {
+            return Err(ContainerError::Inconsistent("block size is 0".into()));
+        }
+        if header.block_count != block_count(header.original_len, header.block_size) {
+            return Err(ContainerError::Inconsistent(format!(
+                "{} blocks of at most {} bytes cannot hold {} bytes",
+                header.block_count, header.block_size, header.original_len
+            )));
+        }
+        Ok(header)
+    }
+}
+
+/// Number of blocks needed for `len` bytes in blocks of `block_size`.
+pub fn block_count(len: u64, block_size: u32) -> u32 {
+    if block_size == 0 {
+        return 0;
+    }
+    len.div_ceil(u64::from(block_size)) as u32
+}
+
+/// A parsed, checked stream: header, table and a view of each block's bytes.
+#[derive(Debug)]
+pub struct Stream<'a> {
+    header: Header,
+    entries: Vec<BlockEntry>,
+    offsets: Vec<usize>,
+    bytes: &'a [u8],
+}
+
+impl<'a> Stream<'a> {
+    /// Serializes a complete stream.
+    pub fn write(header: &Header, entries: &[BlockEntry], blocks: &[Vec<u8>]) -> Vec<u8> {
+        let body: usize = blocks.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(HEADER_LEN + entries.len() * ENTRY_LEN + 4 + body);
+        out.extend_from_slice(&header.to_bytes());
+        let table_start = out.len();
+        for e in entries {
+            out.extend_from_slice(&e.compressed_len.to_le_bytes());
+            out.extend_from_slice(&e.original_len.to_le_bytes());
+            out.extend_from_slice(&e.crc32.to_le_bytes());
+            out.push(match e.mode {
+                BlockMode::Coded => 0,
+                BlockMode::Stored => 1,
+            });
+            out.extend_from_slice(&[0, 0, 0]);
+        }
+        let crc = crc32fast::hash(&out[table_start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        for b in blocks {
+            out.extend_from_slice(b);
+        }
+        out
+    }
+
+    /// Parses and checks the header and block table of `bytes`.
+    ///
+    /// Blocks themselves are checked when decoded (their CRC covers the plaintext).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ContainerError> {
+        let header = Header::parse(bytes)?;
+        let n = header.block_count as usize;
+        let table_len = n
+            .checked_mul(ENTRY_LEN)
+            .and_then(|t| t.checked_add(4))
+            .ok_or_else(|| ContainerError::Inconsistent("block count overflows".into()))?;
+        let table_end = HEADER_LEN + table_len;
+        let table = bytes
+            .get(HEADER_LEN..table_end)
+            .ok_or_else(|| truncated("block table", table_end, bytes.len()))?;
+        let (entries_raw, crc_raw) = table.split_at(table_len - 4);
+        if crc32fast::hash(entries_raw) != le_u32(crc_raw, 0) {
+            return Err(ContainerError::TableCorrupt);
+        }
+        let mut entries = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
+        let mut offset = table_end;
+        let mut total: u64 = 0;
+        for (i, e) in entries_raw.chunks_exact(ENTRY_LEN).enumerate() {
+            let mode = match e[12] {
+                0 => BlockMode::Coded,
+                1 => BlockMode::Stored,
+                m => {
+                    return Err(ContainerError::Inconsistent(format!(
+                        "block {i} has unknown mode {m}"
+                    )));
+                }
+            };
+            let entry = BlockEntry {
+                compressed_len: le_u32(e, 0),
+                original_len: le_u32(e, 4),
+                crc32: le_u32(e, 8),
+                mode,
+            };
+            let expected = if i + 1 < n {
+                u64::from(header.block_size)
+            } else {
+                header.original_len - u64::from(header.block_size) * (n as u64 - 1)
+            };
+            if u64::from(entry.original_len) != expected {
+                return Err(ContainerError::Inconsistent(format!(
+                    "block {i} claims {} bytes, expected {expected}",
+                    entry.original_len
+                )));
+            }
+            if mode == BlockMode::Stored && entry.compressed_len != entry.original_len {
+                return Err(ContainerError::Inconsistent(format!(
+                    "stored block {i} has {} bytes for {} bytes of data",
+                    entry.compressed_len, entry.original_len
+                )));
+            }
+            if mode == BlockMode::Coded && header.codec == Codec::Stored {
+                return Err(ContainerError::Inconsistent(format!(
+                    "block {i} is coded but the stream has no codec"
+                )));
+            }
+            total += u64::from(entry.original_len);
+            offsets.push(offset);
+            offset = offset.saturating_add(entry.compressed_len as usize);
+            entries.push(entry);
+        }
+        if total != header.original_len {
+            return Err(ContainerError::Inconsistent(
+                "block lengths do not add up".into(),
+            ));
+        }
+        if offset > bytes.len() {
+            return Err(truncated("blocks", offset, bytes.len()));
+        }
+        if offset < bytes.len() {
+            return Err(ContainerError::TrailingBytes((bytes.len() - offset) as u64));
+        }
+        Ok(Stream {
+            header,
+            entries,
+            offsets,
+            bytes,
+        })
+    }
+
+    /// The stream header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The block table.
+    pub fn entries(&self) -> &[BlockEntry] {
+        &self.entries
+    }
+
+    /// The compressed bytes of block `i`.
+    pub fn block_data(&self, i: usize) -> Option<&'a [u8]> {
+        let entry = self.entries.get(i)?;
+        let start = *self.offsets.get(i)?;
+        self.bytes.get(start..start + entry.compressed_len as usize)
+    }
+
+    /// Total stream length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True for a stream of no bytes (never the case for a parsed stream).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        w.copy_from_slice(s);
+    }
+    u32::from_le_bytes(w)
+}
+
+fn truncated(what: &'static str, needed: usize, available: usize) -> ContainerError {
+    ContainerError::Truncated {
+        what,
+        needed: needed as u64,
+        available: available as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let data = b"hello world, hello arca".to_vec();
+        let mut header = Header::stored(data.len() as u64, 10);
+        header.model_name = "text-small".into();
+        let blocks: Vec<Vec<u8>> = data.chunks(10).map(<[u8]>::to_vec).collect();
+        let entries: Vec<BlockEntry> = blocks
+            .iter()
+            .map(|b| BlockEntry::new(BlockMode::Stored, b, b.len() as u32))
+            .collect();
+        Stream::write(&header, &entries, &blocks)
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = sample();
+        let s = Stream::parse(&bytes).expect("parse");
+        assert_eq!(s.header().block_count, 3);
+        assert_eq!(s.header().model_name, "text-small");
+        let joined: Vec<u8> = (0..3)
+            .flat_map(|i| s.block_data(i).expect("block").to_vec())
+            .collect();
+        assert_eq!(joined, b"hello world, hello arca");
+    }
+
+    #[test]
+    fn empty_stream() {
+        let header = Header::stored(0, 1 << 20);
+        let bytes = Stream::write(&header, &[], &[]);
+        let s = Stream::parse(&bytes).expect("parse");
+        assert_eq!(s.entries().len(), 0);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            assert!(Stream::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn header_and_table_flips_are_caught() {
+        let bytes = sample();
+        let table_end = HEADER_LEN + 3 * ENTRY_LEN + 4;
+        for i in 0..table_end {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(Stream::parse(&b).is_err(), "flip at byte {i} bit {bit}");
+            }
+        }
+    }
+}

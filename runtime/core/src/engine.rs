@@ -1,0 +1,570 @@
+//! The tract engine: turns a [`Bundle`] into one optimized, reusable plan.
+//!
+//! [`TextModel`] is the byte-level predictor the text codec calls: contexts of N bytes (PAD for
+//! positions before the start) in, 256 integer logits per context out. The plan is built once,
+//! with a symbolic batch dimension, and is `Send + Sync`: share one model across threads by
+//! reference or `Arc` and call [`TextModel::logits`] with any batch size.
+//!
+//! # Loading weights from the map
+//!
+//! Bundled graphs keep their initializers in the bundle payload as ONNX external data
+//! (`location "."`, offset and length into the payload). tract-onnx 0.23 reads external data
+//! through a pluggable `ModelDataResolver` (the public `Onnx::provider` field), but the resolver
+//! is handed a *path*: tract first joins the location to a model directory and canonicalizes it,
+//! so the path must exist. The engine therefore parses with the filesystem root as model
+//! directory, refuses any location other than `"."` (so the only path tract touches is the
+//! root itself), and its resolver ignores the path and copies `offset..offset+length` out of
+//! the mapped payload. Per tensor, tract then copies those bytes once more into its own aligned
+//! tensor; the resolver's buffer is dropped right after. So weights are copied (once to a
+//! transient buffer, once into tract's tensor, then possibly repacked by the optimizer), never
+//! read from disk a second time. Native paths read [`Bundle::tensor`] in place instead.
+//!
+//! # Example
+//!
+//! ```
+//! use arca_runtime::{engine::TextModel, shipped};
+//!
+//! let bundle = shipped::resolve(shipped::default_compressor())?;
+//! let model = TextModel::load(&bundle)?;
+//! let n = model.context_len();
+//! // Two contexts: all padding, and padding then "hi".
+//! let mut contexts = vec![model.pad_id(); 2 * n];
+//! contexts[2 * n - 2] = u16::from(b'h');
+//! contexts[2 * n - 1] = u16::from(b'i');
+//! let mut logits = Vec::new();
+//! model.logits(&contexts, 2, &mut logits)?;
+//! assert_eq!(logits.len(), 2 * 256);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+use tract_onnx::data_resolver::ModelDataResolver;
+use tract_onnx::model::ParseResult;
+use tract_onnx::pb;
+use tract_onnx::prelude::tract_data::internal::{TractErrorContext, format_err};
+use tract_onnx::prelude::*;
+
+use crate::bundle::{Bundle, DType, PAYLOAD_LOCATION};
+
+/// Number of logits per context of a byte model.
+pub const BYTE_SYMBOLS: usize = 256;
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// tract on the CPU.
+    #[default]
+    Cpu,
+    /// tract-cuda on an NVIDIA GPU (not in this build yet).
+    Cuda,
+    /// The best device available: today, the CPU.
+    Auto,
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+            Device::Auto => "auto",
+        })
+    }
+}
+
+/// Everything that can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The device asked for is not compiled in or not present.
+    #[error("device `{device}` is not available: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: Device,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// The bundle's graph or manifest does not follow the contract of the model type.
+    #[error("model `{model}` does not fit: {reason}")]
+    Contract {
+        /// Manifest name.
+        model: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// tract refused the graph or failed to run it.
+    #[error("tract failed to {stage} model `{model}`: {message}")]
+    Tract {
+        /// Manifest name.
+        model: String,
+        /// What tract was doing (parse, optimize, run...).
+        stage: &'static str,
+        /// tract's error chain.
+        message: String,
+    },
+    /// The caller's input does not match the model.
+    #[error("bad input: {0}")]
+    Input(String),
+}
+
+fn tract_err(model: &str, stage: &'static str) -> impl Fn(TractError) -> EngineError {
+    let model = model.to_owned();
+    move |e| EngineError::Tract {
+        model: model.clone(),
+        stage,
+        message: format!("{e:#}"),
+    }
+}
+
+/// Reads initializers from the bundle payload (see the module docs).
+struct PayloadResolver {
+    bundle: Bundle,
+}
+
+impl ModelDataResolver for PayloadResolver {
+    fn read_bytes_from_path(
+        &self,
+        buf: &mut Vec<u8>,
+        _path: &Path,
+        offset: usize,
+        length: Option<usize>,
+    ) -> TractResult<()> {
+        let payload = self.bundle.payload();
+        let length = length.context("external data without a length")?;
+        let end = offset
+            .checked_add(length)
+            .context("external data offset + length overflows")?;
+        let bytes = payload.get(offset..end).with_context(|| {
+            format!(
+                "external data {offset}..{end} is outside the {}-byte payload",
+                payload.len()
+            )
+        })?;
+        buf.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// The directory tract joins `location "."` to: one that always exists.
+fn anchor_dir() -> PathBuf {
+    if cfg!(unix) {
+        PathBuf::from("/")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Refuses tensors tract would read from a file or could not build from raw bytes.
+fn check_tensor(t: &pb::TensorProto, model: &str) -> Result<(), EngineError> {
+    let contract = |reason: String| EngineError::Contract {
+        model: model.to_owned(),
+        reason,
+    };
+    let external = t.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
+    if external {
+        let location = t
+            .external_data
+            .iter()
+            .find(|e| e.key == "location")
+            .map(|e| &e.value);
+        if location.map(String::as_str) != Some(PAYLOAD_LOCATION) {
+            return Err(contract(format!(
+                "tensor `{}` points to external file {location:?}; bundled weights must be in the payload",
+                t.name
+            )));
+        }
+    }
+    if (external || !t.raw_data.is_empty()) && DType::from_onnx_code(t.data_type).is_none() {
+        return Err(contract(format!(
+            "tensor `{}` has ONNX data type {}, which bundles do not support",
+            t.name, t.data_type
+        )));
+    }
+    Ok(())
+}
+
+fn check_graph(g: &pb::GraphProto, model: &str) -> Result<(), EngineError> {
+    for t in &g.initializer {
+        check_tensor(t, model)?;
+    }
+    for node in &g.node {
+        for a in &node.attribute {
+            for t in a.t.iter().chain(&a.tensors) {
+                check_tensor(t, model)?;
+            }
+            for sub in a.g.iter().chain(&a.graphs) {
+                check_graph(sub, model)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses a bundle's graph into a tract `InferenceModel`, weights resolved from the payload.
+///
+/// This is the building block for every tract-backed engine; [`TextModel::load`] adds the
+/// byte-model contract and optimizes it.
+pub fn inference_model(bundle: &Bundle) -> Result<InferenceModel, EngineError> {
+    let name = bundle.manifest().name.as_str();
+    let proto =
+        pb::ModelProto::decode(bundle.onnx_graph_bytes()).map_err(|e| EngineError::Contract {
+            model: name.to_owned(),
+            reason: format!("bad ONNX graph: {e}"),
+        })?;
+    let graph = proto.graph.as_ref().ok_or_else(|| EngineError::Contract {
+        model: name.to_owned(),
+        reason: "the ONNX model has no graph".into(),
+    })?;
+    check_graph(graph, name)?;
+    let mut onnx = tract_onnx::onnx();
+    onnx.provider = Arc::new(PayloadResolver {
+        bundle: bundle.clone(),
+    });
+    let anchor = anchor_dir();
+    let ParseResult {
+        model,
+        unresolved_inputs,
+        ..
+    } = onnx
+        .parse(&proto, anchor.to_str())
+        .map_err(tract_err(name, "parse"))?;
+    if !unresolved_inputs.is_empty() {
+        return Err(EngineError::Contract {
+            model: name.to_owned(),
+            reason: format!("graph has unresolved inputs {unresolved_inputs:?}"),
+        });
+    }
+    Ok(model)
+}
+
+/// A byte-level predictor: N context bytes in, 256 integer logits out.
+///
+/// Contract of the graph: one input (`context`, int64 `[batch, N]`, bytes 0..=255 and PAD)
+/// and one output (`logits`, int32 `[batch, 256]`), names taken from the manifest.
+pub struct TextModel {
+    plan: Arc<TypedRunnableModel>,
+    name: String,
+    id: u128,
+    context_len: usize,
+    pad_id: u16,
+    logit_frac_bits: u32,
+}
+
+impl fmt::Debug for TextModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextModel")
+            .field("name", &self.name)
+            .field("id", &format_args!("{:032x}", self.id))
+            .field("context_len", &self.context_len)
+            .field("pad_id", &self.pad_id)
+            .field("logit_frac_bits", &self.logit_frac_bits)
+            .finish()
+    }
+}
+
+impl TextModel {
+    /// Builds the optimized CPU plan for a bundle.
+    pub fn load(bundle: &Bundle) -> Result<TextModel, EngineError> {
+        TextModel::load_on(bundle, Device::Cpu)
+    }
+
+    /// Builds the plan on a given device. [`Device::Cuda`] is not available in this build.
+    pub fn load_on(bundle: &Bundle, device: Device) -> Result<TextModel, EngineError> {
+        match device {
+            Device::Cpu | Device::Auto => {}
+            Device::Cuda => {
+                return Err(EngineError::DeviceUnavailable {
+                    device,
+                    reason: "this build of arca has no CUDA support",
+                });
+            }
+        }
+        let m = bundle.manifest();
+        let name = m.name.as_str();
+        let contract = |reason: String| EngineError::Contract {
+            model: name.to_owned(),
+            reason,
+        };
+        let context_len = usize::try_from(m.context_len)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| contract(format!("context_len {} is not positive", m.context_len)))?;
+        let pad_id = u16::try_from(m.pad_id)
+            .ok()
+            .filter(|&p| usize::from(p) >= BYTE_SYMBOLS)
+            .ok_or_else(|| contract(format!("pad_id {} is not in 256..=65535", m.pad_id)))?;
+        let input = m.inputs.first().map_or("context", String::as_str);
+        let output = m.outputs.first().map_or("logits", String::as_str);
+
+        let mut model = inference_model(bundle)?;
+        let stage = |s| tract_err(name, s);
+        model
+            .set_input_names([input])
+            .map_err(stage("select the input of"))?;
+        model
+            .select_outputs_by_name([output])
+            .map_err(stage("select the output of"))?;
+        let batch = model.symbols.sym("batch");
+        let fact =
+            InferenceFact::dt_shape(i64::datum_type(), [batch.to_dim(), context_len.to_dim()]);
+        model
+            .set_input_fact(0, fact)
+            .map_err(stage("set the input shape of"))?;
+        let typed = model.into_optimized().map_err(stage("optimize"))?;
+        let out = typed.output_fact(0).map_err(stage("type"))?;
+        let vocab_ok = out.shape.len() == 2 && out.shape[1] == BYTE_SYMBOLS.to_dim();
+        if out.datum_type != i32::datum_type() || !vocab_ok {
+            return Err(contract(format!(
+                "output `{output}` is {out:?}, expected int32 [batch, {BYTE_SYMBOLS}]"
+            )));
+        }
+        let plan = typed.into_runnable().map_err(stage("plan"))?;
+        Ok(TextModel {
+            plan,
+            name: name.to_owned(),
+            id: bundle.id(),
+            context_len,
+            pad_id,
+            logit_frac_bits: m.logit_frac_bits,
+        })
+    }
+
+    /// Context length N.
+    pub fn context_len(&self) -> usize {
+        self.context_len
+    }
+
+    /// The padding symbol (256 for byte models).
+    pub fn pad_id(&self) -> u16 {
+        self.pad_id
+    }
+
+    /// Fixed-point fraction bits of the logits.
+    pub fn logit_frac_bits(&self) -> u32 {
+        self.logit_frac_bits
+    }
+
+    /// The id of the bundle the model came from.
+    pub fn model_id(&self) -> u128 {
+        self.id
+    }
+
+    /// The manifest name of the model.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the model on `batch` contexts.
+    ///
+    /// `contexts` holds `batch * N` values, row-major, oldest byte first, each a byte (0..=255)
+    /// or [`TextModel::pad_id`]. `out` is cleared and filled with `batch * 256` logits.
+    pub fn logits(
+        &self,
+        contexts: &[u16],
+        batch: usize,
+        out: &mut Vec<i32>,
+    ) -> Result<(), EngineError> {
+        let n = self.context_len;
+        let expected = batch
+            .checked_mul(n)
+            .ok_or_else(|| EngineError::Input(format!("batch {batch} is too large")))?;
+        if contexts.len() != expected {
+            return Err(EngineError::Input(format!(
+                "{} context values for batch {batch} of context length {n}, expected {expected}",
+                contexts.len()
+            )));
+        }
+        if let Some((at, v)) = contexts
+            .iter()
+            .enumerate()
+            .find(|&(_, &v)| usize::from(v) >= BYTE_SYMBOLS && v != self.pad_id)
+        {
+            return Err(EngineError::Input(format!(
+                "context value {v} at index {at} is neither a byte nor PAD ({})",
+                self.pad_id
+            )));
+        }
+        out.clear();
+        if batch == 0 {
+            return Ok(());
+        }
+        let run = tract_err(&self.name, "run");
+        let values: Vec<i64> = contexts.iter().map(|&c| i64::from(c)).collect();
+        let input = tract_ndarray::Array2::from_shape_vec((batch, n), values)
+            .map_err(|e| EngineError::Input(e.to_string()))?
+            .into_tensor();
+        let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(&run)?;
+        let logits = outputs
+            .first()
+            .ok_or_else(|| run(format_err!("the plan returned no output")))?;
+        if logits.shape() != [batch, BYTE_SYMBOLS] {
+            return Err(run(format_err!(
+                "logits have shape {:?}, expected [{batch}, {BYTE_SYMBOLS}]",
+                logits.shape()
+            )));
+        }
+        let values = logits
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<i32>())
+            .map_err(&run)?;
+        out.extend_from_slice(values);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    }
+
+    fn tiny() -> Result<Bundle, Box<dyn std::error::Error>> {
+        Ok(Bundle::open(fixture().join("tiny.arcm"))?)
+    }
+
+    /// Logits from tract's own loader on the original ONNX file.
+    fn plain_tract(onnx: &Path, contexts: &[u16], batch: usize, n: usize) -> TractResult<Vec<i32>> {
+        let mut model = tract_onnx::onnx().model_for_path(onnx)?;
+        let b = model.symbols.sym("batch");
+        model.set_input_fact(
+            0,
+            InferenceFact::dt_shape(i64::datum_type(), [b.to_dim(), n.to_dim()]),
+        )?;
+        let plan = model.into_optimized()?.into_runnable()?;
+        let values: Vec<i64> = contexts.iter().map(|&c| i64::from(c)).collect();
+        let input = tract_ndarray::Array2::from_shape_vec((batch, n), values)?.into_tensor();
+        let out = plan.run(tvec!(input.into_tvalue()))?;
+        let t = out.first().context("no output")?;
+        Ok(t.try_as_plain_ram()?.as_slice::<i32>()?.to_vec())
+    }
+
+    fn contexts(batch: usize, n: usize) -> Vec<u16> {
+        (0..batch * n)
+            .map(|i| {
+                if i % 7 == 3 {
+                    256
+                } else {
+                    ((i * 37 + 11) % 256) as u16
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bundle_matches_plain_tract() -> Result<(), Box<dyn std::error::Error>> {
+        let model = TextModel::load(&tiny()?)?;
+        let n = model.context_len();
+        assert_eq!(n, 4);
+        assert_eq!(model.pad_id(), 256);
+        for batch in [1usize, 3, 16] {
+            let ctx = contexts(batch, n);
+            let mut out = vec![7; 3];
+            model.logits(&ctx, batch, &mut out)?;
+            assert_eq!(out.len(), batch * BYTE_SYMBOLS);
+            let reference = plain_tract(&fixture().join("tiny.onnx"), &ctx, batch, n)?;
+            assert_eq!(out, reference, "batch {batch}");
+            // External-data ONNX gives the same numbers with tract's own resolver.
+            let ext = plain_tract(&fixture().join("tiny_ext.onnx"), &ctx, batch, n)?;
+            assert_eq!(out, ext, "batch {batch}");
+        }
+        Ok(())
+    }
+
+    /// The shipped text-small bundle computes what its committed ONNX computes (fails when the
+    /// model was re-exported but not re-packed).
+    #[test]
+    fn shipped_text_small_matches_its_onnx() -> Result<(), Box<dyn std::error::Error>> {
+        let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/text-small.onnx");
+        if !onnx.exists() {
+            return Ok(());
+        }
+        let model = TextModel::load(&crate::shipped::resolve("text-small")?)?;
+        let n = model.context_len();
+        let batch = 6;
+        let mut ctx = contexts(batch, n);
+        ctx[..n].fill(model.pad_id());
+        let mut out = Vec::new();
+        model.logits(&ctx, batch, &mut out)?;
+        assert_eq!(out, plain_tract(&onnx, &ctx, batch, n)?);
+        Ok(())
+    }
+
+    #[test]
+    fn rows_do_not_depend_on_batch() -> Result<(), Box<dyn std::error::Error>> {
+        let model = TextModel::load(&tiny()?)?;
+        let n = model.context_len();
+        let ctx = contexts(5, n);
+        let mut all = Vec::new();
+        model.logits(&ctx, 5, &mut all)?;
+        let mut one = Vec::new();
+        for (row, chunk) in ctx.chunks(n).enumerate() {
+            model.logits(chunk, 1, &mut one)?;
+            assert_eq!(one[..], all[row * BYTE_SYMBOLS..(row + 1) * BYTE_SYMBOLS]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn shared_across_threads() -> Result<(), Box<dyn std::error::Error>> {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<TextModel>();
+        let model = Arc::new(TextModel::load(&tiny()?)?);
+        let n = model.context_len();
+        let mut expected = Vec::new();
+        model.logits(&contexts(2, n), 2, &mut expected)?;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        model.logits(&contexts(2, n), 2, &mut out).map(|()| out)
+                    })
+                })
+                .collect();
+            for h in handles {
+                let got = h.join().map_err(|_| "thread panicked")?;
+                assert_eq!(got?, expected);
+            }
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })?;
+        Ok(())
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() -> Result<(), Box<dyn std::error::Error>> {
+        let model = TextModel::load(&tiny()?)?;
+        let mut out = vec![1, 2, 3];
+        assert!(matches!(
+            model.logits(&[1, 2, 3], 1, &mut out),
+            Err(EngineError::Input(_))
+        ));
+        assert!(matches!(
+            model.logits(&[1, 2, 3, 257], 1, &mut out),
+            Err(EngineError::Input(_))
+        ));
+        assert!(matches!(
+            model.logits(&[], usize::MAX, &mut out),
+            Err(EngineError::Input(_))
+        ));
+        model.logits(&[], 0, &mut out)?;
+        assert!(out.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn cuda_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        let err = TextModel::load_on(&tiny()?, Device::Cuda)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("device `cuda` is not available: this build of arca has no CUDA support")
+        );
+        Ok(())
+    }
+}

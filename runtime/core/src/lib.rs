@@ -1,0 +1,12 @@
+//! arca-runtime: model bundles, the tract engine, the text codec and the `.arca` container.
+//!
+//! (Module docs are completed as the modules land.)
+
+pub mod bundle;
+pub mod cm;
+pub mod codec;
+pub mod container;
+pub mod engine;
+pub mod shipped;
+pub use bundle::{Bundle, BundleError, Manifest, ModelKind};
+pub use engine::{Device, EngineError, TextModel};
