@@ -23,7 +23,12 @@ fn load(model: &str) -> Result<Bundle, Box<dyn std::error::Error>> {
     Ok(arca_runtime::shipped::resolve(model)?)
 }
 
-fn run(codec: &TextCodec, label: &str, data: &[u8], opts: &Options) -> Result<f64, Box<dyn std::error::Error>> {
+fn run(
+    codec: &TextCodec,
+    label: &str,
+    data: &[u8],
+    opts: &Options,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let t = Instant::now();
     let packed = codec.compress(data, opts, &|_| {})?;
     let tc = t.elapsed().as_secs_f64();
@@ -63,7 +68,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bundle = load(&model)?;
     let t = Instant::now();
     let net = TextModel::load(&bundle)?;
-    println!("model {} (id {}), plan built in {:.1} ms", bundle.manifest().name, bundle.id_hex(), t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "model {} (id {}), plan built in {:.1} ms",
+        bundle.manifest().name,
+        bundle.id_hex(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let with = TextCodec::new(&net, bundle.id(), &bundle.manifest().name);
     let without = TextCodec::without_network();
     for f in files {

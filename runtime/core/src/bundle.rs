@@ -515,9 +515,11 @@ impl Bundle {
         &self.inner.manifest
     }
 
-    /// The model id: the xxh3-128 hash of the graph and the weights.
+    /// The model id: the xxh3-128 hash of the graph and weights hash together with every
+    /// manifest field that changes what a decoder computes (vocabulary, context length, PAD id,
+    /// logit scale). Two bundles with the same id decode the same streams.
     pub fn id(&self) -> u128 {
-        self.inner.manifest.payload_hash
+        model_id(&self.inner.manifest)
     }
 
     /// The id as 32 lowercase hex digits.
@@ -633,6 +635,16 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
         b.copy_from_slice(s);
     }
     u64::from_le_bytes(b)
+}
+
+/// The model id of a manifest: see [`Bundle::id`].
+pub fn model_id(m: &Manifest) -> u128 {
+    let mut bytes = Vec::with_capacity(32);
+    bytes.extend_from_slice(&m.payload_hash.to_le_bytes());
+    for v in [m.vocab_size, m.context_len, m.pad_id, m.logit_frac_bits] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    xxh3_128(&bytes)
 }
 
 /// The hash stored as `payload_hash`: xxh3-128 of the graph bytes then the payload bytes.
@@ -952,7 +964,11 @@ mod tests {
         assert_eq!(b.tensor("a").map(<[u8]>::len), Some(24));
         assert!(b.tensor("c").is_none());
         assert_eq!(b.payload().as_ptr() as usize % TENSOR_ALIGN, 0);
-        assert_eq!(b.id(), payload_hash(b.onnx_graph_bytes(), b.payload()));
+        assert_eq!(
+            b.manifest().payload_hash,
+            payload_hash(b.onnx_graph_bytes(), b.payload())
+        );
+        assert_eq!(b.id(), model_id(b.manifest()));
         assert_eq!(b.short_id(), b.id_hex()[..12]);
         let lines = b.manifest_lines();
         let get = |k: &str| {
