@@ -505,6 +505,12 @@ impl<'m> TextCodec<'m> {
                 data.to_vec()
             }
             BlockMode::Coded => {
+                // Every binary decision costs at least -log2(65535/65536) bits, so a byte costs
+                // at least 1/5680 bit: a block claiming far more bytes than its bits can carry
+                // is corrupt (and would otherwise make us decode gigabytes from nothing).
+                if entry.original_len as u64 > (u64::from(entry.compressed_len) + 16) * 65536 {
+                    return Err(corrupt);
+                }
                 let cursor = ByteWordCursor::new(data);
                 let decoder =
                     RangeDecoder::new(cursor).map_err(|_| CodecError::BlockCorrupt { index })?;
