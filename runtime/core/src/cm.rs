@@ -101,13 +101,13 @@ struct Apm {
 
 impl Apm {
     fn new(contexts: usize) -> Self {
-        let mut t = vec![0u16; contexts * 33];
-        for c in 0..contexts {
-            for j in 0..33 {
-                let v = squash((j as i32 - 16) * 128) as u32 * 16;
-                t[c * 33 + j] = v.min(65535) as u16;
-            }
+        // Every context starts as the identity map; build one row and repeat it (a block
+        // creates 65,536 contexts, so squashing per context would dominate small blocks).
+        let mut row = [0u16; 33];
+        for (j, r) in row.iter_mut().enumerate() {
+            *r = (u32::from(squash((j as i32 - 16) * 128)) * 16).min(65535) as u16;
         }
+        let t = row.repeat(contexts);
         Apm { t, index: 0 }
     }
 
