@@ -3,9 +3,9 @@
 //!
 //! - `small_corpus_files_round_trip` (default): every file of at most 64 KiB of the committed
 //!   Canterbury corpus and, when the shared data folder exists, of Calgary and enwik.
-//! - `all_corpus_files_round_trip` (`--ignored`): every file of those corpora, about 6 MB;
-//!   the network codes a few KB per second per core, so this takes tens of minutes on 2 cores:
-//!   `cargo test -p arca-tests --test corpus -- --ignored --nocapture`.
+//! - `all_corpus_files_round_trip` (`--ignored`, run by `.ci/run`): every file of those corpora,
+//!   about 6 MB; the network codes about 20 KB per second per core, so this takes about
+//!   5 minutes on 2 cores: `cargo test -p arca-tests --test corpus -- --ignored --nocapture`.
 //!
 //! `ARCA_DATA_DIR` overrides the shared data folder (default: `../shared/data` beside the
 //! workspace). Files are coded in parallel, one per core, each with the default options.

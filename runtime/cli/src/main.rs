@@ -41,6 +41,8 @@ pub struct Ui {
     pub quiet: bool,
     /// `--no-progress`.
     pub no_progress: bool,
+    /// `--engine`.
+    pub engine: arca_runtime::Engine,
 }
 
 impl Ui {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
         verbose: cli.global.verbose,
         quiet: cli.global.quiet,
         no_progress: cli.global.no_progress,
+        engine: cli.global.engine.into(),
     };
     init_logging(&ui);
     match run(&cli, &ui) {

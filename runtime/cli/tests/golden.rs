@@ -9,7 +9,7 @@
 //!
 //! | tier | `TRACT_CPU_ISA` | features tract sees (on an AVX2+FMA host) | i32 matmul kernel |
 //! | --- | --- | --- | --- |
-//! | native | unset | `x86_64,avx,avx2,fma,f16c` | `avx2_mmm_i32_8x8` (tiers `fma > avx2 > avx > generic`) |
+//! | host | unset | `x86_64,avx,avx2,fma,f16c` | `avx2_mmm_i32_8x8` (tiers `fma > avx2 > avx > generic`) |
 //! | AVX | `-fma,-avx2` | `x86_64,avx,f16c` | `avx_mmm_i32_8x4` (tiers `avx > generic`) |
 //! | SSE | `-fma,-f16c,-avx2,-avx` | `x86_64` (SSE2 baseline) | generic Rust kernels (tier `generic`) |
 //!
@@ -26,6 +26,10 @@
 //! at different speeds (on the development machine, coding 4 KB took 0.9 s native, 1.0 s AVX and
 //! 1.3 s SSE).
 //!
+//! arca's own native integer engine (the default `--engine auto` picks it for this model) does
+//! not use tract's kernels at all; it joins the tiers as a fourth way to run the model, so the
+//! tests below also prove that the engines agree with each other.
+//!
 //! The tests:
 //!
 //! - [`golden_streams_decode_on_every_tier`]: each committed stream in `tests/golden/` (made by
@@ -39,7 +43,8 @@
 //!   rather than a model mismatch).
 //!
 //! `TRACT_CPU_ISA` tokens belong to one architecture (tract panics on a foreign one), so the
-//! tier tests run on x86-64 only; the golden streams decode on the native tier everywhere.
+//! tier tests run on x86-64 only; elsewhere the golden streams decode with tract on the host's
+//! features and with the native engine.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,33 +58,47 @@ const ARCA: &str = env!("CARGO_BIN_EXE_arca");
 /// The golden streams: `tests/golden/NAME.arca` is `tests/data/canterbury/NAME` compressed.
 const GOLDEN: [&str; 3] = ["grammar.lsp", "fields.c", "xargs.1"];
 
-/// A CPU tier: a name for messages and the `TRACT_CPU_ISA` value (`None`: unset).
+/// A way to run the model: a name for messages, the `--engine`, and the `TRACT_CPU_ISA` value
+/// (`None`: unset).
 #[derive(Debug, Clone, Copy)]
 struct Tier {
     name: &'static str,
+    engine: &'static str,
     isa: Option<&'static str>,
 }
 
-const NATIVE: Tier = Tier {
-    name: "native",
+/// tract with every feature the host has.
+const HOST: Tier = Tier {
+    name: "host",
+    engine: "tract",
+    isa: None,
+};
+
+/// arca's native integer engine (the default), which ignores `TRACT_CPU_ISA`.
+const NATIVE_ENGINE: Tier = Tier {
+    name: "native engine",
+    engine: "native",
     isa: None,
 };
 
 #[cfg(target_arch = "x86_64")]
-const TIERS: [Tier; 3] = [
-    NATIVE,
+const TIERS: [Tier; 4] = [
+    HOST,
     Tier {
         name: "avx",
+        engine: "tract",
         isa: Some("-fma,-avx2"),
     },
     Tier {
         name: "sse",
+        engine: "tract",
         isa: Some("-fma,-f16c,-avx2,-avx"),
     },
+    NATIVE_ENGINE,
 ];
 
 #[cfg(not(target_arch = "x86_64"))]
-const TIERS: [Tier; 1] = [NATIVE];
+const TIERS: [Tier; 2] = [HOST, NATIVE_ENGINE];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -92,7 +111,8 @@ fn read(path: &Path) -> Vec<u8> {
 /// Runs `arca ARGS` under `tier`, feeding `stdin`, and returns its output (whatever the status).
 fn run(tier: Tier, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(ARCA);
-    cmd.args(args)
+    cmd.args(["--engine", tier.engine])
+        .args(args)
         .env_remove("TRACT_CPU_ISA")
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -246,7 +266,7 @@ fn streams_are_identical_across_tiers() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn tract_sees_each_tier() {
-    for tier in TIERS {
+    for tier in TIERS.into_iter().filter(|t| t.engine == "tract") {
         let out = run(
             tier,
             &["compress", "-c", "-T", "1"],

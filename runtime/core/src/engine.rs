@@ -75,6 +75,41 @@ impl fmt::Display for Device {
     }
 }
 
+/// Which CPU engine evaluates a model.
+///
+/// Both give bit-identical logits for integer-exact models (the native engine only accepts
+/// graphs whose integer arithmetic it can prove exact; see [`crate::native`]), so streams do
+/// not depend on the choice; it only changes speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The native integer engine when the graph allows it, else tract.
+    #[default]
+    Auto,
+    /// The native integer engine; loading fails if the graph is not an integer MLP it can run.
+    Native,
+    /// tract, always.
+    Tract,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Auto => "auto",
+            Engine::Native => "native",
+            Engine::Tract => "tract",
+        })
+    }
+}
+
+/// How [`TextModel::load_with`] builds a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    /// Where the model runs.
+    pub device: Device,
+    /// Which engine runs it on the CPU.
+    pub engine: Engine,
+}
+
 /// Everything that can go wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -203,17 +238,20 @@ fn check_graph(g: &pb::GraphProto, model: &str) -> Result<(), EngineError> {
     Ok(())
 }
 
+fn decode_proto(bundle: &Bundle) -> Result<pb::ModelProto, EngineError> {
+    pb::ModelProto::decode(bundle.onnx_graph_bytes()).map_err(|e| EngineError::Contract {
+        model: bundle.manifest().name.clone(),
+        reason: format!("bad ONNX graph: {e}"),
+    })
+}
+
 /// Parses a bundle's graph into a tract `InferenceModel`, weights resolved from the payload.
 ///
 /// This is the building block for every tract-backed engine; [`TextModel::load`] adds the
 /// byte-model contract and optimizes it.
 pub fn inference_model(bundle: &Bundle) -> Result<InferenceModel, EngineError> {
     let name = bundle.manifest().name.as_str();
-    let proto =
-        pb::ModelProto::decode(bundle.onnx_graph_bytes()).map_err(|e| EngineError::Contract {
-            model: name.to_owned(),
-            reason: format!("bad ONNX graph: {e}"),
-        })?;
+    let proto = decode_proto(bundle)?;
     let graph = proto.graph.as_ref().ok_or_else(|| EngineError::Contract {
         model: name.to_owned(),
         reason: "the ONNX model has no graph".into(),
@@ -245,7 +283,7 @@ pub fn inference_model(bundle: &Bundle) -> Result<InferenceModel, EngineError> {
 /// Contract of the graph: one input (`context`, int64 `[batch, N]`, bytes 0..=255 and PAD)
 /// and one output (`logits`, int32 `[batch, 256]`), names taken from the manifest.
 pub struct TextModel {
-    plan: Arc<TypedRunnableModel>,
+    backend: Backend,
     name: String,
     id: u128,
     context_len: usize,
@@ -253,11 +291,17 @@ pub struct TextModel {
     logit_frac_bits: u32,
 }
 
+enum Backend {
+    Native(crate::native::IntMlp),
+    Tract(Arc<TypedRunnableModel>),
+}
+
 impl fmt::Debug for TextModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TextModel")
             .field("name", &self.name)
             .field("id", &format_args!("{:032x}", self.id))
+            .field("engine", &self.engine())
             .field("context_len", &self.context_len)
             .field("pad_id", &self.pad_id)
             .field("logit_frac_bits", &self.logit_frac_bits)
@@ -271,8 +315,21 @@ impl TextModel {
         TextModel::load_on(bundle, Device::Cpu)
     }
 
-    /// Builds the plan on a given device. [`Device::Cuda`] is not available in this build.
+    /// Builds the model on a given device, with the default engine choice.
+    /// [`Device::Cuda`] is not available in this build.
     pub fn load_on(bundle: &Bundle, device: Device) -> Result<TextModel, EngineError> {
+        TextModel::load_with(
+            bundle,
+            LoadOptions {
+                device,
+                engine: Engine::Auto,
+            },
+        )
+    }
+
+    /// Builds the model with explicit device and engine choices.
+    pub fn load_with(bundle: &Bundle, options: LoadOptions) -> Result<TextModel, EngineError> {
+        let device = options.device;
         match device {
             Device::Cpu | Device::Auto => {}
             Device::Cuda => {
@@ -299,6 +356,42 @@ impl TextModel {
         let input = m.inputs.first().map_or("context", String::as_str);
         let output = m.outputs.first().map_or("logits", String::as_str);
 
+        let make = |backend| TextModel {
+            backend,
+            name: name.to_owned(),
+            id: bundle.id(),
+            context_len,
+            pad_id,
+            logit_frac_bits: m.logit_frac_bits,
+        };
+        if options.engine != Engine::Tract {
+            let lowered =
+                crate::native::lower(bundle, &decode_proto(bundle)?, input, output, context_len)
+                    .and_then(|mlp| {
+                        if mlp.outputs() != BYTE_SYMBOLS {
+                            Err(format!(
+                                "it has {} outputs, not {BYTE_SYMBOLS}",
+                                mlp.outputs()
+                            ))
+                        } else if mlp.vocab_rows() <= usize::from(pad_id) {
+                            Err(format!("its embedding has no row for PAD {pad_id}"))
+                        } else {
+                            Ok(mlp)
+                        }
+                    });
+            match lowered {
+                Ok(mlp) => return Ok(make(Backend::Native(mlp))),
+                Err(reason) if options.engine == Engine::Native => {
+                    return Err(contract(format!(
+                        "the native engine cannot run it: {reason}"
+                    )));
+                }
+                Err(reason) => {
+                    tracing::debug!(model = name, %reason, "native engine declined; using tract");
+                }
+            }
+        }
+
         let mut model = inference_model(bundle)?;
         let stage = |s| tract_err(name, s);
         model
@@ -322,14 +415,15 @@ impl TextModel {
             )));
         }
         let plan = typed.into_runnable().map_err(stage("plan"))?;
-        Ok(TextModel {
-            plan,
-            name: name.to_owned(),
-            id: bundle.id(),
-            context_len,
-            pad_id,
-            logit_frac_bits: m.logit_frac_bits,
-        })
+        Ok(make(Backend::Tract(plan)))
+    }
+
+    /// The engine that runs this model: [`Engine::Native`] or [`Engine::Tract`].
+    pub fn engine(&self) -> Engine {
+        match self.backend {
+            Backend::Native(_) => Engine::Native,
+            Backend::Tract(_) => Engine::Tract,
+        }
     }
 
     /// Context length N.
@@ -391,12 +485,23 @@ impl TextModel {
         if batch == 0 {
             return Ok(());
         }
+        let plan = match &self.backend {
+            Backend::Native(mlp) => {
+                out.reserve(batch * BYTE_SYMBOLS);
+                let mut scratch = crate::native::Scratch::default();
+                for row in contexts.chunks_exact(n) {
+                    mlp.eval_row(row, &mut scratch, out);
+                }
+                return Ok(());
+            }
+            Backend::Tract(plan) => plan,
+        };
         let run = tract_err(&self.name, "run");
         let values: Vec<i64> = contexts.iter().map(|&c| i64::from(c)).collect();
         let input = tract_ndarray::Array2::from_shape_vec((batch, n), values)
             .map_err(|e| EngineError::Input(e.to_string()))?
             .into_tensor();
-        let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(&run)?;
+        let outputs = plan.run(tvec!(input.into_tvalue())).map_err(&run)?;
         let logits = outputs
             .first()
             .ok_or_else(|| run(format_err!("the plan returned no output")))?;

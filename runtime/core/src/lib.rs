@@ -7,6 +7,7 @@ pub mod cm;
 pub mod codec;
 pub mod container;
 pub mod engine;
+pub mod native;
 pub mod shipped;
 pub use bundle::{Bundle, BundleError, Manifest, ModelKind};
-pub use engine::{Device, EngineError, TextModel};
+pub use engine::{Device, Engine, EngineError, LoadOptions, TextModel};

@@ -125,7 +125,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
     let io = &args.io;
     let inputs = Input::from_args(&io.files);
     check_outputs(io, &inputs, true)?;
-    let model = Loaded::load(io.model.as_deref())?;
+    let model = Loaded::load(io.model.as_deref(), ui.engine)?;
     let codec = model.codec();
     let opts = options(io.threads, args.block_size);
     for_each_input(&inputs, |input| {
@@ -212,7 +212,7 @@ pub struct ModelCache {
 }
 
 impl ModelCache {
-    fn get(&mut self, stream: &Stream<'_>, explicit: Option<&str>) -> Result<&Loaded> {
+    fn get(&mut self, stream: &Stream<'_>, explicit: Option<&str>, ui: &Ui) -> Result<&Loaded> {
         let id = stream.header().model_id;
         let found = if explicit.is_some() {
             // One explicit model serves every stream; mismatches are the codec's to report.
@@ -224,7 +224,7 @@ impl ModelCache {
             Some(i) => i,
             None => {
                 self.models
-                    .push(Loaded::for_stream(stream.header(), explicit)?);
+                    .push(Loaded::for_stream(stream.header(), explicit, ui.engine)?);
                 self.models.len() - 1
             }
         };
@@ -243,7 +243,7 @@ pub fn decode(
 ) -> Result<Vec<u8>> {
     let stream = Stream::parse(data).with_context(|| label.to_owned())?;
     let model = cache
-        .get(&stream, explicit)
+        .get(&stream, explicit, ui)
         .with_context(|| label.to_owned())?;
     let progress = Progress::new(label, stream.header().original_len, ui.progress());
     let plain = model
