@@ -77,6 +77,32 @@ pub struct Global {
     /// about 3x faster
     #[arg(long, global = true, value_enum, value_name = "ENGINE", default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
+    /// Where the network runs: `cpu`, `cuda` (an NVIDIA GPU; needs a build with
+    /// `--features cuda`), or `auto` (CUDA when usable, else the CPU). Streams are identical
+    /// on every device for integer-exact models such as the default one
+    #[arg(long, global = true, value_enum, value_name = "DEVICE", default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+/// `--device` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU
+    Cpu,
+    /// An NVIDIA GPU through tract-cuda
+    Cuda,
+    /// CUDA when a usable GPU is present, else the CPU
+    Auto,
+}
+
+impl From<DeviceArg> for arca_runtime::Device {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => arca_runtime::Device::Cpu,
+            DeviceArg::Cuda => arca_runtime::Device::Cuda,
+            DeviceArg::Auto => arca_runtime::Device::Auto,
+        }
+    }
 }
 
 /// `--engine` values.

@@ -43,9 +43,19 @@ pub struct Ui {
     pub no_progress: bool,
     /// `--engine`.
     pub engine: arca_runtime::Engine,
+    /// `--device`.
+    pub device: arca_runtime::Device,
 }
 
 impl Ui {
+    /// How to load networks (`--engine`, `--device`).
+    pub fn load_options(&self) -> arca_runtime::LoadOptions {
+        arca_runtime::LoadOptions {
+            device: self.device,
+            engine: self.engine,
+        }
+    }
+
     /// Whether a progress bar may be shown (it still needs stderr to be a terminal).
     pub fn progress(&self) -> bool {
         !self.quiet && !self.no_progress
@@ -102,6 +112,7 @@ fn main() -> ExitCode {
         quiet: cli.global.quiet,
         no_progress: cli.global.no_progress,
         engine: cli.global.engine.into(),
+        device: cli.global.device.into(),
     };
     init_logging(&ui);
     match run(&cli, &ui) {

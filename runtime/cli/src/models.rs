@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use arca_runtime::bundle::Bundle;
 use arca_runtime::codec::TextCodec;
 use arca_runtime::container::{Codec, Header};
-use arca_runtime::engine::{Engine, LoadOptions, TextModel};
+use arca_runtime::engine::{LoadOptions, TextModel};
 use arca_runtime::shipped;
 
 /// The `-m` value that selects no network: the context models alone.
@@ -26,7 +26,7 @@ pub enum Loaded {
 impl Loaded {
     /// Loads the model named by `-m` (an embedded model's name, a bundle path, or `none`), or
     /// the default compressor when `name` is `None`.
-    pub fn load(name: Option<&str>, engine: Engine) -> Result<Loaded> {
+    pub fn load(name: Option<&str>, options: LoadOptions) -> Result<Loaded> {
         let bundle = match name {
             Some(NO_NETWORK) => return Ok(Loaded::None),
             Some(name) => {
@@ -38,19 +38,15 @@ impl Loaded {
                     .with_context(|| format!("cannot load the default model '{name}'"))?
             }
         };
-        Self::from_bundle(bundle, engine)
+        Self::from_bundle(bundle, options)
     }
 
     /// Builds the network of `bundle`.
-    pub fn from_bundle(bundle: Bundle, engine: Engine) -> Result<Loaded> {
+    pub fn from_bundle(bundle: Bundle, options: LoadOptions) -> Result<Loaded> {
         let name = bundle.manifest().name.clone();
-        let options = LoadOptions {
-            engine,
-            ..LoadOptions::default()
-        };
         let model = TextModel::load_with(&bundle, options)
             .with_context(|| format!("cannot load model '{name}'"))?;
-        tracing::info!(model = %name, id = %bundle.id_hex(), engine = %model.engine(), "model loaded");
+        tracing::info!(model = %name, id = %bundle.id_hex(), engine = %model.engine(), device = %model.device(), "model loaded");
         Ok(Loaded::Network {
             bundle,
             model: Box::new(model),
@@ -59,16 +55,20 @@ impl Loaded {
 
     /// Loads the model a stream needs: `explicit` (`-m`) if given, else the embedded model whose
     /// id the stream names, else an error that says which model to pass.
-    pub fn for_stream(header: &Header, explicit: Option<&str>, engine: Engine) -> Result<Loaded> {
+    pub fn for_stream(
+        header: &Header,
+        explicit: Option<&str>,
+        options: LoadOptions,
+    ) -> Result<Loaded> {
         if let Some(name) = explicit {
-            return Loaded::load(Some(name), engine);
+            return Loaded::load(Some(name), options);
         }
         if header.codec == Codec::Stored || header.model_id == 0 {
             return Ok(Loaded::None);
         }
         for bundle in shipped_bundles()? {
             if bundle.id() == header.model_id {
-                return Loaded::from_bundle(bundle, engine);
+                return Loaded::from_bundle(bundle, options);
             }
         }
         bail!(

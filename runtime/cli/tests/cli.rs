@@ -345,6 +345,51 @@ fn no_network_model() {
     assert_eq!(out.stdout, data);
 }
 
+/// Engines and devices change speed, never bytes; a device that is not there is a clear error.
+#[test]
+fn engines_and_devices() {
+    let data = canterbury("grammar.lsp");
+    let reference = compress_pipe(&data, &[]);
+    for extra in [
+        ["--engine", "tract"],
+        ["--engine", "native"],
+        ["--device", "cpu"],
+        ["--device", "auto"],
+    ] {
+        assert_eq!(compress_pipe(&data, &extra), reference, "{extra:?}");
+    }
+    let dir = tempdir();
+    let out = run_in(
+        dir.path(),
+        &["compress", "--device", "cuda", "-o", "x.arca"],
+        Some(&data),
+    );
+    if out.status.success() {
+        // A `cuda` build on a GPU host: the portable model gives the CPU's bytes.
+        assert_eq!(
+            fs::read(dir.path().join("x.arca")).expect("output"),
+            reference
+        );
+    } else {
+        assert_error(&out, "device `cuda` is not available");
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
+    // A graph the native engine can't run: an error when asked for, tract under `auto`.
+    let tiny = root().join("runtime/core/tests/data/tiny.arcm");
+    let tiny = tiny.to_str().expect("utf-8 path");
+    let out = run_in(
+        dir.path(),
+        &["compress", "-c", "-m", tiny, "--engine", "native"],
+        Some(&data),
+    );
+    assert_error(&out, "the native engine cannot run it");
+    assert_ok(&run_in(
+        dir.path(),
+        &["compress", "-c", "-m", tiny],
+        Some(&data),
+    ));
+}
+
 /// A valid stream of grammar.lsp, for the corruption tests.
 fn valid_stream() -> Vec<u8> {
     compress_pipe(&canterbury("grammar.lsp"), &[])

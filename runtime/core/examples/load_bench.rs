@@ -1,5 +1,5 @@
-//! Load time and peak memory: a `.arcm` bundle through `TextModel::load` versus tract's plain
-//! loader on the original `.onnx`.
+//! Load time and peak memory: a `.arcm` bundle through `TextModel::load` (with the native engine
+//! and with tract) versus tract's plain loader on the original `.onnx`.
 //!
 //! ```text
 //! cargo run --release -p arca-runtime --example load_bench -- models/text-small.arcm models/text-small.onnx [RUNS]
@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use arca_runtime::bundle::Bundle;
-use arca_runtime::engine::TextModel;
+use arca_runtime::engine::{Engine, LoadOptions, TextModel};
 use tract_onnx::prelude::*;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -40,9 +40,18 @@ fn child(mode: &str, path: &Path) -> Result {
             let bundle = Bundle::open(path)?;
             std::hint::black_box(&bundle);
         }
-        "arcm" => {
+        "arcm" | "arcm-tract" => {
             let bundle = Bundle::open(path)?;
-            let model = TextModel::load(&bundle)?;
+            let engine = if mode == "arcm" {
+                Engine::Native
+            } else {
+                Engine::Tract
+            };
+            let options = LoadOptions {
+                engine,
+                ..LoadOptions::default()
+            };
+            let model = TextModel::load_with(&bundle, options)?;
             std::hint::black_box(&model);
         }
         "onnx" => {
@@ -79,7 +88,12 @@ fn main() -> Result {
     let exe = std::env::current_exe()?;
     println!("| loader | median load ms | median peak RSS MiB | process start RSS MiB |");
     println!("| --- | --- | --- | --- |");
-    for (mode, path) in [("open", arcm), ("arcm", arcm), ("onnx", onnx)] {
+    for (mode, path) in [
+        ("open", arcm),
+        ("arcm", arcm),
+        ("arcm-tract", arcm),
+        ("onnx", onnx),
+    ] {
         let (mut secs, mut hwm, mut start) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let out = Command::new(&exe).args(["--child", mode, path]).output()?;
@@ -99,7 +113,8 @@ fn main() -> Result {
         }
         let label = match mode {
             "open" => "Bundle::open alone (map + all checks)",
-            "arcm" => "Bundle::open + TextModel::load",
+            "arcm" => "Bundle::open + TextModel::load, native engine",
+            "arcm-tract" => "Bundle::open + TextModel::load, tract engine",
             _ => "tract model_for_path + into_optimized + into_runnable",
         };
         println!(

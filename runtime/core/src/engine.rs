@@ -59,9 +59,10 @@ pub enum Device {
     /// tract on the CPU.
     #[default]
     Cpu,
-    /// tract-cuda on an NVIDIA GPU (not in this build yet).
+    /// tract-cuda on an NVIDIA GPU (needs the `cuda` feature, a GPU and its driver and
+    /// libraries at run time).
     Cuda,
-    /// The best device available: today, the CPU.
+    /// CUDA when this build has it and a usable GPU is present, else the CPU.
     Auto,
 }
 
@@ -120,7 +121,7 @@ pub enum EngineError {
         /// The device asked for.
         device: Device,
         /// Why not.
-        reason: &'static str,
+        reason: String,
     },
     /// The bundle's graph or manifest does not follow the contract of the model type.
     #[error("model `{model}` does not fit: {reason}")]
@@ -294,6 +295,62 @@ pub struct TextModel {
 enum Backend {
     Native(crate::native::IntMlp),
     Tract(Arc<TypedRunnableModel>),
+    /// A tract plan prepared by a GPU runtime (tract-cuda).
+    Gpu(Box<dyn tract_onnx::tract_core::runtime::Runnable>),
+}
+
+/// The output must be int32 `[batch, 256]`.
+fn check_output(typed: &TypedModel, output: &str) -> Result<(), String> {
+    let out = typed.output_fact(0).map_err(|e| format!("{e:#}"))?;
+    let vocab_ok = out.shape.len() == 2 && out.shape[1] == BYTE_SYMBOLS.to_dim();
+    if out.datum_type != i32::datum_type() || !vocab_ok {
+        return Err(format!(
+            "output `{output}` is {out:?}, expected int32 [batch, {BYTE_SYMBOLS}]"
+        ));
+    }
+    Ok(())
+}
+
+/// tract-cuda behind the `cuda` feature. It loads the CUDA driver and libraries at run time, so
+/// a `cuda` build runs (on the CPU) on machines without them.
+#[cfg(feature = "cuda")]
+mod gpu {
+    use tract_onnx::prelude::tract_data::internal::format_err;
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::runtime::{Runnable, Runtime, runtime_for_name};
+
+    fn runtime() -> Result<&'static dyn Runtime, String> {
+        runtime_for_name("cuda")
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| "tract-cuda is not registered in this build".to_owned())
+    }
+
+    /// `Ok` when a GPU, its driver and the CUDA libraries tract-cuda needs are usable.
+    pub(super) fn check() -> Result<(), String> {
+        // Referencing the crate links it, so its runtime registration is present.
+        tract_cuda::utils::ensure_cuda_runtime_dependencies("no usable CUDA GPU")
+            .map_err(|e| format!("{e:#}"))?;
+        runtime()?.check().map_err(|e| format!("{e:#}"))
+    }
+
+    pub(super) fn prepare(model: TypedModel) -> TractResult<Box<dyn Runnable>> {
+        runtime().map_err(|e| format_err!("{e}"))?.prepare(model)
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+mod gpu {
+    use tract_onnx::prelude::tract_data::internal::format_err;
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::runtime::Runnable;
+
+    pub(super) fn check() -> Result<(), String> {
+        Err("this build of arca has no CUDA support (build with `--features cuda`)".to_owned())
+    }
+
+    pub(super) fn prepare(_model: TypedModel) -> TractResult<Box<dyn Runnable>> {
+        Err(format_err!("this build of arca has no CUDA support"))
+    }
 }
 
 impl fmt::Debug for TextModel {
@@ -329,16 +386,23 @@ impl TextModel {
 
     /// Builds the model with explicit device and engine choices.
     pub fn load_with(bundle: &Bundle, options: LoadOptions) -> Result<TextModel, EngineError> {
-        let device = options.device;
-        match device {
-            Device::Cpu | Device::Auto => {}
+        let on_gpu = match options.device {
+            Device::Cpu => false,
             Device::Cuda => {
-                return Err(EngineError::DeviceUnavailable {
-                    device,
-                    reason: "this build of arca has no CUDA support",
-                });
+                gpu::check().map_err(|reason| EngineError::DeviceUnavailable {
+                    device: Device::Cuda,
+                    reason,
+                })?;
+                true
             }
-        }
+            Device::Auto => match gpu::check() {
+                Ok(()) => true,
+                Err(reason) => {
+                    tracing::debug!(%reason, "no usable CUDA device; using the CPU");
+                    false
+                }
+            },
+        };
         let m = bundle.manifest();
         let name = m.name.as_str();
         let contract = |reason: String| EngineError::Contract {
@@ -364,7 +428,7 @@ impl TextModel {
             pad_id,
             logit_frac_bits: m.logit_frac_bits,
         };
-        if options.engine != Engine::Tract {
+        if options.engine != Engine::Tract && !on_gpu {
             let lowered =
                 crate::native::lower(bundle, &decode_proto(bundle)?, input, output, context_len)
                     .and_then(|mlp| {
@@ -406,23 +470,35 @@ impl TextModel {
         model
             .set_input_fact(0, fact)
             .map_err(stage("set the input shape of"))?;
-        let typed = model.into_optimized().map_err(stage("optimize"))?;
-        let out = typed.output_fact(0).map_err(stage("type"))?;
-        let vocab_ok = out.shape.len() == 2 && out.shape[1] == BYTE_SYMBOLS.to_dim();
-        if out.datum_type != i32::datum_type() || !vocab_ok {
-            return Err(contract(format!(
-                "output `{output}` is {out:?}, expected int32 [batch, {BYTE_SYMBOLS}]"
+        if on_gpu {
+            let typed = model
+                .into_typed()
+                .and_then(|m| m.into_decluttered())
+                .map_err(stage("type"))?;
+            check_output(&typed, output).map_err(contract)?;
+            return Ok(make(Backend::Gpu(
+                gpu::prepare(typed).map_err(stage("prepare on CUDA"))?,
             )));
         }
+        let typed = model.into_optimized().map_err(stage("optimize"))?;
+        check_output(&typed, output).map_err(contract)?;
         let plan = typed.into_runnable().map_err(stage("plan"))?;
         Ok(make(Backend::Tract(plan)))
     }
 
-    /// The engine that runs this model: [`Engine::Native`] or [`Engine::Tract`].
+    /// The engine that runs this model: [`Engine::Native`] or [`Engine::Tract`] (also on CUDA).
     pub fn engine(&self) -> Engine {
         match self.backend {
             Backend::Native(_) => Engine::Native,
-            Backend::Tract(_) => Engine::Tract,
+            Backend::Tract(_) | Backend::Gpu(_) => Engine::Tract,
+        }
+    }
+
+    /// Where this model runs: [`Device::Cpu`] or [`Device::Cuda`].
+    pub fn device(&self) -> Device {
+        match self.backend {
+            Backend::Gpu(_) => Device::Cuda,
+            Backend::Native(_) | Backend::Tract(_) => Device::Cpu,
         }
     }
 
@@ -494,7 +570,8 @@ impl TextModel {
                 }
                 return Ok(());
             }
-            Backend::Tract(plan) => plan,
+            Backend::Tract(plan) => plan as &dyn tract_onnx::tract_core::runtime::Runnable,
+            Backend::Gpu(plan) => plan.as_ref(),
         };
         let run = tract_err(&self.name, "run");
         let values: Vec<i64> = contexts.iter().map(|&c| i64::from(c)).collect();
@@ -661,15 +738,56 @@ mod tests {
         Ok(())
     }
 
+    /// On a GPU host with the `cuda` feature: the integer-exact model gives the CPU's logits on
+    /// the GPU, bit for bit (targets/cuda/check.sh runs this). Skipped elsewhere.
+    #[cfg(feature = "cuda")]
     #[test]
-    fn cuda_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
-        let err = TextModel::load_on(&tiny()?, Device::Cuda)
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("device `cuda` is not available: this build of arca has no CUDA support")
-        );
+    fn cuda_logits_equal_the_cpu() -> Result<(), Box<dyn std::error::Error>> {
+        let bundle = crate::shipped::resolve("text-small")?;
+        let gpu = match TextModel::load_on(&bundle, Device::Cuda) {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                println!("cuda_logits_equal_the_cpu skipped: {e}");
+                return Ok(());
+            }
+        };
+        assert_eq!(gpu.device(), Device::Cuda);
+        let cpu = TextModel::load(&bundle)?;
+        let n = cpu.context_len();
+        for batch in [1usize, 5, 64] {
+            let mut ctx = contexts(batch, n);
+            ctx[..n / 2].fill(cpu.pad_id());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            cpu.logits(&ctx, batch, &mut a)?;
+            gpu.logits(&ctx, batch, &mut b)?;
+            assert_eq!(a, b, "batch {batch}");
+        }
+        println!("cuda_logits_equal_the_cpu: GPU logits equal the CPU's");
+        Ok(())
+    }
+
+    #[test]
+    fn cuda_without_a_gpu_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        match TextModel::load_on(&tiny()?, Device::Cuda) {
+            // A `cuda` build on a GPU host.
+            Ok(model) => assert!(cfg!(feature = "cuda") && model.device() == Device::Cuda),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.starts_with("device `cuda` is not available: "), "{msg}");
+                if !cfg!(feature = "cuda") {
+                    assert_eq!(
+                        msg,
+                        "device `cuda` is not available: this build of arca has no CUDA support \
+                         (build with `--features cuda`)"
+                    );
+                }
+            }
+        }
+        // `auto` always loads: on the GPU if there is one, else on the CPU.
+        let model = TextModel::load_on(&tiny()?, Device::Auto)?;
+        let mut out = Vec::new();
+        model.logits(&[1, 2, 3, 4], 1, &mut out)?;
+        assert_eq!(out.len(), BYTE_SYMBOLS);
         Ok(())
     }
 }

@@ -125,7 +125,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
     let io = &args.io;
     let inputs = Input::from_args(&io.files);
     check_outputs(io, &inputs, true)?;
-    let model = Loaded::load(io.model.as_deref(), ui.engine)?;
+    let model = Loaded::load(io.model.as_deref(), ui.load_options())?;
     let codec = model.codec();
     let opts = options(io.threads, args.block_size);
     for_each_input(&inputs, |input| {
@@ -223,8 +223,11 @@ impl ModelCache {
         let index = match found {
             Some(i) => i,
             None => {
-                self.models
-                    .push(Loaded::for_stream(stream.header(), explicit, ui.engine)?);
+                self.models.push(Loaded::for_stream(
+                    stream.header(),
+                    explicit,
+                    ui.load_options(),
+                )?);
                 self.models.len() - 1
             }
         };

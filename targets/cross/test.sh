@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds arca for an ARM Linux board and tests it under qemu-user:
+#
+#   targets/cross/test.sh aarch64     # aarch64-unknown-linux-gnu, qemu -cpu cortex-a53
+#   targets/cross/test.sh armv7       # armv7-unknown-linux-gnueabihf, qemu -cpu cortex-a15 (NEON)
+#
+# 1. the unit tests of arca-coder and arca-runtime run on the target (among them: the native
+#    engine equals tract bit for bit on text-small, and tract itself runs the bundles);
+# 2. `arca` is built for the target and tests/tests/cross_arch.rs runs on the host against it:
+#    every Canterbury and Calgary text file gives the same stream on both sides, each side
+#    decodes the other's, and the golden streams decode on the target with both engines.
+#
+# Needs: rustup target add <target>; apt-get install gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+# qemu-user (.ci/run installs them). Cross artifacts go to target/cross so host builds are
+# never blocked by them. ARCA_CROSS_FILES=N checks only the first N bytes of each file.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+case "${1:-}" in
+    aarch64) target=aarch64-unknown-linux-gnu ;;
+    armv7) target=armv7-unknown-linux-gnueabihf ;;
+    *) echo "usage: $0 aarch64|armv7" >&2; exit 2 ;;
+esac
+config=targets/cross/config.toml
+# The runner is defined once, in config.toml; the host-side test needs it as a command line.
+runner=$(sed -n "/^\[target\.$target\]/,/^\[/s/^runner = \[\(.*\)\]/\1/p" "$config" | tr -d '",')
+[[ -n "$runner" ]] || { echo "no runner for $target in $config" >&2; exit 1; }
+export CARGO_TARGET_DIR="$root/target/cross"
+export TRACT_CPU_ARM32_NEON=true
+cargo_x() { cargo "$1" --config "$config" --target "$target" "${@:2}"; }
+
+t0=$(date +%s)
+echo "=== $target: unit tests under $runner"
+cargo_x test -p arca-coder -p arca-runtime --lib
+echo "=== $target: build arca ($(( $(date +%s) - t0 ))s)"
+cargo_x build -p arca-cli
+bin="$CARGO_TARGET_DIR/$target/debug/arca"
+file "$bin" 2>/dev/null || true
+echo "=== $target: streams across architectures ($(( $(date +%s) - t0 ))s)"
+unset CARGO_TARGET_DIR
+ARCA_CROSS_BIN="$bin" ARCA_CROSS_RUNNER="$runner" \
+    cargo test -p arca-tests --test cross_arch -- --nocapture
+echo "=== $target: done in $(( $(date +%s) - t0 ))s"

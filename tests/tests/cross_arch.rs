@@ -1,0 +1,222 @@
+//! Streams cross architectures bit-exactly: what this host compresses, an `arca` built for
+//! another architecture (run under qemu-user) decompresses, and the other way round.
+//!
+//! The foreign binary and how to run it come from the environment, so this test is driven by
+//! `targets/cross/test.sh` (which builds the binary and sets them) and skips with a message
+//! otherwise:
+//!
+//! - `ARCA_CROSS_BIN`: path of `arca` built for the foreign target;
+//! - `ARCA_CROSS_RUNNER`: the command that runs it, split on spaces (e.g.
+//!   `qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu`);
+//! - `ARCA_CROSS_FILES` (optional): `all` (default) for every Canterbury and Calgary text file,
+//!   or a number N to take only the first N bytes of each (a quick check).
+//!
+//! For every file, the host compresses it with the library (the default embedded model), the
+//! foreign `arca` compresses it too, and the two streams must be *the same bytes*; then the
+//! foreign `arca` decompresses the host's stream back to the original. (The host decoding the
+//! foreign stream is then the host decoding its own stream, which `corpus.rs` checks for every
+//! file.) The committed golden streams also decode on the foreign side with both
+//! engines (`--engine tract` and `--engine native`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arca_runtime::codec::{Options, TextCodec};
+use arca_runtime::engine::TextModel;
+use arca_runtime::shipped;
+use arca_tests::{shared_data, workspace_root};
+
+/// The text files of the Canterbury and Calgary corpora (binary files such as `kennedy.xls`,
+/// `ptt5`, `geo`, `obj1` are left out: they exercise nothing the text files don't).
+const CANTERBURY_TEXT: [&str; 8] = [
+    "alice29.txt",
+    "asyoulik.txt",
+    "cp.html",
+    "fields.c",
+    "grammar.lsp",
+    "lcet10.txt",
+    "plrabn12.txt",
+    "xargs.1",
+];
+const CALGARY_TEXT: [&str; 14] = [
+    "bib", "book1", "book2", "news", "paper1", "paper2", "paper3", "paper4", "paper5", "paper6",
+    "progc", "progl", "progp", "trans",
+];
+
+struct Foreign {
+    runner: Vec<String>,
+    bin: PathBuf,
+}
+
+impl Foreign {
+    fn from_env() -> Option<Foreign> {
+        let bin = PathBuf::from(std::env::var_os("ARCA_CROSS_BIN")?);
+        let runner = std::env::var("ARCA_CROSS_RUNNER").unwrap_or_default();
+        Some(Foreign {
+            runner: runner.split_whitespace().map(str::to_owned).collect(),
+            bin,
+        })
+    }
+
+    /// Runs the foreign `arca ARGS` with `stdin`; returns stdout or the error output.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>, String> {
+        let (program, pre): (&Path, &[String]) = match self.runner.split_first() {
+            Some((first, rest)) => (Path::new(first), rest),
+            None => (&self.bin, &[]),
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(pre);
+        if !self.runner.is_empty() {
+            cmd.arg(&self.bin);
+        }
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {program:?}: {e}"))?;
+        let mut input = child.stdin.take().ok_or("no stdin")?;
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || input.write_all(&data));
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let _ = writer.join();
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "foreign arca {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+fn text_files() -> Vec<PathBuf> {
+    let canterbury = workspace_root().join("tests/data/canterbury");
+    let mut files: Vec<PathBuf> = CANTERBURY_TEXT.iter().map(|f| canterbury.join(f)).collect();
+    match shared_data() {
+        Some(data) => files.extend(
+            CALGARY_TEXT
+                .iter()
+                .map(|f| data.join("eval/calgary").join(f)),
+        ),
+        None => println!("shared data folder not found: Canterbury only"),
+    }
+    files
+}
+
+#[test]
+fn streams_cross_architectures() {
+    let Some(foreign) = Foreign::from_env() else {
+        println!("ARCA_CROSS_BIN is not set: skipped (run targets/cross/test.sh)");
+        return;
+    };
+    let limit = match std::env::var("ARCA_CROSS_FILES").as_deref() {
+        Ok("all") | Err(_) => usize::MAX,
+        Ok(n) => n
+            .parse()
+            .expect("ARCA_CROSS_FILES is `all` or a byte count"),
+    };
+    let bundle = shipped::resolve(shipped::default_compressor()).expect("default model");
+    let model = TextModel::load(&bundle).expect("load default model");
+    let codec = TextCodec::new(&model, bundle.id(), &bundle.manifest().name);
+
+    // Golden streams, both engines on the foreign side.
+    let golden = workspace_root().join("tests/golden");
+    for name in ["grammar.lsp", "fields.c", "xargs.1"] {
+        let stream = std::fs::read(golden.join(format!("{name}.arca"))).expect("golden stream");
+        let original = std::fs::read(workspace_root().join("tests/data/canterbury").join(name))
+            .expect("original");
+        for engine in ["tract", "native"] {
+            let got = foreign
+                .run(&["--engine", engine, "decompress", "-q", "-c"], &stream)
+                .unwrap_or_else(|e| panic!("golden {name}, engine {engine}: {e}"));
+            assert!(
+                got == original,
+                "golden {name} decodes wrongly with the foreign {engine} engine"
+            );
+        }
+    }
+
+    let mut files = text_files();
+    files.sort_by_key(|f| std::cmp::Reverse(f.metadata().map(|m| m.len()).unwrap_or(0)));
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let r = check_file(&codec, &foreign, path, limit);
+                    results.lock().expect("results lock").push(r);
+                }
+            });
+        }
+    });
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for r in results.into_inner().expect("results") {
+        match r {
+            Ok((name, bytes, seconds)) => {
+                total += bytes;
+                println!(
+                    "{name:<14} {bytes:>8} bytes  foreign compress + decompress {seconds:.1} s"
+                );
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    println!(
+        "{} files, {total} bytes, identical streams both ways, {:.0} s on {workers} threads",
+        files.len() - failures.len(),
+        start.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn check_file(
+    codec: &TextCodec<'_>,
+    foreign: &Foreign,
+    path: &Path,
+    limit: usize,
+) -> Result<(String, usize, f64), String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    data.truncate(limit);
+    let opts = Options::default();
+    let host = codec
+        .compress(&data, &opts, &|_| {})
+        .map_err(|e| format!("{name}: host compress: {e}"))?;
+    let start = Instant::now();
+    let theirs = foreign
+        .run(&["compress", "-q", "-c", "-T", "1"], &data)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if theirs != host {
+        return Err(format!(
+            "{name}: the foreign stream differs from the host's ({} vs {} bytes)",
+            theirs.len(),
+            host.len()
+        ));
+    }
+    let back = foreign
+        .run(&["decompress", "-q", "-c", "-T", "1"], &host)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if back != data {
+        return Err(format!(
+            "{name}: the foreign side decoded the host's stream wrongly"
+        ));
+    }
+    Ok((name, data.len(), seconds))
+}
