@@ -685,20 +685,51 @@ fn fold_first_layer(
         return None;
     }
     let mut first = vec![0i32; n * rows * m];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: AVX2 was just detected.
+        unsafe {
+            fold_avx2(emb, rows, dim, n, layer, &mut first)
+        };
+        return Some(first);
+    }
+    fold_body(emb, rows, dim, n, layer, &mut first);
+    Some(first)
+}
+
+/// [`fold_first_layer`]'s loops compiled for AVX2 (`vpmulld`): 67M multiply-adds for
+/// text-small, a few ms instead of ~80 at load.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fold_avx2(emb: &[i16], rows: usize, dim: usize, n: usize, layer: &Dense, first: &mut [i32]) {
+    fold_body(emb, rows, dim, n, layer, first);
+}
+
+#[inline(always)]
+fn fold_body(emb: &[i16], rows: usize, dim: usize, n: usize, layer: &Dense, first: &mut [i32]) {
+    let m = layer.m;
+    // Position p's weights transposed to [dim][m], so each byte's row is `dim` vector
+    // multiply-adds over m contiguous channels.
+    let mut wp = vec![0i32; dim * m];
     for p in 0..n {
+        for (j, row) in layer.wt.chunks_exact(layer.k).enumerate() {
+            for (d, &w) in row[p * dim..(p + 1) * dim].iter().enumerate() {
+                wp[d * m + j] = i32::from(w);
+            }
+        }
         for (b, e) in emb.chunks_exact(dim).enumerate() {
             let out = &mut first[(p * rows + b) * m..][..m];
-            for (j, o) in out.iter_mut().enumerate() {
-                let w = &layer.wt[j * layer.k + p * dim..][..dim];
-                *o = e
-                    .iter()
+            for (&ed, w) in e.iter().zip(wp.chunks_exact(m)) {
+                let ed = i32::from(ed);
+                // Bounded by the layer's interval analysis; wrapping keeps the loop free of
+                // overflow checks in debug builds, so it vectorizes there too.
+                out.iter_mut()
                     .zip(w)
-                    .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                    .sum();
+                    .for_each(|(o, &w)| *o = o.wrapping_add(ed.wrapping_mul(w)));
             }
         }
     }
-    Some(first)
 }
 
 fn to_i16(values: &[i64]) -> Option<Vec<i16>> {
