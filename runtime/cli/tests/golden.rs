@@ -7,19 +7,19 @@
 //! list of `+feature`/`-feature` edits, see tract-linalg's `isa.rs`) edits that probed set, so
 //! one x86-64 machine can play three kinds of CPU. The tiers tested here:
 //!
-//! | tier | `TRACT_CPU_ISA` | features tract sees (on an AVX2+FMA host) | i32 matmul kernel |
+//! | tier | `TRACT_CPU_ISA` | features tract sees (on an AVX2+FMA host) | matmul dispatch tiers |
 //! | --- | --- | --- | --- |
-//! | host | unset | `x86_64,avx,avx2,fma,f16c` | `avx2_mmm_i32_8x8` (tiers `fma > avx2 > avx > generic`) |
-//! | AVX | `-fma,-avx2` | `x86_64,avx,f16c` | `avx_mmm_i32_8x4` (tiers `avx > generic`) |
-//! | SSE | `-fma,-f16c,-avx2,-avx` | `x86_64` (SSE2 baseline) | generic Rust kernels (tier `generic`) |
+//! | host | unset | `x86_64,avx,avx2,fma,f16c` | `fma > avx2 > avx > generic` |
+//! | AVX | `-fma,-avx2` | `x86_64,avx,f16c` | `avx > generic` |
+//! | SSE | `-fma,-f16c,-avx2,-avx` | `x86_64` (SSE2 baseline) | `generic` (portable Rust kernels) |
 //!
 //! How a removed feature changes the kernels: tract-linalg builds its matmul dispatch
 //! (`MmmDispatch::native`) and its element-wise routine tables from `isa::native()`, the probed
 //! set after `TRACT_CPU_ISA`; a kernel whose `isa(...)` requirement is not in the set leaves the
 //! pool, and a dispatch tier (`MmmTier::applies`) that needs a removed feature is not asked. The
-//! model's `MatMulInteger` accumulates in i32: the `avx2` tier answers it with
-//! `avx2_mmm_i32_8x8`, the `avx` tier (AVX without AVX2/FMA) with `avx_mmm_i32_8x4`, and with
-//! neither only the generic tier is left. tract logs both facts at debug level
+//! shipped model's matrix products are f32 MatMuls on small integers (exact in any summation
+//! order), so each tier sums them with other f32 kernels and must still give the same integers.
+//! tract logs both facts at debug level
 //! (`ISA: ...` and `mmm tiers for ...: ...`); [`tract_sees_each_tier`] runs `arca` with
 //! `RUST_LOG=debug` under each tier and checks those lines, so a tract that stopped reading the
 //! variable would fail here rather than let the other tests pass vacuously. The tiers also run
