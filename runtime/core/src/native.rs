@@ -818,6 +818,36 @@ mod tests {
         Ok(())
     }
 
+    /// Shifts replace power-of-two divisions with the same truncation toward zero, negative
+    /// dividends included (text-small's dividends are never negative, so its tests don't reach it).
+    #[test]
+    fn div_by_power_of_two_truncates_like_div() {
+        let values: Vec<i32> = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65537,
+            -1024,
+            -1023,
+            -7,
+            -1,
+            0,
+            1,
+            7,
+            1023,
+            65537,
+            i32::MAX,
+        ]
+        .into_iter()
+        .collect();
+        for s in 0..30u32 {
+            let mut shifted = values.clone();
+            apply(&Elementwise::DivPow2(vec![s; values.len()]), &mut shifted);
+            let mut divided = values.clone();
+            apply(&Elementwise::Div(vec![1 << s; values.len()]), &mut divided);
+            assert_eq!(shifted, divided, "shift {s}");
+        }
+    }
+
     /// Graphs outside the supported pattern fall back to tract under `Auto` and are a clear
     /// error under `Native`.
     #[test]
