@@ -11,6 +11,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The workspace root (the folder holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -38,6 +40,27 @@ pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Runs `job` on every file, largest first, one file at a time per core (the slow ones start
+/// first so the cores finish together); results come back in completion order.
+pub fn on_every_core<R: Send>(files: &[PathBuf], job: impl Fn(&Path) -> R + Sync) -> Vec<R> {
+    let mut order: Vec<&PathBuf> = files.iter().collect();
+    order.sort_by_key(|f| std::cmp::Reverse(f.metadata().map(|m| m.len()).unwrap_or(0)));
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(path) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let r = job(path);
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Bits per byte: `8 * compressed / original` (0 for an empty original).

@@ -11,14 +11,12 @@
 //! workspace). Files are coded in parallel, one per core, each with the default options.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arca_runtime::codec::{Options, TextCodec};
 use arca_runtime::engine::TextModel;
 use arca_runtime::shipped;
-use arca_tests::{bits_per_byte, corpus_files, shared_data, workspace_root};
+use arca_tests::{bits_per_byte, corpus_files, on_every_core, shared_data, workspace_root};
 
 /// Files of the committed Canterbury corpus, then of Calgary and enwik if the data is there.
 fn corpus(max_len: u64) -> Vec<PathBuf> {
@@ -87,25 +85,12 @@ fn check(files: &[PathBuf]) {
     let bundle = shipped::resolve(shipped::default_compressor()).expect("default model");
     let model = TextModel::load(&bundle).expect("load default model");
     let codec = TextCodec::new(&model, bundle.id(), &bundle.manifest().name);
-    let mut order: Vec<&PathBuf> = files.iter().collect();
-    order.sort_by_key(|f| std::cmp::Reverse(f.metadata().map(|m| m.len()).unwrap_or(0)));
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while let Some(path) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let r = round_trip(&codec, path);
-                    results.lock().expect("results lock").push(r);
-                }
-            });
-        }
-    });
+    let results = on_every_core(files, |path| round_trip(&codec, path));
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for r in results.into_inner().expect("results") {
+    for r in results {
         match r {
             Ok(row) => rows.push(row),
             Err(e) => failures.push(e),

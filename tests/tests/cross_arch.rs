@@ -5,7 +5,7 @@
 //! `targets/cross/test.sh` (which builds the binary and sets them) and skips with a message
 //! otherwise:
 //!
-//! - `ARCA_CROSS_BIN`: path of `arca` built for the foreign target;
+//! - `ARCA_CROSS_BIN`: absolute path of `arca` built for the foreign target;
 //! - `ARCA_CROSS_RUNNER`: the command that runs it, split on spaces (e.g.
 //!   `qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu`);
 //! - `ARCA_CROSS_FILES` (optional): `all` (default) for every Canterbury and Calgary text file,
@@ -26,14 +26,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arca_runtime::codec::{Options, TextCodec};
 use arca_runtime::engine::TextModel;
 use arca_runtime::shipped;
-use arca_tests::{shared_data, workspace_root};
+use arca_tests::{on_every_core, shared_data, workspace_root};
 
 /// The text files of the Canterbury and Calgary corpora (binary files such as `kennedy.xls`,
 /// `ptt5`, `geo`, `obj1` are left out: they exercise nothing the text files don't).
@@ -60,6 +58,16 @@ struct Foreign {
 impl Foreign {
     fn from_env() -> Option<Foreign> {
         let bin = PathBuf::from(std::env::var_os("ARCA_CROSS_BIN")?);
+        // cargo runs integration tests in the package folder (tests/), so a path relative to
+        // the caller's folder would silently point elsewhere.
+        assert!(
+            bin.is_file(),
+            "ARCA_CROSS_BIN={} is not a file (give an absolute path; this test runs in {})",
+            bin.display(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
         let runner = std::env::var("ARCA_CROSS_RUNNER").unwrap_or_default();
         Some(Foreign {
             runner: runner.split_whitespace().map(str::to_owned).collect(),
@@ -139,36 +147,22 @@ fn streams_cross_architectures() {
         let stream = std::fs::read(golden.join(format!("{name}.arca"))).expect("golden stream");
         let original = std::fs::read(workspace_root().join("tests/data/canterbury").join(name))
             .expect("original");
-        for engine in ["tract", "native"] {
-            let got = foreign
-                .run(&["--engine", engine, "decompress", "-q", "-c"], &stream)
-                .unwrap_or_else(|e| panic!("golden {name}, engine {engine}: {e}"));
-            assert!(
-                got == original,
-                "golden {name} decodes wrongly with the foreign {engine} engine"
-            );
-        }
+        let got = foreign
+            .run(&["decompress", "-q", "-c"], &stream)
+            .unwrap_or_else(|e| panic!("golden {name}: {e}"));
+        assert!(
+            got == original,
+            "golden {name} decodes wrongly on the foreign side"
+        );
     }
 
-    let mut files = text_files();
-    files.sort_by_key(|f| std::cmp::Reverse(f.metadata().map(|m| m.len()).unwrap_or(0)));
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
+    let files = text_files();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let r = check_file(&codec, &foreign, path, limit);
-                    results.lock().expect("results lock").push(r);
-                }
-            });
-        }
-    });
+    let results = on_every_core(&files, |path| check_file(&codec, &foreign, path, limit));
     let mut failures = Vec::new();
     let mut total = 0;
-    for r in results.into_inner().expect("results") {
+    for r in results {
         match r {
             Ok((name, bytes, seconds)) => {
                 total += bytes;

@@ -74,7 +74,7 @@ pub struct Global {
     pub no_progress: bool,
     /// Engine for the network: `native` integer kernels (when the model's graph allows it),
     /// `tract`, or `auto` (native if possible). Streams are identical either way; native is
-    /// about 3x faster
+    /// 2-4x faster
     #[arg(long, global = true, value_enum, value_name = "ENGINE", default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Where the network runs: `cpu`, `cuda` (an NVIDIA GPU; needs a build with

@@ -699,7 +699,7 @@ fn fold_first_layer(
 }
 
 /// [`fold_first_layer`]'s loops compiled for AVX2 (`vpmulld`): 67M multiply-adds for
-/// text-small, a few ms instead of ~80 at load.
+/// text-small, most of the native engine's load time (47 ms in all, `load_bench`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn fold_avx2(emb: &[i16], rows: usize, dim: usize, n: usize, layer: &Dense, first: &mut [i32]) {
