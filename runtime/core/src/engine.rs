@@ -292,6 +292,12 @@ pub struct TextModel {
     logit_frac_bits: u32,
 }
 
+/// Rows per call on the GPU. tract-cuda 0.23.9 launches its Gather kernel with one grid row per
+/// index (`grid_dim.y = n_indices`, at most 65,535), and text-small looks up 512 table entries
+/// per context, so more than 127 rows in one call fail with CUDA_ERROR_INVALID_VALUE. Batches are
+/// cut into chunks of this size; the probe at load time runs one full chunk.
+const GPU_MAX_ROWS: usize = 64;
+
 enum Backend {
     Native(crate::native::IntMlp),
     Tract(Arc<TypedRunnableModel>),
@@ -456,34 +462,67 @@ impl TextModel {
             }
         }
 
-        let mut model = inference_model(bundle)?;
         let stage = |s| tract_err(name, s);
-        model
-            .set_input_names([input])
-            .map_err(stage("select the input of"))?;
-        model
-            .select_outputs_by_name([output])
-            .map_err(stage("select the output of"))?;
-        let batch = model.symbols.sym("batch");
-        let fact =
-            InferenceFact::dt_shape(i64::datum_type(), [batch.to_dim(), context_len.to_dim()]);
-        model
-            .set_input_fact(0, fact)
-            .map_err(stage("set the input shape of"))?;
+        // The tract graph with its input and output chosen and a symbolic batch.
+        let graph = || -> Result<InferenceModel, EngineError> {
+            let mut model = inference_model(bundle)?;
+            model
+                .set_input_names([input])
+                .map_err(stage("select the input of"))?;
+            model
+                .select_outputs_by_name([output])
+                .map_err(stage("select the output of"))?;
+            let batch = model.symbols.sym("batch");
+            let fact =
+                InferenceFact::dt_shape(i64::datum_type(), [batch.to_dim(), context_len.to_dim()]);
+            model
+                .set_input_fact(0, fact)
+                .map_err(stage("set the input shape of"))?;
+            Ok(model)
+        };
         if on_gpu {
-            let typed = model
+            let typed = graph()?
                 .into_typed()
                 .and_then(|m| m.into_decluttered())
                 .map_err(stage("type"))?;
             check_output(&typed, output).map_err(contract)?;
-            return Ok(make(Backend::Gpu(
+            let gpu_model = make(Backend::Gpu(
                 gpu::prepare(typed).map_err(stage("prepare on CUDA"))?,
-            )));
+            ));
+            // tract-cuda prepares graphs it cannot run (an int32 MatMul, say): find out now, with
+            // a full chunk of rows, rather than in the middle of a file.
+            match gpu_model.probe() {
+                Ok(()) => return Ok(gpu_model),
+                Err(e) if options.device == Device::Cuda => {
+                    return Err(EngineError::DeviceUnavailable {
+                        device: Device::Cuda,
+                        reason: format!("tract-cuda cannot run this model: {e}"),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(model = name, error = %e, "tract-cuda cannot run it; using the CPU");
+                }
+            }
         }
-        let typed = model.into_optimized().map_err(stage("optimize"))?;
+        let typed = graph()?.into_optimized().map_err(stage("optimize"))?;
         check_output(&typed, output).map_err(contract)?;
         let plan = typed.into_runnable().map_err(stage("plan"))?;
         Ok(make(Backend::Tract(plan)))
+    }
+
+    /// Runs one chunk of [`GPU_MAX_ROWS`] contexts (PAD, then bytes) through the model.
+    fn probe(&self) -> Result<(), EngineError> {
+        let n = self.context_len;
+        let contexts: Vec<u16> = (0..GPU_MAX_ROWS * n)
+            .map(|i| {
+                if i % n < n / 2 {
+                    self.pad_id
+                } else {
+                    (i % 256) as u16
+                }
+            })
+            .collect();
+        self.logits(&contexts, GPU_MAX_ROWS, &mut Vec::new())
     }
 
     /// The engine that runs this model: [`Engine::Native`] or [`Engine::Tract`] (also on CUDA).
@@ -561,18 +600,31 @@ impl TextModel {
         if batch == 0 {
             return Ok(());
         }
-        let plan = match &self.backend {
+        match &self.backend {
             Backend::Native(mlp) => {
                 out.reserve(batch * BYTE_SYMBOLS);
                 let mut scratch = crate::native::Scratch::default();
                 for row in contexts.chunks_exact(n) {
                     mlp.eval_row(row, &mut scratch, out);
                 }
-                return Ok(());
+                Ok(())
             }
-            Backend::Tract(plan) => plan as &dyn tract_onnx::tract_core::runtime::Runnable,
-            Backend::Gpu(plan) => plan.as_ref(),
-        };
+            Backend::Tract(plan) => self.run_plan(plan, contexts, out),
+            Backend::Gpu(plan) => contexts
+                .chunks(GPU_MAX_ROWS * n)
+                .try_for_each(|chunk| self.run_plan(plan.as_ref(), chunk, out)),
+        }
+    }
+
+    /// Runs a tract plan on whole rows of `contexts` and appends their logits to `out`.
+    fn run_plan(
+        &self,
+        plan: &dyn tract_onnx::tract_core::runtime::Runnable,
+        contexts: &[u16],
+        out: &mut Vec<i32>,
+    ) -> Result<(), EngineError> {
+        let n = self.context_len;
+        let batch = contexts.len() / n;
         let run = tract_err(&self.name, "run");
         let values: Vec<i64> = contexts.iter().map(|&c| i64::from(c)).collect();
         let input = tract_ndarray::Array2::from_shape_vec((batch, n), values)
@@ -754,7 +806,9 @@ mod tests {
         assert_eq!(gpu.device(), Device::Cuda);
         let cpu = TextModel::load(&bundle)?;
         let n = cpu.context_len();
-        for batch in [1usize, 5, 64] {
+        // 300 rows: more than one GPU chunk (GPU_MAX_ROWS), and more than tract-cuda's Gather
+        // could take in one call.
+        for batch in [1usize, 5, 64, 300] {
             let mut ctx = contexts(batch, n);
             ctx[..n / 2].fill(cpu.pad_id());
             let (mut a, mut b) = (Vec::new(), Vec::new());
