@@ -17,11 +17,11 @@
 //! foreign stream is then the host decoding its own stream, which `corpus.rs` checks for every
 //! file.) The committed golden streams also decode on the foreign side.
 //!
-//! The foreign side codes with its default engine, the native one: tract's f32 kernels run
-//! about 17x slower than it under qemu (5 KB compressed in 127 s vs 7.3 s of CPU on aarch64),
-//! too slow for whole files. That tract computes the same logits on the target is proven by
-//! arca-runtime's unit tests, which `targets/cross/test.sh` runs there first
-//! (`text_small_native_equals_tract`: several hundred text, PAD-heavy and random contexts).
+//! The foreign side codes with the native engine: `targets/cross/test.sh` builds it
+//! native-only by default (no tract: minutes instead of most of an hour per target on 2 cores),
+//! and tract's f32 kernels would run about 17x slower under qemu anyway (5 KB compressed in
+//! 127 s vs 7.3 s of CPU on aarch64). That tract computes the same logits on the target is
+//! checked by arca-runtime's unit tests in the tract build (`ARCA_CROSS_TRACT=1`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

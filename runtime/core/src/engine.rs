@@ -1,11 +1,15 @@
-//! The tract engine: turns a [`Bundle`] into one optimized, reusable plan.
+//! Engines: turn a [`Bundle`] into one reusable model.
 //!
 //! [`TextModel`] is the byte-level predictor the text codec calls: contexts of N bytes (PAD for
-//! positions before the start) in, 256 integer logits per context out. The plan is built once,
-//! with a symbolic batch dimension, and is `Send + Sync`: share one model across threads by
-//! reference or `Arc` and call [`TextModel::logits`] with any batch size.
+//! positions before the start) in, 256 integer logits per context out. It is built once, with a
+//! symbolic batch dimension, and is `Send + Sync`: share one model across threads by reference
+//! or `Arc` and call [`TextModel::logits`] with any batch size.
 //!
-//! # Loading weights from the map
+//! Two engines run it and give the same logits bit for bit: the native integer kernels of
+//! [`crate::native`] (any build, for the integer MLPs they can lower) and tract (the `tract`
+//! feature, on by default: every other graph, and CUDA through tract-cuda with `cuda`).
+//!
+//! # Loading weights from the map (tract)
 //!
 //! Bundled graphs keep their initializers in the bundle payload as ONNX external data
 //! (`location "."`, offset and length into the payload). tract-onnx 0.23 reads external data
@@ -38,17 +42,13 @@
 //! ```
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use prost::Message;
-use tract_onnx::data_resolver::ModelDataResolver;
-use tract_onnx::model::ParseResult;
-use tract_onnx::pb;
-use tract_onnx::prelude::tract_data::internal::{TractErrorContext, format_err};
-use tract_onnx::prelude::*;
+use crate::bundle::Bundle;
 
-use crate::bundle::{Bundle, DType, PAYLOAD_LOCATION};
+#[cfg(feature = "tract")]
+mod tract_backend;
+#[cfg(feature = "tract")]
+pub use tract_backend::inference_model;
 
 /// Number of logits per context of a byte model.
 pub const BYTE_SYMBOLS: usize = 256;
@@ -144,139 +144,32 @@ pub enum EngineError {
     /// The caller's input does not match the model.
     #[error("bad input: {0}")]
     Input(String),
+    /// This build leaves out what the request needs (the `tract` or `cuda` feature).
+    #[error("{0}")]
+    NotBuilt(String),
 }
 
-fn tract_err(model: &str, stage: &'static str) -> impl Fn(TractError) -> EngineError {
-    let model = model.to_owned();
-    move |e| EngineError::Tract {
-        model: model.clone(),
-        stage,
-        message: format!("{e:#}"),
-    }
+/// What a build without the `tract` feature says when a model or device needs tract.
+#[cfg(not(feature = "tract"))]
+const NO_TRACT: &str = "this build of arca has no tract engine (build with the `tract` feature, \
+     on by default)";
+
+enum Backend {
+    /// The native integer engine (any build).
+    Native(crate::native::IntMlp),
+    /// tract, on the CPU or a GPU.
+    #[cfg(feature = "tract")]
+    Tract(tract_backend::Plan),
 }
 
-/// Reads initializers from the bundle payload (see the module docs).
-struct PayloadResolver {
-    bundle: Bundle,
+#[cfg(feature = "tract")]
+fn gpu_check() -> Result<(), String> {
+    tract_backend::gpu_check()
 }
 
-impl ModelDataResolver for PayloadResolver {
-    fn read_bytes_from_path(
-        &self,
-        buf: &mut Vec<u8>,
-        _path: &Path,
-        offset: usize,
-        length: Option<usize>,
-    ) -> TractResult<()> {
-        let payload = self.bundle.payload();
-        let length = length.context("external data without a length")?;
-        let end = offset
-            .checked_add(length)
-            .context("external data offset + length overflows")?;
-        let bytes = payload.get(offset..end).with_context(|| {
-            format!(
-                "external data {offset}..{end} is outside the {}-byte payload",
-                payload.len()
-            )
-        })?;
-        buf.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// The directory tract joins `location "."` to: one that always exists.
-fn anchor_dir() -> PathBuf {
-    if cfg!(unix) {
-        PathBuf::from("/")
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-/// Refuses tensors tract would read from a file or could not build from raw bytes.
-fn check_tensor(t: &pb::TensorProto, model: &str) -> Result<(), EngineError> {
-    let contract = |reason: String| EngineError::Contract {
-        model: model.to_owned(),
-        reason,
-    };
-    let external = t.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
-    if external {
-        let location = t
-            .external_data
-            .iter()
-            .find(|e| e.key == "location")
-            .map(|e| &e.value);
-        if location.map(String::as_str) != Some(PAYLOAD_LOCATION) {
-            return Err(contract(format!(
-                "tensor `{}` points to external file {location:?}; bundled weights must be in the payload",
-                t.name
-            )));
-        }
-    }
-    if (external || !t.raw_data.is_empty()) && DType::from_onnx_code(t.data_type).is_none() {
-        return Err(contract(format!(
-            "tensor `{}` has ONNX data type {}, which bundles do not support",
-            t.name, t.data_type
-        )));
-    }
-    Ok(())
-}
-
-fn check_graph(g: &pb::GraphProto, model: &str) -> Result<(), EngineError> {
-    for t in &g.initializer {
-        check_tensor(t, model)?;
-    }
-    for node in &g.node {
-        for a in &node.attribute {
-            for t in a.t.iter().chain(&a.tensors) {
-                check_tensor(t, model)?;
-            }
-            for sub in a.g.iter().chain(&a.graphs) {
-                check_graph(sub, model)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn decode_proto(bundle: &Bundle) -> Result<pb::ModelProto, EngineError> {
-    pb::ModelProto::decode(bundle.onnx_graph_bytes()).map_err(|e| EngineError::Contract {
-        model: bundle.manifest().name.clone(),
-        reason: format!("bad ONNX graph: {e}"),
-    })
-}
-
-/// Parses a bundle's graph into a tract `InferenceModel`, weights resolved from the payload.
-///
-/// This is the building block for every tract-backed engine; [`TextModel::load`] adds the
-/// byte-model contract and optimizes it.
-pub fn inference_model(bundle: &Bundle) -> Result<InferenceModel, EngineError> {
-    let name = bundle.manifest().name.as_str();
-    let proto = decode_proto(bundle)?;
-    let graph = proto.graph.as_ref().ok_or_else(|| EngineError::Contract {
-        model: name.to_owned(),
-        reason: "the ONNX model has no graph".into(),
-    })?;
-    check_graph(graph, name)?;
-    let mut onnx = tract_onnx::onnx();
-    onnx.provider = Arc::new(PayloadResolver {
-        bundle: bundle.clone(),
-    });
-    let anchor = anchor_dir();
-    let ParseResult {
-        model,
-        unresolved_inputs,
-        ..
-    } = onnx
-        .parse(&proto, anchor.to_str())
-        .map_err(tract_err(name, "parse"))?;
-    if !unresolved_inputs.is_empty() {
-        return Err(EngineError::Contract {
-            model: name.to_owned(),
-            reason: format!("graph has unresolved inputs {unresolved_inputs:?}"),
-        });
-    }
-    Ok(model)
+#[cfg(not(feature = "tract"))]
+fn gpu_check() -> Result<(), String> {
+    Err(NO_TRACT.to_owned())
 }
 
 /// A byte-level predictor: N context bytes in, 256 integer logits out.
@@ -290,73 +183,6 @@ pub struct TextModel {
     context_len: usize,
     pad_id: u16,
     logit_frac_bits: u32,
-}
-
-/// Rows per call on the GPU. tract-cuda 0.23.9 launches its Gather kernel with one grid row per
-/// index (`grid_dim.y = n_indices`, at most 65,535), and text-small looks up 512 table entries
-/// per context, so more than 127 rows in one call fail with CUDA_ERROR_INVALID_VALUE. Batches are
-/// cut into chunks of this size; the probe at load time runs one full chunk.
-const GPU_MAX_ROWS: usize = 64;
-
-enum Backend {
-    Native(crate::native::IntMlp),
-    Tract(Arc<TypedRunnableModel>),
-    /// A tract plan prepared by a GPU runtime (tract-cuda).
-    Gpu(Box<dyn tract_onnx::tract_core::runtime::Runnable>),
-}
-
-/// The output must be int32 `[batch, 256]`.
-fn check_output(typed: &TypedModel, output: &str) -> Result<(), String> {
-    let out = typed.output_fact(0).map_err(|e| format!("{e:#}"))?;
-    let vocab_ok = out.shape.len() == 2 && out.shape[1] == BYTE_SYMBOLS.to_dim();
-    if out.datum_type != i32::datum_type() || !vocab_ok {
-        return Err(format!(
-            "output `{output}` is {out:?}, expected int32 [batch, {BYTE_SYMBOLS}]"
-        ));
-    }
-    Ok(())
-}
-
-/// tract-cuda behind the `cuda` feature. It loads the CUDA driver and libraries at run time, so
-/// a `cuda` build runs (on the CPU) on machines without them.
-#[cfg(feature = "cuda")]
-mod gpu {
-    use tract_onnx::prelude::tract_data::internal::format_err;
-    use tract_onnx::prelude::*;
-    use tract_onnx::tract_core::runtime::{Runnable, Runtime, runtime_for_name};
-
-    fn runtime() -> Result<&'static dyn Runtime, String> {
-        runtime_for_name("cuda")
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| "tract-cuda is not registered in this build".to_owned())
-    }
-
-    /// `Ok` when a GPU, its driver and the CUDA libraries tract-cuda needs are usable.
-    pub(super) fn check() -> Result<(), String> {
-        // Referencing the crate links it, so its runtime registration is present.
-        tract_cuda::utils::ensure_cuda_runtime_dependencies("no usable CUDA GPU")
-            .map_err(|e| format!("{e:#}"))?;
-        runtime()?.check().map_err(|e| format!("{e:#}"))
-    }
-
-    pub(super) fn prepare(model: TypedModel) -> TractResult<Box<dyn Runnable>> {
-        runtime().map_err(|e| format_err!("{e}"))?.prepare(model)
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-mod gpu {
-    use tract_onnx::prelude::tract_data::internal::format_err;
-    use tract_onnx::prelude::*;
-    use tract_onnx::tract_core::runtime::Runnable;
-
-    pub(super) fn check() -> Result<(), String> {
-        Err("this build of arca has no CUDA support (build with `--features cuda`)".to_owned())
-    }
-
-    pub(super) fn prepare(_model: TypedModel) -> TractResult<Box<dyn Runnable>> {
-        Err(format_err!("this build of arca has no CUDA support"))
-    }
 }
 
 impl fmt::Debug for TextModel {
@@ -395,13 +221,13 @@ impl TextModel {
         let on_gpu = match options.device {
             Device::Cpu => false,
             Device::Cuda => {
-                gpu::check().map_err(|reason| EngineError::DeviceUnavailable {
+                gpu_check().map_err(|reason| EngineError::DeviceUnavailable {
                     device: Device::Cuda,
                     reason,
                 })?;
                 true
             }
-            Device::Auto => match gpu::check() {
+            Device::Auto => match gpu_check() {
                 Ok(()) => true,
                 Err(reason) => {
                     tracing::debug!(%reason, "no usable CUDA device; using the CPU");
@@ -435,20 +261,21 @@ impl TextModel {
             logit_frac_bits: m.logit_frac_bits,
         };
         if options.engine != Engine::Tract && !on_gpu {
-            let lowered =
-                crate::native::lower(bundle, &decode_proto(bundle)?, input, output, context_len)
-                    .and_then(|mlp| {
-                        if mlp.outputs() != BYTE_SYMBOLS {
-                            Err(format!(
-                                "it has {} outputs, not {BYTE_SYMBOLS}",
-                                mlp.outputs()
-                            ))
-                        } else if mlp.vocab_rows() <= usize::from(pad_id) {
-                            Err(format!("its embedding has no row for PAD {pad_id}"))
-                        } else {
-                            Ok(mlp)
-                        }
-                    });
+            let proto = crate::onnx::decode_model(bundle.onnx_graph_bytes())
+                .map_err(|e| contract(format!("bad ONNX graph: {e}")))?;
+            let lowered = crate::native::lower(bundle, &proto, input, output, context_len)
+                .and_then(|mlp| {
+                    if mlp.outputs() != BYTE_SYMBOLS {
+                        Err(format!(
+                            "it has {} outputs, not {BYTE_SYMBOLS}",
+                            mlp.outputs()
+                        ))
+                    } else if mlp.vocab_rows() <= usize::from(pad_id) {
+                        Err(format!("its embedding has no row for PAD {pad_id}"))
+                    } else {
+                        Ok(mlp)
+                    }
+                });
             match lowered {
                 Ok(mlp) => return Ok(make(Backend::Native(mlp))),
                 Err(reason) if options.engine == Engine::Native => {
@@ -462,58 +289,71 @@ impl TextModel {
             }
         }
 
-        let stage = |s| tract_err(name, s);
-        // The tract graph with its input and output chosen and a symbolic batch.
-        let graph = || -> Result<InferenceModel, EngineError> {
-            let mut model = inference_model(bundle)?;
-            model
-                .set_input_names([input])
-                .map_err(stage("select the input of"))?;
-            model
-                .select_outputs_by_name([output])
-                .map_err(stage("select the output of"))?;
-            let batch = model.symbols.sym("batch");
-            let fact =
-                InferenceFact::dt_shape(i64::datum_type(), [batch.to_dim(), context_len.to_dim()]);
-            model
-                .set_input_fact(0, fact)
-                .map_err(stage("set the input shape of"))?;
-            Ok(model)
-        };
-        if on_gpu {
-            let typed = graph()?
-                .into_typed()
-                .and_then(|m| m.into_decluttered())
-                .map_err(stage("type"))?;
-            check_output(&typed, output).map_err(contract)?;
-            let gpu_model = make(Backend::Gpu(
-                gpu::prepare(typed).map_err(stage("prepare on CUDA"))?,
-            ));
-            // tract-cuda prepares graphs it cannot run (an int32 MatMul, say): find out now, with
-            // a full chunk of rows, rather than in the middle of a file.
-            match gpu_model.probe() {
-                Ok(()) => return Ok(gpu_model),
-                Err(e) if options.device == Device::Cuda => {
-                    return Err(EngineError::DeviceUnavailable {
-                        device: Device::Cuda,
-                        reason: format!("tract-cuda cannot run this model: {e}"),
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!(model = name, error = %e, "tract-cuda cannot run it; using the CPU");
-                }
+        load_tract(bundle, options, on_gpu, (input, output, context_len), make)
+    }
+}
+
+/// The tract part of [`TextModel::load_with`], after the native engine declined or was not
+/// asked for.
+#[cfg(feature = "tract")]
+fn load_tract(
+    bundle: &Bundle,
+    options: LoadOptions,
+    on_gpu: bool,
+    (input, output, context_len): (&str, &str, usize),
+    make: impl Fn(Backend) -> TextModel,
+) -> Result<TextModel, EngineError> {
+    if on_gpu {
+        let gpu = make(Backend::Tract(tract_backend::load(
+            bundle,
+            input,
+            output,
+            context_len,
+            true,
+        )?));
+        // tract-cuda prepares graphs it cannot run (an int32 MatMul, say): find out now, with a
+        // full chunk of rows, rather than in the middle of a file.
+        match gpu.probe() {
+            Ok(()) => return Ok(gpu),
+            Err(e) if options.device == Device::Cuda => {
+                return Err(EngineError::DeviceUnavailable {
+                    device: Device::Cuda,
+                    reason: format!("tract-cuda cannot run this model: {e}"),
+                });
+            }
+            Err(e) => {
+                let model = bundle.manifest().name.as_str();
+                tracing::debug!(model, error = %e, "tract-cuda cannot run it; using the CPU");
             }
         }
-        let typed = graph()?.into_optimized().map_err(stage("optimize"))?;
-        check_output(&typed, output).map_err(contract)?;
-        let plan = typed.into_runnable().map_err(stage("plan"))?;
-        Ok(make(Backend::Tract(plan)))
     }
+    let plan = tract_backend::load(bundle, input, output, context_len, false)?;
+    Ok(make(Backend::Tract(plan)))
+}
 
-    /// Runs one chunk of [`GPU_MAX_ROWS`] contexts (PAD, then bytes) through the model.
+#[cfg(not(feature = "tract"))]
+fn load_tract(
+    bundle: &Bundle,
+    options: LoadOptions,
+    _on_gpu: bool,
+    _graph: (&str, &str, usize),
+    _make: impl Fn(Backend) -> TextModel,
+) -> Result<TextModel, EngineError> {
+    let model = &bundle.manifest().name;
+    Err(EngineError::NotBuilt(match options.engine {
+        Engine::Tract => format!("cannot load model `{model}` with tract: {NO_TRACT}"),
+        _ => format!("model `{model}` needs tract (the native engine cannot run it): {NO_TRACT}"),
+    }))
+}
+
+impl TextModel {
+    /// Runs one chunk of [`tract_backend::GPU_MAX_ROWS`] contexts (PAD, then bytes) through
+    /// the model.
+    #[cfg(feature = "tract")]
     fn probe(&self) -> Result<(), EngineError> {
         let n = self.context_len;
-        let contexts: Vec<u16> = (0..GPU_MAX_ROWS * n)
+        let rows = tract_backend::GPU_MAX_ROWS;
+        let contexts: Vec<u16> = (0..rows * n)
             .map(|i| {
                 if i % n < n / 2 {
                     self.pad_id
@@ -522,22 +362,24 @@ impl TextModel {
                 }
             })
             .collect();
-        self.logits(&contexts, GPU_MAX_ROWS, &mut Vec::new())
+        self.logits(&contexts, rows, &mut Vec::new())
     }
 
     /// The engine that runs this model: [`Engine::Native`] or [`Engine::Tract`] (also on CUDA).
     pub fn engine(&self) -> Engine {
         match self.backend {
             Backend::Native(_) => Engine::Native,
-            Backend::Tract(_) | Backend::Gpu(_) => Engine::Tract,
+            #[cfg(feature = "tract")]
+            Backend::Tract(_) => Engine::Tract,
         }
     }
 
     /// Where this model runs: [`Device::Cpu`] or [`Device::Cuda`].
     pub fn device(&self) -> Device {
-        match self.backend {
-            Backend::Gpu(_) => Device::Cuda,
-            Backend::Native(_) | Backend::Tract(_) => Device::Cpu,
+        match &self.backend {
+            Backend::Native(_) => Device::Cpu,
+            #[cfg(feature = "tract")]
+            Backend::Tract(plan) => plan.device(),
         }
     }
 
@@ -609,48 +451,70 @@ impl TextModel {
                 }
                 Ok(())
             }
-            Backend::Tract(plan) => self.run_plan(plan, contexts, out),
-            Backend::Gpu(plan) => contexts
-                .chunks(GPU_MAX_ROWS * n)
-                .try_for_each(|chunk| self.run_plan(plan.as_ref(), chunk, out)),
+            #[cfg(feature = "tract")]
+            Backend::Tract(plan) => plan.run(&self.name, contexts, n, out),
         }
     }
+}
 
-    /// Runs a tract plan on whole rows of `contexts` and appends their logits to `out`.
-    fn run_plan(
-        &self,
-        plan: &dyn tract_onnx::tract_core::runtime::Runnable,
-        contexts: &[u16],
-        out: &mut Vec<i32>,
-    ) -> Result<(), EngineError> {
-        let n = self.context_len;
-        let batch = contexts.len() / n;
-        let run = tract_err(&self.name, "run");
-        let values: Vec<i64> = contexts.iter().map(|&c| i64::from(c)).collect();
-        let input = tract_ndarray::Array2::from_shape_vec((batch, n), values)
-            .map_err(|e| EngineError::Input(e.to_string()))?
-            .into_tensor();
-        let outputs = plan.run(tvec!(input.into_tvalue())).map_err(&run)?;
-        let logits = outputs
-            .first()
-            .ok_or_else(|| run(format_err!("the plan returned no output")))?;
-        if logits.shape() != [batch, BYTE_SYMBOLS] {
-            return Err(run(format_err!(
-                "logits have shape {:?}, expected [{batch}, {BYTE_SYMBOLS}]",
-                logits.shape()
-            )));
+/// A build without tract runs what the native engine lowers, and says what it cannot run.
+#[cfg(all(test, not(feature = "tract")))]
+mod native_only_tests {
+    use super::*;
+
+    #[test]
+    fn text_small_runs_and_tiny_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        let bundle = crate::shipped::resolve("text-small")?;
+        let model = TextModel::load(&bundle)?;
+        assert_eq!(
+            (model.engine(), model.device()),
+            (Engine::Native, Device::Cpu)
+        );
+        let model = TextModel::load_on(&bundle, Device::Auto)?;
+        assert_eq!(model.device(), Device::Cpu);
+
+        let tiny = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny.arcm");
+        let msg = TextModel::load(&Bundle::open(tiny)?)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("needs tract") && msg.contains("no tract engine"),
+            "{msg}"
+        );
+        for (options, want) in [
+            (
+                LoadOptions {
+                    device: Device::Cpu,
+                    engine: Engine::Tract,
+                },
+                "cannot load model `text-small` with tract",
+            ),
+            (
+                LoadOptions {
+                    device: Device::Cuda,
+                    engine: Engine::Auto,
+                },
+                "device `cuda` is not available: this build of arca has no tract engine",
+            ),
+        ] {
+            let msg = TextModel::load_with(&bundle, options)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.starts_with(want), "{msg}");
         }
-        let values = logits
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<i32>())
-            .map_err(&run)?;
-        out.extend_from_slice(values);
         Ok(())
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tract"))]
 mod tests {
+    use std::path::{Path, PathBuf};
+
+    use tract_onnx::prelude::tract_data::internal::TractErrorContext;
+    use tract_onnx::prelude::*;
+
     use super::*;
 
     fn fixture() -> PathBuf {

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod container;
 pub mod engine;
 pub mod native;
+pub mod onnx;
 pub mod shipped;
 pub use bundle::{Bundle, BundleError, Manifest, ModelKind};
 pub use engine::{Device, Engine, EngineError, LoadOptions, TextModel};

@@ -37,7 +37,7 @@
 
 use std::collections::HashMap;
 
-use tract_onnx::pb;
+use crate::onnx;
 
 use crate::bundle::Bundle;
 
@@ -259,7 +259,7 @@ const ONNX_INT8: i32 = 3;
 const ONNX_INT32: i32 = 6;
 const ONNX_INT64: i32 = 7;
 
-fn decode_const(t: &pb::TensorProto, bundle: &Bundle) -> Result<Const, String> {
+fn decode_const(t: &onnx::TensorProto, bundle: &Bundle) -> Result<Const, String> {
     let dims = t
         .dims
         .iter()
@@ -269,7 +269,7 @@ fn decode_const(t: &pb::TensorProto, bundle: &Bundle) -> Result<Const, String> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("tensor `{}` is too large", t.name))?;
-    let external = t.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
+    let external = t.data_location == Some(onnx::DATA_LOCATION_EXTERNAL);
     let raw: &[u8] = if external {
         let key = |k: &str| {
             t.external_data
@@ -374,20 +374,20 @@ fn i32_range(r: (i64, i64)) -> bool {
     r.0 >= i64::from(i32::MIN) && r.1 <= i64::from(i32::MAX)
 }
 
-fn int_attr(node: &pb::NodeProto, name: &str) -> Option<i64> {
+fn int_attr(node: &onnx::NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
 /// Lowers a bundle's graph to an [`IntMlp`], or says why it can't be (the caller uses tract).
 pub(crate) fn lower(
     bundle: &Bundle,
-    proto: &pb::ModelProto,
+    proto: &onnx::ModelProto,
     input: &str,
     output: &str,
     context_len: usize,
 ) -> Result<IntMlp, String> {
     let graph = proto.graph.as_ref().ok_or("no graph")?;
-    let inits: HashMap<&str, &pb::TensorProto> = graph
+    let inits: HashMap<&str, &onnx::TensorProto> = graph
         .initializer
         .iter()
         .map(|t| (t.name.as_str(), t))
@@ -771,8 +771,58 @@ mod tests {
         out
     }
 
+    /// xxh3-64 of text-small's logits (little-endian i32) on [`contexts`]. tract computed it
+    /// on x86-64 and this test checks it on every build: with tract, both engines must give it;
+    /// without (the native-only ARM builds under qemu), the native kernels of that target must.
+    /// It changes only when text-small does.
+    const TEXT_SMALL_LOGITS_XXH3: u64 = 0x8633_eda1_9fe2_9229;
+
+    #[test]
+    fn text_small_logits_match_the_golden_hash() -> Result<(), Box<dyn std::error::Error>> {
+        let bundle = crate::shipped::resolve("text-small")?;
+        let mut engines = vec![Engine::Native];
+        if cfg!(feature = "tract") {
+            engines.push(Engine::Tract);
+        }
+        for engine in engines {
+            let model = load(&bundle, engine)?;
+            assert_eq!(model.engine(), engine);
+            let n = model.context_len();
+            let ctx = contexts(n, model.pad_id());
+            let mut logits = Vec::new();
+            model.logits(&ctx, ctx.len() / n, &mut logits)?;
+            let mut runs = vec![(engine.to_string(), logits)];
+            if engine == Engine::Native {
+                // The kernel variants too: the portable one (what ARM runs) and the unfolded
+                // first layer, whatever this CPU dispatches to.
+                let proto = onnx::decode_model(bundle.onnx_graph_bytes())?;
+                let mlp = lower(&bundle, &proto, "context", "logits", n)?;
+                let mut scratch = Scratch::default();
+                for (name, kernel) in [("portable", mlp.portable()), ("unfolded", mlp.unfolded())] {
+                    let mut out = Vec::new();
+                    for row in ctx.chunks_exact(n) {
+                        kernel.eval_row(row, &mut scratch, &mut out);
+                    }
+                    runs.push((name.to_owned(), out));
+                }
+            }
+            for (name, logits) in runs {
+                let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+                assert_eq!(
+                    hash,
+                    TEXT_SMALL_LOGITS_XXH3,
+                    "{name}: {hash:#018x} over {} logits",
+                    logits.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The native engine gives tract's logits, bit for bit, at several batch sizes, with both
     /// kernels. This is the proof the engine choice does not change streams.
+    #[cfg(feature = "tract")]
     #[test]
     fn text_small_native_equals_tract() -> Result<(), Box<dyn std::error::Error>> {
         let bundle = crate::shipped::resolve("text-small")?;
@@ -797,7 +847,7 @@ mod tests {
             assert_eq!(got[..], want[..batch * 256]);
         }
         // Portable kernel vs the dispatched one.
-        let proto = <pb::ModelProto as prost::Message>::decode(bundle.onnx_graph_bytes())?;
+        let proto = onnx::decode_model(bundle.onnx_graph_bytes())?;
         let mlp = lower(&bundle, &proto, "context", "logits", n)?;
         let portable = mlp.portable();
         let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -850,6 +900,7 @@ mod tests {
 
     /// Graphs outside the supported pattern fall back to tract under `Auto` and are a clear
     /// error under `Native`.
+    #[cfg(feature = "tract")]
     #[test]
     fn other_graphs_fall_back_to_tract() -> Result<(), Box<dyn std::error::Error>> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny.arcm");

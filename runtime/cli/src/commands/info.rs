@@ -6,7 +6,6 @@ use arca_runtime::shipped;
 use crate::Ui;
 use crate::args::{InspectArgs, PackArgs};
 use crate::commands::list::human_size;
-use crate::io::Output;
 
 /// `arca inspect MODEL`: the manifest as `key: value` lines.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
@@ -83,8 +82,9 @@ fn human_size_approx(n: u64) -> String {
 }
 
 /// `arca pack MODEL.onnx --manifest SPEC.json -o OUT.arcm`.
+#[cfg(feature = "tract")]
 pub fn pack(args: &PackArgs, ui: &Ui) -> Result<()> {
-    let out = Output::File(args.output.clone());
+    let out = crate::io::Output::File(args.output.clone());
     out.check(args.force, false)?;
     let report = arca_codegen::pack(&args.onnx, &args.manifest, &args.output)
         .with_context(|| format!("cannot pack '{}'", args.onnx.display()))?;
@@ -92,6 +92,16 @@ pub fn pack(args: &PackArgs, ui: &Ui) -> Result<()> {
         errln!("{report}");
     }
     Ok(())
+}
+
+/// `arca pack` reads ONNX with tract's schema, so builds without tract (the native-only board
+/// builds) cannot pack; they run bundles made elsewhere.
+#[cfg(not(feature = "tract"))]
+pub fn pack(_args: &PackArgs, _ui: &Ui) -> Result<()> {
+    anyhow::bail!(
+        "this build of arca cannot pack models: it has no tract (build with the `tract` feature, \
+         on by default)"
+    )
 }
 
 #[cfg(test)]
