@@ -151,7 +151,31 @@ pub enum Command {
     Models,
     /// Pack an ONNX model and its manifest into a .arcm bundle
     Pack(PackArgs),
+    /// Add or multiply with a small transformer (prints the model's answer)
+    #[command(long_about = ARITH_ABOUT, after_help = ARITH_EXAMPLES)]
+    Arith(ArithArgs),
 }
+
+const ARITH_ABOUT: &str = "\
+Add or multiply with a small transformer, in the formats of \"Positional Description Matters
+for Transformers Arithmetic\" (Shen et al., 2023).
+
+The model reads the question in its own format (plain `123+45=`, or operands zero-padded to its
+width with the answer written reversed) and writes the answer token by token; arca turns the
+expression into that format and the answer back into a number, printed alone on stdout. The
+answer is the model's, right or wrong: --check also prints whether it is right. A problem the
+model cannot take (the other operation, operands wider than it was built for) is an error.
+
+--eval measures exact-match accuracy by operand digit count on held-out problems (pairs no model
+saw in training) drawn with a fixed seed, for every model given with -m (or every embedded
+arithmetic model), and writes the markdown table to --output.";
+
+const ARITH_EXAMPLES: &str = "\
+Examples:
+  arca arith 12345+6789                 prints 19134 (if the model gets it right)
+  arca arith --check 123*45             prints the answer, then `correct` or `wrong (5535)`
+  arca arith -m models/arith/add-plain.arcm 12+30
+  arca arith --eval -o docs/arith/accuracy.md";
 
 const COMPRESS_ABOUT: &str = "\
 Compress files (FILE -> FILE.arca), or stdin to stdout.
@@ -266,6 +290,45 @@ pub struct InspectArgs {
     /// An embedded model's name (see `arca models`) or a path to a .arcm bundle
     #[arg(value_name = "MODEL")]
     pub model: String,
+}
+
+/// `arca arith`.
+#[derive(Debug, Args)]
+pub struct ArithArgs {
+    /// Problems like 12345+6789 or 123*45 (non-negative integers)
+    #[arg(value_name = "EXPR", required_unless_present = "eval")]
+    pub exprs: Vec<String>,
+    /// Model (embedded name or .arcm path); repeat with --eval. Default: the embedded
+    /// arithmetic model for the expression's operation
+    #[arg(short, long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Also print whether each answer is right
+    #[arg(long, conflicts_with = "eval")]
+    pub check: bool,
+    /// Measure accuracy by digit count and write the markdown table
+    #[arg(long)]
+    pub eval: bool,
+    /// With --eval: problems per digit count
+    #[arg(long, value_name = "N", default_value_t = 200, requires = "eval")]
+    pub problems: usize,
+    /// With --eval: the random seed of the problems
+    #[arg(long, value_name = "SEED", default_value_t = 0, requires = "eval")]
+    pub seed: u64,
+    /// With --eval: most operand digits to test (default: two past each model's training range)
+    #[arg(long, value_name = "D", requires = "eval")]
+    pub digits: Option<u32>,
+    /// With --eval: where the table goes (`-` for stdout only)
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "-",
+        requires = "eval"
+    )]
+    pub output: PathBuf,
+    /// Overwrite --output if it exists
+    #[arg(short, long, requires = "eval")]
+    pub force: bool,
 }
 
 /// `arca pack`.

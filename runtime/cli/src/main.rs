@@ -90,6 +90,7 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Inspect(a) => commands::info::inspect(a),
         Command::Models => commands::info::list_models(),
         Command::Pack(a) => commands::info::pack(a, ui),
+        Command::Arith(a) => commands::arith::arith(a, ui),
     }
 }
 

@@ -637,3 +637,82 @@ fn list_totals_several_streams() {
         "{text}"
     );
 }
+
+/// `arca arith` with the embedded models: the answer alone on stdout, `--check`, clear errors,
+/// and `--eval` writing its table.
+#[test]
+fn arith_answers_checks_and_refuses() {
+    let dir = TempDir::new().expect("temp dir");
+    let out = arca(dir.path(), &["arith", "12345+6789"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "19134\n");
+    let out = arca(dir.path(), &["arith", "--check", "12*34", "0+0"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "408 (correct)\n0 (correct)\n"
+    );
+    for (args, want) in [
+        (vec!["arith", "12-3"], "cannot read `12-3`"),
+        (
+            vec!["arith", "99999999999+1"],
+            "operands have 11 digits; this model takes at most 10",
+        ),
+        (vec!["arith", "-m", "text-small", "1+2"], "not an arith one"),
+    ] {
+        let out = arca(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let table = dir.path().join("acc.md");
+    let out = arca(
+        dir.path(),
+        &[
+            "arith",
+            "--eval",
+            "-q",
+            "-m",
+            "arith-add-padrev",
+            "--problems",
+            "10",
+            "--digits",
+            "3",
+            "-o",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "-o needs a value");
+    let out = arca(
+        dir.path(),
+        &[
+            "arith",
+            "--eval",
+            "-q",
+            "-m",
+            "arith-add-padrev",
+            "--problems",
+            "10",
+            "--digits",
+            "3",
+            "-o",
+            table.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&table).expect("table written");
+    assert!(
+        text.contains("| 1 | 0 | n/a |") && text.contains("| 3 | 10 | 100.0 |"),
+        "{text}"
+    );
+}

@@ -2,6 +2,7 @@
 //!
 //! (Module docs are completed as the modules land.)
 
+pub mod arith;
 pub mod bundle;
 pub mod cm;
 pub mod codec;

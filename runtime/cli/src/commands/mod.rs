@@ -1,5 +1,6 @@
 //! One module per group of subcommands.
 
+pub mod arith;
 pub mod compress;
 pub mod info;
 pub mod list;

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Evaluate arithmetic models (checkpoints .pt or ONNX graphs) by operand digit count.
+
+For each model and each digit count d = 1..N: up to --n held-out pairs (formats.heldout_pairs,
+fixed --seed) whose operands both have exactly d digits; greedy decoding; exact match of the
+whole answer and END (formats.py docstring). Questions never contain spaces. padrev models are
+not evaluated beyond their width ("–"); there is no held-out 1-digit addition pair ("n/a").
+
+Writes one markdown table per task (rows: digit count; columns: models "name (format, seed)"),
+plus, for groups of models that differ only by seed, a table of the mean over seeds. Prints it.
+
+    python models/arith/eval_arith.py OUT/*.pt --n 500 --out OUT/eval.md --json OUT/eval.json
+    python models/arith/eval_arith.py OUT/add-padrev-d10-w10-s0.onnx     (reads the .json manifest beside it)
+A directory argument means every *.pt in it.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import formats as F  # noqa: E402
+from arith_model import evaluate, load_checkpoint, ort_next_fn, torch_next_fn  # noqa: E402
+
+
+def load(path, device, threads):
+    """-> (info dict, next_fn, context_len)."""
+    if path.endswith(".onnx"):
+        import onnxruntime as ort
+        man_path = path[:-5] + ".json"
+        with open(man_path) as f:
+            man = json.load(f)
+        ar = man["arith"]
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        info = dict(name=man["name"], task=ar["task"], format=ar["format"], width=ar["width"],
+                    max_digits=ar["max_digits"], eval_digits=ar.get("eval_digits") or ar["max_digits"],
+                    seed=man["training"].get("seed"), kind="onnx", params=man.get("parameters"),
+                    size=None)
+        return info, ort_next_fn(sess), man["context_len"]
+    model, ck = load_checkpoint(path, device)
+    a = ck["args"]
+    info = dict(name=a["name"], task=a["task"], format=a["format"], width=a["width"], max_digits=a["max_digits"],
+                eval_digits=a["eval_digits"], seed=a["seed"], kind="pt", steps=ck.get("step"),
+                params=sum(p.numel() for p in model.parameters()),
+                size=f"d{a['d_model']}xL{a['layers']}")
+    return info, torch_next_fn(model, device), model.cfg["context_len"]
+
+
+def cell(c, n, applicable=True):
+    if not applicable:
+        return "–"
+    if n == 0:
+        return "n/a"
+    return f"{100.0 * c / n:.1f}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help=".pt / .onnx files or directories (all *.pt)")
+    ap.add_argument("--n", type=int, default=500, help="problems per digit count")
+    ap.add_argument("--digits", type=int, default=None, help="evaluate 1..N (default: largest eval_digits per task)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="markdown file")
+    ap.add_argument("--json", default=None, help="raw results as JSON")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    paths = []
+    for p in a.models:
+        paths += sorted(glob.glob(os.path.join(p, "*.pt"))) if os.path.isdir(p) else [p]
+    if not paths:
+        sys.exit("no models")
+    loaded = []
+    for p in paths:
+        try:
+            loaded.append((p,) + load(p, a.device, a.threads))
+        except Exception as e:  # a broken/partial file must not stop the batch
+            print(f"skip {p}: {type(e).__name__}: {e}", flush=True)
+    tasks = sorted({info["task"] for _, info, _, _ in loaded})
+    results = []
+    t_all = time.time()
+    for path, info, fn, ctx in loaded:
+        op = F.OPS[info["task"]]
+        nd = a.digits or max(i["eval_digits"] for _, i, _, _ in loaded if i["task"] == info["task"])
+        # context_len bounds what a model can represent (plain/spaces models sized for their own
+        # eval_digits); longer questions are marked not applicable.
+        digits = [d for d in range(1, nd + 1)
+                  if not (info["format"] == "padrev" and d > info["width"])
+                  and F.max_seq_len(op, info["format"], d, info["width"]) <= ctx]
+        t = time.time()
+        res = evaluate(fn, op, info["format"], info["width"], digits, a.n, a.seed, ctx)
+        results.append(dict(info, path=path, nd=nd, res={d: list(v) for d, v in res.items()}))
+        acc = " ".join(f"{d}:{cell(*res[d])}" for d in digits)
+        print(f"{info['name']:28s} ({info['kind']}) {time.time() - t:5.1f}s  {acc}", flush=True)
+
+    lines = [f"Held-out exact match (%), greedy decoding; up to {a.n} problems per digit count (both operands "
+             f"with exactly d digits, held-out pairs only, seed {a.seed}); '–' = beyond the model's width/context, "
+             "'n/a' = no held-out pair; bold digit counts = beyond max training digits of some model.", ""]
+    for task in tasks:
+        rs = [r for r in results if r["task"] == task]
+        nd = max(r["nd"] for r in rs)
+        op = F.OPS[task]
+        ns = {d: len(F.heldout_pairs(op, d, a.n, a.seed)) for d in range(1, nd + 1)}
+        lines.append(f"### {task} ({'a+b' if op == '+' else 'a*b'})")
+        lines.append("")
+        head = ["digits", "n"] + [f"{r['name']}{' [onnx]' if r['kind'] == 'onnx' else ''} ({r['format']}, "
+                                  f"train ≤{r['max_digits']}, seed {r['seed']})" for r in rs]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
+        min_train = min(r["max_digits"] for r in rs)
+        for d in range(1, nd + 1):
+            row = [f"**{d}**" if d > min_train else str(d), str(ns[d])]
+            for r in rs:
+                v = r["res"].get(d)
+                row.append(cell(*v) if v else "–")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        # mean over seeds for groups that differ only by seed
+        groups = {}
+        for r in rs:
+            groups.setdefault((r["format"], r["max_digits"], r["width"], r.get("size"), r["kind"]), []).append(r)
+        multi = {k: v for k, v in groups.items() if len(v) > 1}
+        if multi:
+            lines.append(f"Mean over seeds ({task}):")
+            lines.append("")
+            head = ["digits"] + [f"{k[0]} train ≤{k[1]} ({len(v)} seeds: {', '.join(str(r['seed']) for r in v)})"
+                                 for k, v in multi.items()]
+            lines.append("| " + " | ".join(head) + " |")
+            lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
+            for d in range(1, nd + 1):
+                row = [str(d)]
+                for v in multi.values():
+                    accs = [r["res"][d][0] / r["res"][d][1] for r in v if d in r["res"] and r["res"][d][1]]
+                    row.append(f"{100 * np.mean(accs):.1f} (min {100 * min(accs):.1f}, max {100 * max(accs):.1f})"
+                               if len(accs) == len(v) else "–")
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    print(f"(evaluation took {time.time() - t_all:.1f}s on {a.device})")
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"n": a.n, "seed": a.seed, "models": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

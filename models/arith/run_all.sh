@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Train, export and evaluate every arithmetic variant of issue #8 within a wall-time budget.
+#
+#   bash models/arith/run_all.sh [TOTAL_SECONDS=300] [OUT_DIR=arith_out]
+#
+# Designed for one GPU (H100) + 16 CPU cores: all variants train at the same time as background
+# processes (small models leave the GPU mostly idle), each with --time-budget/--deadline so
+# that training, export + onnxruntime check and the final evaluation end within TOTAL seconds.
+# No network access needed. Outputs in OUT_DIR: NAME.{pt,onnx,json,log.json}, logs/NAME.log,
+# eval.md / eval.json (held-out exact match by digit count), summary.md.
+#
+# Variants (same model size for all: d_model 128, 4 layers, 4 heads, batch 512):
+#   add-padrev-d10-w10-s0        addition 1..10 digits, padded (W=10) + reversed result
+#   add-plain-d10-s0             addition 1..10 digits, plain
+#   add-spaces-d8-s{0,1,2}       addition trained 1..8 digits, random spaces; evaluated 1..10
+#   add-plain-d8-s{0,1,2}        addition trained 1..8 digits, plain ("basic"); evaluated 1..10
+#   mul-padrev-d5-w5-s0          multiplication 1..5 digits, padded (W=5) + reversed result
+#   mul-plain-d5-s0              multiplication 1..5 digits, plain
+#
+# Environment:
+#   PYTHON=python3        interpreter (torch, numpy, onnx, onnxruntime)
+#   ARITH_DEVICE=auto     cuda if available, else cpu
+#   ARITH_JOBS=0          max concurrent trainings (0 = all at once); fewer -> run in waves
+#   ARITH_SEEDS="0 1 2"   seeds of the spaces / basic extrapolation variants
+#   ARITH_SMOKE=1         CPU smoke test: tiny models, small digit counts, 1 seed (6 variants)
+#   ARITH_EXTRA="..."     extra arguments for every train_arith.py call
+#   ARITH_EVAL_N=500      problems per digit count in the final evaluation
+#   ARITH_NO_CKPT=1       delete the .pt checkpoints after the evaluation (smaller output)
+set -u
+TOTAL=${1:-300}
+OUT=${2:-arith_out}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=${PYTHON:-python3}
+SMOKE=${ARITH_SMOKE:-0}
+T0=$(date +%s)
+mkdir -p "$OUT/logs" || exit 1
+OUT=$(cd "$OUT" && pwd)
+
+elapsed() { echo $(( $(date +%s) - T0 )); }
+say() { printf '[run_all %4ss] %s\n' "$(elapsed)" "$*"; }
+
+DEVICE=${ARITH_DEVICE:-auto}
+if [ "$DEVICE" = auto ]; then
+  DEVICE=$("$PY" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)
+fi
+
+if [ "$SMOKE" = 1 ]; then
+  JOBS=${ARITH_JOBS:-0}
+  SEEDS=${ARITH_SEEDS:-0}
+  MODEL="--d-model 32 --layers 1 --heads 2 --batch 64 --lr 3e-3 --warmup 20 --eval-n 50 --quick-eval-n 20 --ort-check-n 40 --log-every 20 --eval-every 1000"
+  MULMODEL=$MODEL
+  ADD_D=4; EXT_TRAIN=3; EXT_EVAL=4; MUL_D=2
+  STARTUP=20; FINISH=6; EVAL_RES=15; SLACK=3; EVAL_N=50
+  PROGRESS=10
+else
+  JOBS=${ARITH_JOBS:-0}
+  SEEDS=${ARITH_SEEDS:-"0 1 2"}
+  MODEL="--d-model 128 --layers 4 --heads 4 --batch 512 --lr 1e-3 --eval-every 40"
+  MULMODEL=$MODEL
+  ADD_D=10; EXT_TRAIN=8; EXT_EVAL=10; MUL_D=5
+  # seconds reserved: process start (imports, CUDA init), final eval + export + onnxruntime
+  # check inside each job, the batch evaluation at the end, and slack
+  STARTUP=25; FINISH=25; EVAL_RES=45; SLACK=10; EVAL_N=${ARITH_EVAL_N:-500}
+  PROGRESS=30
+fi
+EXTRA=${ARITH_EXTRA:-}
+
+# name|arguments
+VARIANTS=("add-padrev-d${ADD_D}-w${ADD_D}-s0|--task add --format padrev --max-digits $ADD_D --width $ADD_D --seed 0 $MODEL"
+          "add-plain-d${ADD_D}-s0|--task add --format plain --max-digits $ADD_D --seed 0 $MODEL")
+for s in $SEEDS; do
+  VARIANTS+=("add-spaces-d${EXT_TRAIN}-s$s|--task add --format spaces --max-digits $EXT_TRAIN --eval-digits $EXT_EVAL --seed $s $MODEL")
+done
+for s in $SEEDS; do
+  VARIANTS+=("add-plain-d${EXT_TRAIN}-s$s|--task add --format plain --max-digits $EXT_TRAIN --eval-digits $EXT_EVAL --seed $s $MODEL")
+done
+VARIANTS+=("mul-padrev-d${MUL_D}-w${MUL_D}-s0|--task mul --format padrev --max-digits $MUL_D --width $MUL_D --seed 0 $MULMODEL"
+           "mul-plain-d${MUL_D}-s0|--task mul --format plain --max-digits $MUL_D --seed 0 $MULMODEL")
+
+NV=${#VARIANTS[@]}
+[ "$JOBS" -le 0 ] && JOBS=$NV
+WAVES=$(( (NV + JOBS - 1) / JOBS ))
+SLOT=$(( (TOTAL - EVAL_RES - SLACK) / WAVES ))       # wall seconds per job, start to finish
+BUDGET=$(( SLOT - STARTUP - FINISH ))                 # training-loop seconds per job
+say "device=$DEVICE python=$PY variants=$NV concurrent=$JOBS waves=$WAVES total=${TOTAL}s slot=${SLOT}s train_budget=${BUDGET}s out=$OUT"
+if [ "$BUDGET" -lt 5 ]; then
+  say "ERROR: TOTAL=$TOTAL too small for $NV variants in $WAVES wave(s) (training budget ${BUDGET}s)"; exit 2
+fi
+"$PY" -c 'import sys, torch, numpy, onnx, onnxruntime as o; print("python", sys.version.split()[0], "torch", torch.__version__, "numpy", numpy.__version__, "onnx", onnx.__version__, "onnxruntime", o.__version__, "gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")' > "$OUT/logs/env.txt" 2>&1
+say "env: $(head -c 300 "$OUT/logs/env.txt")"
+if [ "$DEVICE" = cuda ]; then
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader | sed 's/^/[gpu] /'
+fi
+
+launch() {  # name args
+  local name=$1 args=$2 now deadline
+  now=$(date +%s)
+  deadline=$(( now + SLOT - FINISH ))
+  rm -f "$OUT/logs/$name.rc"
+  (
+    # shellcheck disable=SC2086
+    timeout --kill-after=10 $(( SLOT + 20 )) "$PY" "$HERE/train_arith.py" $args --device "$DEVICE" \
+      --time-budget "$BUDGET" --deadline "$deadline" --threads 1 --out "$OUT" --name "$name" $EXTRA \
+      > "$OUT/logs/$name.log" 2>&1
+    echo $? > "$OUT/logs/$name.rc"
+  ) &
+  say "started $name (pid $!, deadline +$(( deadline - T0 ))s)"
+}
+
+progress() {  # one line per running job
+  local v name
+  for v in "${VARIANTS[@]}"; do
+    name=${v%%|*}
+    if [ -f "$OUT/logs/$name.log" ] && [ ! -f "$OUT/logs/$name.rc" ]; then
+      say "  $name: $(grep '^\[' "$OUT/logs/$name.log" | tail -n 1 | cut -c1-160)"
+    fi
+  done
+}
+
+LAUNCHED=()
+n_running() {
+  local n=0 name
+  for name in "${LAUNCHED[@]}"; do [ -f "$OUT/logs/$name.rc" ] || n=$(( n + 1 )); done
+  echo "$n"
+}
+last_progress=$(date +%s)
+maybe_progress() {
+  if [ $(( $(date +%s) - last_progress )) -ge "$PROGRESS" ]; then
+    say "$(n_running) job(s) running, $(( NV - ${#LAUNCHED[@]} )) waiting"
+    progress
+    last_progress=$(date +%s)
+  fi
+}
+for v in "${VARIANTS[@]}"; do
+  while [ "$(n_running)" -ge "$JOBS" ]; do sleep 1; maybe_progress; done
+  launch "${v%%|*}" "${v#*|}"
+  LAUNCHED+=("${v%%|*}")
+done
+while [ "$(n_running)" -gt 0 ]; do sleep 2; maybe_progress; done
+wait
+say "all trainings finished"
+fails=0
+for v in "${VARIANTS[@]}"; do
+  name=${v%%|*}
+  rc=$(cat "$OUT/logs/$name.rc" 2>/dev/null || echo '?')
+  [ "$rc" = 0 ] || fails=$(( fails + 1 ))
+  say "  $name rc=$rc $(grep '^{' "$OUT/logs/$name.log" | tail -n 1)"
+done
+
+# ---------------------------------------------------------------- evaluation of all checkpoints
+left=$(( TOTAL - $(elapsed) - 2 ))
+[ "$left" -lt 10 ] && left=10
+say "evaluating all checkpoints (n=$EVAL_N per digit count, limit ${left}s)"
+timeout --kill-after=5 "$left" "$PY" "$HERE/eval_arith.py" "$OUT"/*.pt --n "$EVAL_N" --device "$DEVICE" --threads 4 \
+  --out "$OUT/eval.md" --json "$OUT/eval.json" > "$OUT/logs/eval.log" 2>&1
+erc=$?
+[ "$erc" = 0 ] || { say "evaluation rc=$erc (see logs/eval.log)"; fails=$(( fails + 1 )); }
+
+# ---------------------------------------------------------------- summary
+"$PY" - "$OUT" "$(elapsed)" "$TOTAL" <<'EOF' > "$OUT/summary.md"
+import json, os, sys, glob
+out, el, total = sys.argv[1], sys.argv[2], sys.argv[3]
+env = open(os.path.join(out, "logs", "env.txt")).read().strip() if os.path.exists(os.path.join(out, "logs", "env.txt")) else "?"
+print(f"# arith batch summary\n\nwall time {el}s of {total}s budget; {env}\n")
+print("| model | format | train digits | params | steps | examples | train s | final loss | onnx MB | onnx check |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+for p in sorted(glob.glob(os.path.join(out, "*.log.json"))):
+    d = json.load(open(p))
+    a, fin, chk = d["args"], d.get("final", {}), d.get("onnx_check")
+    onnx = os.path.join(out, d["name"] + ".onnx")
+    mb = f"{os.path.getsize(onnx) / 1e6:.2f}" if os.path.exists(onnx) else "-"
+    if not chk:
+        c = "-"
+    elif "error" in chk:
+        c = "FAILED: " + chk["error"][:80]
+    else:
+        c = (("OK" if chk["ok"] else "MISMATCH") + f" (diff {chk['random_input_max_abs_diff']:.1e}, "
+             f"ort {100 * chk['ort_accuracy']:.1f}% / torch {100 * chk['torch_accuracy']:.1f}%)")
+    last = d["records"][-1] if d["records"] else {}
+    print(f"| {d['name']} | {a['format']} | {a['max_digits']} | {d['params']} | {fin.get('steps', last.get('step', '-'))} | "
+          f"{fin.get('examples', last.get('examples', '-'))} | {fin.get('train_s', last.get('wall_s', '-'))} | "
+          f"{fin.get('loss', last.get('loss', '-'))} | {mb} | {c} |")
+print()
+ev = os.path.join(out, "eval.md")
+if os.path.exists(ev):
+    print(open(ev).read())
+EOF
+cat "$OUT/summary.md"
+if [ "${ARITH_NO_CKPT:-0}" = 1 ]; then rm -f "$OUT"/*.pt; say "removed checkpoints (ARITH_NO_CKPT=1)"; fi
+say "done: $NV variants, $fails failure(s); wall $(elapsed)s of ${TOTAL}s; outputs in $OUT"
+du -sh "$OUT" 2>/dev/null | sed 's/^/[run_all] size /'
+[ "$fails" = 0 ]

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Unit checks of models/arith/formats.py.
+
+Runs under pytest (`python -m pytest models/arith/test_formats.py`) or as a plain script
+(`models/.venv/bin/python models/arith/test_formats.py`), which runs every test_* function.
+"""
+import os
+import random
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import formats as F  # noqa: E402
+
+
+def test_vocab_ids():
+    assert F.VOCAB == "0123456789+*= $_" and F.VOCAB_SIZE == 16
+    assert [F.CHAR_TO_ID[c] for c in "0123456789"] == list(range(10))
+    assert (F.PLUS, F.TIMES, F.EQ, F.SPACE, F.END, F.PAD) == (10, 11, 12, 13, 14, 15)
+    assert F.encode("+*= $_") == [10, 11, 12, 13, 14, 15]
+
+
+def test_docstring_examples():
+    for a, b, op, fmt, w, s in F.EXAMPLES:
+        assert F.make_example(a, b, op, fmt, w) == s, (a, b, op, fmt, w, F.make_example(a, b, op, fmt, w))
+    # every example line written in the docstring's padrev block is true
+    found = list(re.finditer(r"W = (\d+), +(\d+) ([+*]) (\d+): +(\S+)", F.__doc__))
+    assert len(found) == 6, len(found)
+    for m in found:
+        w, a, op, b, text = int(m.group(1)), int(m.group(2)), m.group(3), int(m.group(4)), m.group(5)
+        assert F.make_example(a, b, op, "padrev", w) == text, m.group(0)
+        assert (a, b, op, "padrev", w, text) in F.EXAMPLES
+    for text in ("123+45=168$", "1+0=1$", "123*45=5535$", "0*977=0$"):
+        assert text in F.__doc__
+        q, ans = text[:-1].split("=")
+        a, b = map(int, re.split(r"[+*]", q))
+        op = "+" if "+" in q else "*"
+        assert F.make_example(a, b, op, "plain") == text
+    # the docstring's illustrative spaces draws are valid spaces-format strings of 123+45
+    for text in ("1 2 3+45 =168$", "123+4 5=168$", "123+45=168$"):
+        assert text in F.__doc__
+        assert text.replace(" ", "") == "123+45=168$" and "  " not in text and not text.startswith(" ")
+
+
+def test_encode_decode_roundtrip():
+    r = random.Random(1)
+    for _ in range(2000):
+        op = r.choice("+*")
+        fmt = r.choice(["plain", "padrev"] + (["spaces"] if op == "+" else []))
+        w = r.randint(1, 9)
+        a, b = r.randrange(10 ** w), r.randrange(10 ** w)
+        s = F.make_example(a, b, op, fmt, w, r)
+        ids = F.encode(s)
+        assert all(0 <= i < 16 for i in ids)
+        assert ids[-1] == F.END and ids.count(F.END) == 1
+        assert F.decode(ids, stop_at_end=False) == s
+        assert F.decode(ids) == s[:-1]
+        assert F.decode(ids + [F.PAD, F.PAD]) == s[:-1]
+        assert F.decode(ids + [F.PAD], stop_at_end=False) == s + "_"
+    try:
+        F.encode("12a")
+        raise AssertionError("encode accepted a bad character")
+    except ValueError:
+        pass
+
+
+def test_parse_answer_of_correct_answers():
+    r = random.Random(2)
+    for _ in range(3000):
+        op = r.choice("+*")
+        fmt = r.choice(["plain", "padrev"] + (["spaces"] if op == "+" else []))
+        w = r.randint(1, 10)
+        a, b = r.randrange(10 ** r.randint(1, w)), r.randrange(10 ** r.randint(1, w))
+        c = a + b if op == "+" else a * b
+        ans = F.make_answer(a, b, op, fmt, w)
+        assert F.parse_answer(ans, fmt, op, w) == c
+        assert F.parse_answer(ans + "$", fmt, op, w) == c
+        assert F.parse_answer(ans + "$__", fmt, op, w) == c
+        assert F.parse_answer(F.make_example(a, b, op, fmt, w, r), fmt, op, w) == c
+        if fmt == "padrev":
+            assert len(ans) == F.answer_len(op, w)
+    for bad in ("", "$", "1 2", "12+3", "x"):
+        try:
+            F.parse_answer(bad, "plain", "+")
+            raise AssertionError(f"parse_answer accepted {bad!r}")
+        except ValueError:
+            pass
+    assert F.parse_answer("861000", "padrev", "+", 5) == 168
+
+
+def test_padrev_layout():
+    for op, w in (("+", 10), ("*", 5), ("+", 3)):
+        R = F.answer_len(op, w)
+        assert R == (w + 1 if op == "+" else 2 * w)
+        r = random.Random(3)
+        for _ in range(200):
+            a, b = r.randrange(10 ** w), r.randrange(10 ** w)
+            s = F.make_example(a, b, op, "padrev", w)
+            assert len(s) == 2 * w + 2 + R + 1 == F.max_seq_len(op, "padrev", w, w)
+            assert s[w] == op and s[2 * w + 1] == "="
+    try:
+        F.make_question(100000, 1, "+", "padrev", 5)
+        raise AssertionError("operand wider than W accepted")
+    except ValueError:
+        pass
+
+
+def test_spaces_format():
+    r = random.Random(4)
+    nspaces = 0
+    for _ in range(2000):
+        a, b = r.randrange(10 ** r.randint(1, 8)), r.randrange(10 ** r.randint(1, 8))
+        s = F.make_example(a, b, "+", "spaces", None, r)
+        q, ans = s.split("=")
+        assert s.replace(" ", "") == F.make_example(a, b, "+", "plain")
+        assert not s.startswith(" ") and "  " not in s and " " not in ans
+        nspaces += s.count(" ")
+        assert len(s) <= F.max_seq_len("+", "spaces", 8, None, with_spaces=True)
+    assert nspaces > 1000
+    assert F.make_question(123, 45, "+", "spaces", None, None) == "123+45="  # test-time form
+    try:
+        F.make_question(1, 2, "*", "spaces")
+        raise AssertionError("spaces accepted multiplication")
+    except ValueError:
+        pass
+
+
+def test_heldout_hash_vectors_and_determinism():
+    for a, b, op, h in F.HASH_EXAMPLES:
+        assert F.pair_hash(a, b, op) == h, (a, b, op, hex(F.pair_hash(a, b, op)))
+    for a, b, op in F.HELDOUT_EXAMPLES:
+        assert F.is_heldout(a, b, op)
+    assert not F.is_heldout(123, 45, "+") and not F.is_heldout(123, 45, "*")
+    assert not any(F.is_heldout(a, b, "+") for a in range(10) for b in range(10))
+    assert [(a, b) for a in range(10) for b in range(10) if F.is_heldout(a, b, "*")] == [(9, 4)]
+    # numpy version equals the reference, including large values
+    r = np.random.default_rng(5)
+    a = np.concatenate([r.integers(0, 10 ** 10, 20000), r.integers(0, 100, 20000)])
+    b = np.concatenate([r.integers(0, 10 ** 10, 20000), r.integers(0, 100, 20000)])
+    for op in "+*":
+        v = F.is_heldout_np(a, b, op)
+        ref = np.array([F.is_heldout(int(x), int(y), op) for x, y in zip(a, b)])
+        assert (v == ref).all()
+        frac = v[:20000].mean()
+        assert 0.007 < frac < 0.013, frac
+    # deterministic eval sets, held out only, right digit counts
+    for op in "+*":
+        for d in (2, 3, 6):
+            p1 = F.heldout_pairs(op, d, 50, seed=0)
+            assert p1 == F.heldout_pairs(op, d, 50, seed=0)
+            assert len(p1) == 50 and len(set(p1)) == 50
+            assert all(F.is_heldout(x, y, op) and len(str(x)) == d and len(str(y)) == d for x, y in p1)
+    assert F.heldout_pairs("+", 1, 50) == []
+    assert F.heldout_pairs("*", 1, 50) == [(9, 4)]
+    assert len(F.heldout_pairs("+", 2, 10 ** 6)) == 97
+
+
+def test_training_sampler_excludes_heldout_and_balances_digits():
+    r = np.random.default_rng(6)
+    for op in "+*":
+        a, b = F.sample_operands(r, 100000, op, 6)
+        assert not F.is_heldout_np(a, b, op).any()
+        da = F._ndigits(a)
+        counts = np.bincount(da, minlength=7)[1:]
+        assert counts.min() > 0.9 * 100000 / 6, counts
+        assert a.max() < 10 ** 6 and b.max() < 10 ** 6
+
+
+def test_encode_batch_matches_reference():
+    r = np.random.default_rng(7)
+    for op, fmt, D, w in (("+", "plain", 10, None), ("*", "plain", 5, None), ("+", "padrev", 10, 10),
+                          ("*", "padrev", 5, 5), ("+", "spaces", 8, None), ("+", "padrev", 3, 5)):
+        a, b = F.sample_operands(r, 3000, op, D)
+        a[:3], b[:3] = [0, 10 ** D - 1, 5], [0, 10 ** D - 1, 10 ** (D - 1)]
+        toks, qlen, length = F.encode_batch(a, b, op, fmt, w, None)
+        assert toks.dtype == np.int64
+        for i in range(len(a)):
+            s = F.make_example(int(a[i]), int(b[i]), op, fmt, w)
+            ids = F.encode(s)
+            assert length[i] == len(ids) and list(toks[i, :length[i]]) == ids, (s, toks[i])
+            assert (toks[i, length[i]:] == F.PAD).all()
+            assert qlen[i] == len(F.make_question(int(a[i]), int(b[i]), op, fmt, w))
+        assert length.max() == toks.shape[1]
+    # spaces with training rng: removing spaces gives the plain encoding, spaces only in gaps
+    a, b = F.sample_operands(r, 3000, "+", 8)
+    toks, qlen, length = F.encode_batch(a, b, "+", "spaces", None, r)
+    n_sp = 0
+    for i in range(len(a)):
+        ids = list(toks[i, :length[i]])
+        plain = F.encode(F.make_example(int(a[i]), int(b[i]), "+", "plain"))
+        assert [t for t in ids if t != F.SPACE] == plain
+        s = F.decode(ids, stop_at_end=False)
+        assert not s.startswith(" ") and "  " not in s and " " not in s.split("=")[1]
+        assert qlen[i] == s.index("=") + 1
+        n_sp += s.count(" ")
+    assert n_sp > 3000
+    assert toks.shape[1] <= F.max_seq_len("+", "spaces", 8, None, with_spaces=True)
+
+
+def test_max_lengths():
+    assert F.max_seq_len("+", "padrev", 10, 10) == 34
+    assert F.max_seq_len("+", "plain", 10) == 34
+    assert F.max_seq_len("*", "padrev", 5, 5) == 23
+    assert F.max_seq_len("*", "plain", 5) == 23
+    assert F.max_seq_len("+", "spaces", 8, None, with_spaces=True) == 45
+    assert len(F.make_example(10 ** 10 - 1, 10 ** 10 - 1, "+", "plain")) == 34
+
+
+if __name__ == "__main__":
+    tests = [(k, v) for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
+    for k, fn in tests:
+        fn()
+        print(f"ok  {k}")
+    print(f"{len(tests)} tests passed")

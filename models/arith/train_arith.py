@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Train one small arithmetic transformer (issue #8), export it to ONNX and verify it.
+
+One model per invocation. Formats, vocabulary and the held-out split: formats.py. Model and
+decoding: arith_model.py. Outputs in --out (NAME from --name or derived from the arguments):
+
+    NAME.pt         checkpoint (model weights + config + step), saved every --ckpt-every s and at the end
+    NAME.log.json   training log: step, loss, lr, examples, wall time, periodic held-out accuracy
+    NAME.onnx       graph: tokens int64 [batch, seq] -> logits float32 [batch, seq, 16]
+    NAME.json       manifest (same keys as models/text-small.json + an `arith` object)
+
+Loss: cross-entropy on the answer tokens and END only (targets after '='). Stops at the first
+of --time-budget seconds of training, --steps, or the absolute --deadline (unix time). The
+learning rate follows a linear warm-up then a cosine decay over the budget (time or steps,
+whichever is nearer), so a run cut by time still ends with a small learning rate.
+
+Example (CPU smoke): python models/arith/train_arith.py --task add --format padrev --width 3 \
+    --max-digits 3 --device cpu --time-budget 90 --d-model 64 --layers 2 --out /tmp/arith
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import shlex
+import sys
+import time
+
+T_START = time.time()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as Fn  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import formats as F  # noqa: E402
+from arith_model import (ArithTransformer, evaluate, greedy_decode, mixed_heldout, n_params,  # noqa: E402
+                         ort_next_fn, problems, torch_next_fn)
+
+
+def log(msg, name=""):
+    print(f"[{time.time() - T_START:7.1f}s] {name}: {msg}", flush=True)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", choices=["add", "mul"], required=True)
+    ap.add_argument("--format", choices=list(F.FORMATS), required=True)
+    ap.add_argument("--max-digits", type=int, required=True, help="training operands have 1..N digits")
+    ap.add_argument("--width", type=int, default=None, help="padding width W (padrev; default max-digits)")
+    ap.add_argument("--eval-digits", type=int, default=None,
+                    help="evaluate 1..N digits (default max-digits; > max-digits = extrapolation)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--time-budget", type=float, default=100.0, help="seconds of training loop")
+    ap.add_argument("--deadline", type=float, default=None, help="absolute unix time: stop training by then")
+    ap.add_argument("--steps", type=int, default=10 ** 9)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-min-frac", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "work", "arith"))
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch / onnxruntime CPU threads (1: with busy cores, 2 OpenMP threads were ~100x slower here)")
+    ap.add_argument("--log-every", type=int, default=100, help="steps")
+    ap.add_argument("--eval-every", type=float, default=20.0, help="seconds between quick held-out evals")
+    ap.add_argument("--quick-eval-n", type=int, default=100, help="problems per digit count, quick eval")
+    ap.add_argument("--eval-n", type=int, default=500, help="problems per digit count, final eval")
+    ap.add_argument("--ckpt-every", type=float, default=30.0, help="seconds")
+    ap.add_argument("--ort-check-n", type=int, default=200, help="held-out problems decoded in onnxruntime")
+    ap.add_argument("--no-export", action="store_true")
+    a = ap.parse_args(argv)
+    a.op = F.OPS[a.task]
+    if a.format == "spaces" and a.task != "add":
+        ap.error("--format spaces is for --task add only")
+    if a.format == "padrev":
+        a.width = a.width or a.max_digits
+        if a.max_digits > a.width:
+            ap.error("--max-digits must be <= --width for padrev")
+    else:
+        a.width = None
+    a.eval_digits = a.eval_digits or a.max_digits
+    if a.format == "padrev":
+        a.eval_digits = min(a.eval_digits, a.width)
+    if a.task == "mul" and max(a.max_digits, a.eval_digits) > 9:
+        ap.error("multiplication limited to 9 digits")
+    if a.name is None:
+        a.name = f"{a.task}-{a.format}-d{a.max_digits}" + (f"-w{a.width}" if a.width else "") + f"-s{a.seed}"
+    return a
+
+
+def context_len(a):
+    """Longest sequence seen in training (spaces included) or in evaluation."""
+    train = F.max_seq_len(a.op, a.format, a.max_digits, a.width, with_spaces=True)
+    ev = F.max_seq_len(a.op, a.format, a.eval_digits, a.width)
+    return max(train, ev)
+
+
+def atomic_save(obj, path):
+    tmp = path + ".tmp"
+    if path.endswith(".json"):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+    else:
+        torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fmt_acc(res):
+    return " ".join(f"{d}:{(100.0 * c / n):.0f}%" if n else f"{d}:-" for d, (c, n) in sorted(res.items()))
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng([a.seed, 12345])
+    os.makedirs(a.out, exist_ok=True)
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    ctx = context_len(a)
+    model = ArithTransformer(ctx, a.d_model, a.layers, a.heads).to(dev)
+    nparam = n_params(model)
+    name = a.name
+    command = "python models/arith/train_arith.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    log(f"task={a.task} format={a.format} max_digits={a.max_digits} width={a.width} eval_digits={a.eval_digits} "
+        f"context_len={ctx} params={nparam} device={dev} budget={a.time_budget:.0f}s", name)
+
+    decay, no_decay = [], []
+    for n_, p in model.named_parameters():
+        (decay if p.dim() >= 2 and not n_.startswith(("tok.", "pos.")) else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), fused=(dev.type == "cuda"))
+    except (TypeError, RuntimeError):
+        opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
+
+    paths = {k: os.path.join(a.out, name + ext) for k, ext in
+             (("ckpt", ".pt"), ("log", ".log.json"), ("onnx", ".onnx"), ("manifest", ".json"))}
+    records, evals = [], []
+    logdoc = {"name": name, "command": command, "args": vars(a), "params": nparam, "context_len": ctx,
+              "records": records, "evals": evals}
+
+    def checkpoint(step, examples, final=False):
+        atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                     "model_cfg": model.cfg, "args": vars(a), "step": step, "examples": examples,
+                     "command": command, "final": final}, paths["ckpt"])
+
+    quick_pairs = None
+    nf = torch_next_fn(model, dev)
+
+    def quick_eval():
+        model.eval()
+        res = evaluate(nf, a.op, a.format, a.width, range(1, a.eval_digits + 1), a.quick_eval_n, a.seed + 7, ctx)
+        model.train()
+        return res
+
+    t0 = time.time()
+    end_t = t0 + a.time_budget
+    if a.deadline is not None:
+        end_t = min(end_t, a.deadline)
+    budget = max(end_t - t0, 1e-3)
+    step, examples = 0, 0
+    loss_acc = torch.zeros((), device=dev)
+    n_acc = 0
+    last_eval = last_ckpt = t0
+    t_log = t0
+    model.train()
+    while True:
+        now = time.time()
+        if now >= end_t or step >= a.steps:
+            break
+        frac = min(1.0, max((now - t0) / budget, step / a.steps))
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (a.lr_min_frac + (1 - a.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width)
+        L = toks.shape[1]
+        pos = np.arange(1, L)[None, :]
+        wmask = ((pos >= qlen[:, None]) & (pos < length[:, None])).astype(np.float32)
+        nt = float(wmask.sum())
+        x = torch.from_numpy(toks).to(dev, non_blocking=True)
+        w = torch.from_numpy(wmask).to(dev, non_blocking=True)
+        logits = model(x[:, :-1])
+        ce = Fn.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
+        loss = (ce * w.reshape(-1)).sum() / nt
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        loss_acc += loss.detach()
+        n_acc += 1
+        step += 1
+        examples += a.batch
+        if step % a.log_every == 0:
+            now = time.time()
+            l = float(loss_acc) / n_acc
+            rate = a.log_every / max(now - t_log, 1e-9)
+            records.append({"step": step, "loss": round(l, 5), "lr": lr, "examples": examples,
+                            "wall_s": round(now - t0, 2), "steps_per_s": round(rate, 1)})
+            loss_acc.zero_()
+            n_acc, t_log = 0, now
+            if step % (a.log_every * 10) == 0 or step == a.log_every:
+                log(f"step {step} loss {l:.4f} lr {lr:.2e} {rate:.0f} steps/s", name)
+            if now - last_eval >= a.eval_every:
+                res = quick_eval()
+                evals.append({"step": step, "wall_s": round(time.time() - t0, 2),
+                              "acc": {str(d): (c / n if n else None) for d, (c, n) in res.items()}})
+                log(f"step {step} loss {l:.4f} held-out exact match {fmt_acc(res)}", name)
+                last_eval = time.time()
+            if now - last_ckpt >= a.ckpt_every:
+                checkpoint(step, examples)
+                atomic_save(logdoc, paths["log"])
+                last_ckpt = now
+    train_s = time.time() - t0
+    if n_acc:
+        records.append({"step": step, "loss": round(float(loss_acc) / n_acc, 5), "lr": lr, "examples": examples,
+                        "wall_s": round(train_s, 2)})
+    final_loss = records[-1]["loss"] if records else None
+    log(f"training done: {step} steps, {examples} examples, {train_s:.1f}s, last loss {final_loss}", name)
+    checkpoint(step, examples, final=True)
+
+    # ---------------------------------------------------------------- final held-out evaluation
+    model.eval()
+    t = time.time()
+    res = evaluate(nf, a.op, a.format, a.width, range(1, a.eval_digits + 1), a.eval_n, 0, ctx)
+    log(f"final held-out exact match (n<={a.eval_n}/digit count, {time.time() - t:.1f}s): {fmt_acc(res)}", name)
+    logdoc["final"] = {"steps": step, "examples": examples, "train_s": round(train_s, 2), "loss": final_loss,
+                       "heldout": {str(d): {"correct": c, "n": n} for d, (c, n) in res.items()}}
+    atomic_save(logdoc, paths["log"])
+
+    onnx_check = None
+    if not a.no_export:
+        try:
+            onnx_check = export_and_check(model, a, ctx, paths["onnx"], name)
+        except Exception as e:  # keep checkpoint/log/manifest even if export or the check fails
+            import traceback
+            traceback.print_exc()
+            onnx_check = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            log(f"ONNX export/check FAILED: {onnx_check['error']}", name)
+        logdoc["onnx_check"] = onnx_check
+        atomic_save(logdoc, paths["log"])
+
+    manifest = {
+        "name": name,
+        "kind": "arith",
+        "description": (f"Character-level decoder-only transformer for {'addition' if a.op == '+' else 'multiplication'}"
+                        f" in the '{a.format}' format (see models/arith/formats.py): {a.layers} pre-LN layers, d_model "
+                        f"{a.d_model}, {a.heads} heads, GELU MLP x4, learned absolute positions ({ctx}). "
+                        "Greedy decoding: feed the question tokens (ending with '='), append the argmax of the last "
+                        "position's logits until END (id 14)."),
+        "vocab_size": F.VOCAB_SIZE,
+        "context_len": ctx,
+        "pad_id": F.PAD,
+        "logit_frac_bits": 0,
+        "quantization": "f32",
+        "inputs": ["tokens"],
+        "outputs": ["logits"],
+        "parameters": nparam,
+        "training": {
+            "command": command,
+            "data": (f"generated on the fly: operand digit counts uniform in 1..{a.max_digits}, then uniform numbers; "
+                     f"held-out pairs (formats.is_heldout, ~1%) never sampled"
+                     + ("; random spaces in questions (p ~ U[0,0.5) per gap)" if a.format == "spaces" else "")),
+            "steps": step,
+            "examples_seen": examples,
+            "batch": a.batch,
+            "seed": a.seed,
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "train_seconds": round(train_s, 1),
+            "final_loss": final_loss,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        "metrics": {
+            "heldout_exact_match": {str(d): (round(c / n, 4) if n else None) for d, (c, n) in res.items()},
+            "heldout_n": {str(d): n for d, (c, n) in res.items()},
+            "heldout_note": ("greedy decoding, both operands with exactly d digits, held-out pairs only, "
+                             "questions without spaces; d > max_digits is extrapolation"),
+        },
+        "arith": {
+            "task": a.task,
+            "op": a.op,
+            "format": a.format,
+            "width": a.width,
+            "max_digits": a.max_digits,
+            "eval_digits": a.eval_digits,
+            "vocab": F.VOCAB,
+            "end_id": F.END,
+            "pad_id": F.PAD,
+            "answer_len": F.answer_len(a.op, a.width) if a.format == "padrev" else None,
+        },
+    }
+    if onnx_check is not None:
+        manifest["metrics"]["onnx_check"] = onnx_check
+    if not a.no_export:
+        atomic_save(manifest, paths["manifest"])
+    log(f"wrote {', '.join(os.path.basename(p) for p in paths.values() if os.path.exists(p))} "
+        f"(total {time.time() - T_START:.1f}s)", name)
+    ok = onnx_check is None or onnx_check["ok"]
+    print(json.dumps({"name": name, "ok": ok, "steps": step, "loss": final_loss,
+                      "heldout": manifest["metrics"]["heldout_exact_match"]}), flush=True)
+    return 0 if ok else 3
+
+
+def export_and_check(model, a, ctx, path, name):
+    import onnx
+    import onnxruntime as ort
+
+    t = time.time()
+    cpu_model = type(model)(**{k: v for k, v in model.cfg.items() if k != "vocab"})
+    cpu_model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    cpu_model.eval()
+    cpu_model.export_mode = True
+    dummy = torch.zeros((2, ctx), dtype=torch.int64)
+    kw = dict(input_names=["tokens"], output_names=["logits"],
+              dynamic_axes={"tokens": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}},
+              opset_version=17, do_constant_folding=True)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(cpu_model, (dummy,), path, dynamo=False, **kw)
+        except TypeError:  # older torch without the dynamo argument
+            torch.onnx.export(cpu_model, (dummy,), path, **kw)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    ops = sorted({n.op_type for n in m.graph.node})
+    size = os.path.getsize(path)
+    log(f"exported {os.path.basename(path)} ({size / 1e6:.2f} MB, opset 17, ops {','.join(ops)}) in {time.time() - t:.1f}s", name)
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    # 1) random inputs, several shapes
+    g = torch.Generator().manual_seed(a.seed + 99)
+    maxdiff = 0.0
+    with torch.no_grad():
+        for B, T in ((3, ctx), (2, 5), (1, 1), (5, max(1, ctx // 2))):
+            x = torch.randint(0, F.VOCAB_SIZE, (B, T), generator=g)
+            ref = cpu_model(x).numpy()
+            got = sess.run(["logits"], {"tokens": x.numpy()})[0]
+            assert got.shape == (B, T, F.VOCAB_SIZE) and got.dtype == np.float32
+            maxdiff = max(maxdiff, float(np.abs(ref - got).max()))
+            cpu_model.export_mode = False  # the torch (SDPA) path must agree too
+            maxdiff = max(maxdiff, float(np.abs(cpu_model(x).numpy() - got).max()))
+            cpu_model.export_mode = True
+    log(f"onnxruntime vs torch on random inputs: max abs diff {maxdiff:.2e}", name)
+    # 2) greedy decoding of held-out problems in onnxruntime vs torch (trained device)
+    pairs = mixed_heldout(a.op, a.format, a.width, a.eval_digits, a.ort_check_n, a.seed)
+    prompts, expected = problems(a.op, a.format, a.width, pairs)
+    max_new = max(len(e) for e in expected)
+    g_ort = greedy_decode(ort_next_fn(sess), prompts, max_new, ctx)
+    g_t = greedy_decode(torch_next_fn(model, next(model.parameters()).device), prompts, max_new, ctx)
+    acc_ort = sum(x == e for x, e in zip(g_ort, expected)) / len(pairs)
+    acc_t = sum(x == e for x, e in zip(g_t, expected)) / len(pairs)
+    agree = sum(x == y for x, y in zip(g_ort, g_t)) / len(pairs)
+    ok = maxdiff < 1e-3 and abs(acc_ort - acc_t) <= 0.01 and agree >= 0.99
+    log(f"greedy decode on {len(pairs)} held-out problems (1..{a.eval_digits} digits): onnxruntime {100 * acc_ort:.1f}% "
+        f"torch {100 * acc_t:.1f}% identical outputs {100 * agree:.1f}% -> {'OK' if ok else 'MISMATCH'}", name)
+    return {"ok": ok, "random_input_max_abs_diff": maxdiff, "greedy_n": len(pairs), "ort_accuracy": round(acc_ort, 4),
+            "torch_accuracy": round(acc_t, 4), "identical_outputs": round(agree, 4), "onnx_bytes": size, "ops": ops}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
