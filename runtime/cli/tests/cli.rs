@@ -673,38 +673,27 @@ fn arith_answers_checks_and_refuses() {
         assert!(out.stdout.is_empty());
     }
     let table = dir.path().join("acc.md");
-    let out = arca(
-        dir.path(),
-        &[
-            "arith",
-            "--eval",
-            "-q",
-            "-m",
-            "arith-add-padrev",
-            "--problems",
-            "10",
-            "--digits",
-            "3",
-            "-o",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "-o needs a value");
-    let out = arca(
-        dir.path(),
-        &[
-            "arith",
-            "--eval",
-            "-q",
-            "-m",
-            "arith-add-padrev",
-            "--problems",
-            "10",
-            "--digits",
-            "3",
-            "-o",
-            table.to_str().expect("utf-8 path"),
-        ],
-    );
+    let path = table.to_str().expect("utf-8 path");
+    let eval = [
+        "arith",
+        "--eval",
+        "-q",
+        "-m",
+        "arith-add-padrev",
+        "--problems",
+        "10",
+        "--digits",
+        "3",
+        "-o",
+        path,
+    ];
+    // An existing table is refused without -f, before any work, and left as it was.
+    fs::write(&table, "keep").expect("write");
+    let out = arca(dir.path(), &eval);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&table).expect("read"), "keep");
+    let out = arca(dir.path(), &[&eval[..], &["-f"]].concat());
     assert!(
         out.status.success(),
         "{}",
