@@ -151,6 +151,12 @@ pub enum Command {
     Models,
     /// Pack an ONNX model and its manifest into a .arcm bundle
     Pack(PackArgs),
+    /// Text to Equal-Info Window tokens: the ids an LLM over compressed text trains on
+    #[command(long_about = TOKENIZE_ABOUT, after_help = TOKENIZE_EXAMPLES)]
+    Tokenize(TokenizeArgs),
+    /// Equal-Info Window tokens back to text
+    #[command(long_about = TOKENIZE_ABOUT, after_help = TOKENIZE_EXAMPLES)]
+    Detokenize(TokenizeArgs),
     /// Add or multiply with a small transformer (prints the model's answer)
     #[command(long_about = ARITH_ABOUT, after_help = ARITH_EXAMPLES)]
     Arith(ArithArgs),
@@ -177,6 +183,23 @@ Examples:
   arca arith -m models/arith/add-plain.arcm 12+30
   arca arith --eval -o docs/arith/accuracy.md";
 
+const TOKENIZE_ABOUT: &str = "\
+The neural tokenizer of \"Training LLMs over Neurally Compressed Text\" (Lester et al., 2024).
+
+`tokenize` compresses text with the byte model into Equal-Info Windows of W bits (each window
+codes as many bytes as fit in W bits, with a fresh model) and writes one token per window: a
+raw array of little-endian u16 for W=16 (as language-model data loaders read them), u32 for
+W=32, u64 for W=64, and W/8 bytes, most significant first, for other W. `detokenize` turns such
+a file back into the text; the same model and W must be given. Windows are independent: any
+slice of whole tokens detokenizes on its own.";
+
+const TOKENIZE_EXAMPLES: &str = "\
+Examples:
+  arca tokenize --eiw 16 book.txt -o book.tok       u16 token ids, one per 16-bit window
+  arca detokenize --eiw 16 book.tok -o book.txt
+  arca compress --eiw 64 book.txt                   the same windows in a .arca stream
+  arca decompress --range 1000..2000 -c book.txt.arca";
+
 const COMPRESS_ABOUT: &str = "\
 Compress files (FILE -> FILE.arca), or stdin to stdout.
 
@@ -201,14 +224,16 @@ Examples:
   arca compress book.txt               writes book.txt.arca, prints a one-line summary
   arca compress -o out.arca -f book.txt
   arca compress -m my-model.arcm data.csv
-  cat book.txt | arca compress > book.arca";
+  cat book.txt | arca compress > book.arca
+  arca compress --eiw 32 book.txt      Equal-Info Windows of 32 bits (see `arca tokenize`)";
 
 const DECOMPRESS_EXAMPLES: &str = "\
 Examples:
   arca decompress book.txt.arca        writes book.txt
   arca decompress -o copy.txt book.txt.arca
   arca decompress -m my-model.arcm data.csv.arca
-  arca decompress < book.arca > book.txt";
+  arca decompress < book.arca > book.txt
+  arca decompress --range 1000..2000 -c book.txt.arca   only bytes 1000..2000";
 
 /// Where output goes and what happens to inputs; shared by compress and decompress.
 #[derive(Debug, Args)]
@@ -251,6 +276,11 @@ pub struct CompressArgs {
     /// (powers of 1024).
     #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
     pub block_size: u32,
+    /// Equal-Info Windows: cut the output into windows of exactly W bits (a multiple of 8 from
+    /// 16 to 4096), each coded with a fresh model, so any window decodes on its own. The
+    /// network alone codes (no context models), so the ratio is lower than without --eiw
+    #[arg(long, value_name = "W", value_parser = parse_window_bits)]
+    pub eiw: Option<u32>,
 }
 
 /// `arca decompress`.
@@ -260,6 +290,67 @@ pub struct DecompressArgs {
     /// among the embedded ones.
     #[command(flatten)]
     pub io: Transform,
+    /// Decode only the bytes A..B of the original (byte offsets, end exclusive; `A..` runs to
+    /// the end): just the blocks, or segments of windows, that cover them
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub range: Option<ByteRange>,
+}
+
+/// A byte range of the original, `A..B` (end exclusive) or `A..` (to the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte; `None` runs to the end.
+    pub end: Option<u64>,
+}
+
+/// Parses `A..B` or `A..`.
+pub fn parse_range(s: &str) -> Result<ByteRange, String> {
+    let bad = || format!("'{s}' is not a byte range (expected A..B, e.g. 1000..2000, or A..)");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let start = a.trim().parse::<u64>().map_err(|_| bad())?;
+    let end = match b.trim() {
+        "" => None,
+        b => Some(b.parse::<u64>().map_err(|_| bad())?),
+    };
+    if end.is_some_and(|e| e < start) {
+        return Err(format!("range '{s}' ends before it starts"));
+    }
+    Ok(ByteRange { start, end })
+}
+
+/// Parses a window size for --eiw.
+pub fn parse_window_bits(s: &str) -> Result<u32, String> {
+    let w: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bits"))?;
+    arca_runtime::eiw::check_bits(w).map_err(|e| e.to_string())?;
+    Ok(w)
+}
+
+/// `arca tokenize` and `arca detokenize`.
+#[derive(Debug, Args)]
+pub struct TokenizeArgs {
+    /// Input file (`-` for stdin)
+    #[arg(value_name = "FILE")]
+    pub input: OsString,
+    /// Window size in bits (a multiple of 8 from 16 to 4096)
+    #[arg(long, value_name = "W", value_parser = parse_window_bits)]
+    pub eiw: u32,
+    /// Output file (`-` for stdout)
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Overwrite OUT if it exists
+    #[arg(short, long)]
+    pub force: bool,
+    /// Model: an embedded model's name or a .arcm bundle path (default: the default text model)
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// Worker threads; 0 uses every core
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// `arca test`.

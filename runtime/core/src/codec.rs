@@ -26,6 +26,7 @@ use thiserror::Error;
 
 use crate::cm::{self, Predictor};
 use crate::container::{self, BlockEntry, BlockMode, Codec, ContainerError, Header, Stream};
+use crate::eiw::{self, EiwError, Schedule, Tokenizer};
 
 /// Bits of precision of the network's byte distribution.
 const NN_PRECISION: u32 = 24;
@@ -111,6 +112,9 @@ pub enum CodecError {
     /// Bad options.
     #[error("invalid option: {0}")]
     Options(String),
+    /// Equal-Info Window coding failed (a damaged window, a bad window size).
+    #[error(transparent)]
+    Eiw(#[from] EiwError),
 }
 
 /// Coding options.
@@ -131,6 +135,28 @@ impl Default for Options {
         Options {
             block_size: DEFAULT_BLOCK_SIZE,
             threads: 0,
+        }
+    }
+}
+
+/// Options of Equal-Info Window compression (see [`crate::eiw`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EiwOptions {
+    /// Window size in bits: a multiple of 8 in `16..=4096`.
+    pub bits: u32,
+    /// Bytes per segment (a block of the stream; windows never cross one).
+    pub segment: u32,
+    /// Threads and batch size: speed only, never the output.
+    pub schedule: Schedule,
+}
+
+impl EiwOptions {
+    /// Windows of `bits` bits, default segment and schedule.
+    pub fn new(bits: u32) -> Self {
+        EiwOptions {
+            bits,
+            segment: eiw::DEFAULT_SEGMENT,
+            schedule: Schedule::default(),
         }
     }
 }
@@ -442,10 +468,14 @@ impl<'m> TextCodec<'m> {
         if h.codec == Codec::Stored {
             return Ok(());
         }
-        if h.codec_revision != cm::REVISION {
+        let revision = match h.codec {
+            Codec::TextEiw => eiw::REVISION,
+            _ => cm::REVISION,
+        };
+        if h.codec_revision != revision {
             return Err(CodecError::Revision {
                 found: h.codec_revision,
-                expected: cm::REVISION,
+                expected: revision,
             });
         }
         if h.model_id != self.model_id {
@@ -469,6 +499,11 @@ impl<'m> TextCodec<'m> {
         let stream = Stream::parse(bytes)?;
         self.check_stream(&stream)?;
         let n = stream.entries().len();
+        if stream.header().codec == Codec::TextEiw {
+            let plain = self.decode_eiw_blocks(&stream, 0..n, opts)?.concat();
+            progress(plain.len() as u64);
+            return Ok(plain);
+        }
         let decoded: Vec<Result<Vec<u8>, CodecError>> = Self::pool(opts.threads)?.install(|| {
             (0..n)
                 .into_par_iter()
@@ -482,6 +517,138 @@ impl<'m> TextCodec<'m> {
         Ok(out)
     }
 
+    /// Compresses `input` into Equal-Info Windows of `opts.bits` bits, in a `.arca` stream
+    /// whose blocks are the segments and whose block data are the windows.
+    pub fn compress_eiw(
+        &self,
+        input: &[u8],
+        opts: &EiwOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let model = self
+            .model
+            .ok_or_else(|| CodecError::Options("Equal-Info Windows need a network model".into()))?;
+        if opts.segment == 0 {
+            return Err(CodecError::Options(
+                "segment must be at least 1 byte".into(),
+            ));
+        }
+        if input.len() as u64 / u64::from(opts.segment) >= u64::from(u32::MAX) {
+            return Err(CodecError::TooLarge("more than 2^32 segments".into()));
+        }
+        let tok = Tokenizer::new(model, opts.bits)?.with_segment(opts.segment);
+        let segments = tok.encode_segments(input, &opts.schedule)?;
+        progress(input.len() as u64);
+        let mut entries = Vec::with_capacity(segments.len());
+        let mut datas = Vec::with_capacity(segments.len());
+        for (plain, windows) in input.chunks(opts.segment as usize).zip(segments) {
+            let len = u32::try_from(windows.as_bytes().len())
+                .map_err(|_| CodecError::TooLarge("a segment's windows exceed 4 GiB".into()))?;
+            entries.push(BlockEntry::new(BlockMode::Coded, plain, len));
+            datas.push(windows.as_bytes().to_vec());
+        }
+        let header = Header {
+            codec: Codec::TextEiw,
+            precision: 16,
+            model_id: self.model_id,
+            model_name: self.model_name.clone(),
+            window_bits: opts.bits as u16,
+            codec_revision: eiw::REVISION,
+            block_size: opts.segment,
+            original_len: input.len() as u64,
+            block_count: container::block_count(input.len() as u64, opts.segment),
+        };
+        Ok(Stream::write(&header, &entries, &datas))
+    }
+
+    /// Decodes blocks `range` of an Equal-Info Window stream, all windows in one batched run,
+    /// checking each block's length and checksum.
+    fn decode_eiw_blocks(
+        &self,
+        stream: &Stream<'_>,
+        blocks: std::ops::Range<usize>,
+        opts: &Options,
+    ) -> Result<Vec<Vec<u8>>, CodecError> {
+        let model = self
+            .model
+            .ok_or_else(|| CodecError::Options("Equal-Info Windows need a network model".into()))?;
+        let bits = u32::from(stream.header().window_bits);
+        let tok = Tokenizer::new(model, bits)?;
+        let width = bits as usize / 8;
+        let mut runs = Vec::with_capacity(blocks.len());
+        let mut first = stream.entries()[..blocks.start]
+            .iter()
+            .map(|e| e.compressed_len as usize / width)
+            .sum::<usize>();
+        for i in blocks.clone() {
+            let data = stream
+                .block_data(i)
+                .ok_or(CodecError::BlockCorrupt { index: i })?;
+            if stream.entries()[i].mode != BlockMode::Coded {
+                return Err(CodecError::BlockCorrupt { index: i });
+            }
+            runs.push((data, first));
+            first += data.len() / width;
+        }
+        let schedule = Schedule {
+            threads: opts.threads,
+            ..Schedule::default()
+        };
+        let plains = tok.decode_runs(&runs, bits, &schedule)?;
+        for (i, plain) in blocks.zip(&plains) {
+            let e = stream.entries()[i];
+            if plain.len() != e.original_len as usize || crc32fast::hash(plain) != e.crc32 {
+                return Err(CodecError::BlockCorrupt { index: i });
+            }
+        }
+        Ok(plains)
+    }
+
+    /// Decodes only the bytes `range` of the original (end exclusive): the blocks that cover
+    /// it, checked, then cut to the range.
+    pub fn decompress_range(
+        &self,
+        bytes: &[u8],
+        range: std::ops::Range<u64>,
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let stream = Stream::parse(bytes)?;
+        self.check_stream(&stream)?;
+        let h = stream.header();
+        if range.start > range.end || range.end > h.original_len {
+            return Err(CodecError::Options(format!(
+                "range {}..{} is not within the {} bytes of the original",
+                range.start, range.end, h.original_len
+            )));
+        }
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bs = u64::from(h.block_size);
+        let first = (range.start / bs) as usize;
+        let last = ((range.end - 1) / bs) as usize;
+        let plains = if h.codec == Codec::TextEiw {
+            self.decode_eiw_blocks(&stream, first..last + 1, opts)?
+        } else {
+            let decoded: Vec<Result<Vec<u8>, CodecError>> =
+                Self::pool(opts.threads)?.install(|| {
+                    (first..=last)
+                        .into_par_iter()
+                        .map(|i| self.decompress_block(&stream, i, progress))
+                        .collect()
+                });
+            decoded.into_iter().collect::<Result<_, _>>()?
+        };
+        let joined = plains.concat();
+        let from = (range.start - first as u64 * bs) as usize;
+        let to = from + (range.end - range.start) as usize;
+        joined
+            .get(from..to)
+            .map(<[u8]>::to_vec)
+            .ok_or(CodecError::BlockCorrupt { index: first })
+    }
+
     /// Decodes block `index` of a parsed stream (random access).
     pub fn decompress_block(
         &self,
@@ -490,6 +657,12 @@ impl<'m> TextCodec<'m> {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
         self.check_stream(stream)?;
+        if stream.header().codec == Codec::TextEiw && index < stream.entries().len() {
+            let mut plain =
+                self.decode_eiw_blocks(stream, index..index + 1, &Options::default())?;
+            progress(stream.entries()[index].original_len.into());
+            return plain.pop().ok_or(CodecError::BlockCorrupt { index });
+        }
         let corrupt = CodecError::BlockCorrupt { index };
         let entry = *stream
             .entries()

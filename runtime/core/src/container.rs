@@ -9,13 +9,16 @@
 //! offset  size  field
 //! 0       4     magic "ARCA"
 //! 4       2     format version (1)
-//! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models)
-//! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities)
+//! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models,
+//!               2 = text-eiw: the byte model alone, in Equal-Info Windows)
+//! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities;
+//!               text-eiw: 16-bit byte distributions)
 //! 8       16    model id (u128, little endian; 0 for the stored codec)
 //! 24      32    model name, UTF-8, zero padded
-//! 56      2     window bits (0 = no Equal-Info Windows)
-//! 58      2     codec revision (the context-mixing parameters; bumped when they change)
-//! 60      4     block size in bytes
+//! 56      2     window bits W (0 = no Equal-Info Windows; text-eiw: 16..=4096, a multiple of 8)
+//! 58      2     codec revision (the codec's fixed parameters; bumped when they change)
+//! 60      4     block size in bytes (text-eiw: the segment; windows never cross one, and a
+//!               block's data is its windows, W / 8 bytes each)
 //! 64      8     original length in bytes
 //! 72      4     block count
 //! 76      4     CRC-32 of bytes 0..76
@@ -146,6 +149,8 @@ pub enum Codec {
     Stored,
     /// A byte-level model mixed with adaptive context models, coded bit by bit.
     TextCm,
+    /// The byte-level model alone, in Equal-Info Windows of `window_bits` (see `crate::eiw`).
+    TextEiw,
 }
 
 impl Codec {
@@ -153,6 +158,7 @@ impl Codec {
         match self {
             Codec::Stored => 0,
             Codec::TextCm => 1,
+            Codec::TextEiw => 2,
         }
     }
 
@@ -160,6 +166,7 @@ impl Codec {
         match b {
             0 => Some(Codec::Stored),
             1 => Some(Codec::TextCm),
+            2 => Some(Codec::TextEiw),
             _ => None,
         }
     }
@@ -169,6 +176,7 @@ impl Codec {
         match self {
             Codec::Stored => "stored",
             Codec::TextCm => "text-cm",
+            Codec::TextEiw => "text-eiw",
         }
     }
 }
@@ -246,6 +254,14 @@ impl Header {
         };
         if header.block_size == 0 {
             return Err(ContainerError::Inconsistent("block size is 0".into()));
+        }
+        if header.codec == Codec::TextEiw
+            && crate::eiw::check_bits(header.window_bits.into()).is_err()
+        {
+            return Err(ContainerError::Inconsistent(format!(
+                "Equal-Info Windows of {} bits",
+                header.window_bits
+            )));
         }
         if header.block_count != block_count(header.original_len, header.block_size) {
             return Err(ContainerError::Inconsistent(format!(
@@ -357,6 +373,17 @@ impl<'a> Stream<'a> {
             if mode == BlockMode::Coded && header.codec == Codec::Stored {
                 return Err(ContainerError::Inconsistent(format!(
                     "block {i} is coded but the stream has no codec"
+                )));
+            }
+            if mode == BlockMode::Coded
+                && header.codec == Codec::TextEiw
+                && !entry
+                    .compressed_len
+                    .is_multiple_of(u32::from(header.window_bits) / 8)
+            {
+                return Err(ContainerError::Inconsistent(format!(
+                    "block {i} is not a whole number of {}-bit windows",
+                    header.window_bits
                 )));
             }
             total += u64::from(entry.original_len);

@@ -446,9 +446,7 @@ impl TextModel {
             Backend::Native(mlp) => {
                 out.reserve(batch * BYTE_SYMBOLS);
                 let mut scratch = crate::native::Scratch::default();
-                for row in contexts.chunks_exact(n) {
-                    mlp.eval_row(row, &mut scratch, out);
-                }
+                mlp.eval_rows(contexts, &mut scratch, out);
                 Ok(())
             }
             #[cfg(feature = "tract")]

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cm;
 pub mod codec;
 pub mod container;
+pub mod eiw;
 pub mod engine;
 pub mod native;
 pub mod onnx;

@@ -66,6 +66,8 @@ struct Dense {
     m: usize,
     /// Weights transposed to `[m][k]`, so each output is one contiguous dot product.
     wt: Vec<i8>,
+    /// The same weights packed for the AVX2 kernel ([`pack_pairs`]), or empty.
+    packed: Vec<i16>,
     ops: Vec<Elementwise>,
     /// The nonlinearity `x' = table[v]` (indices proven in range), or `None` for the output.
     table: Option<Vec<i16>>,
@@ -104,7 +106,13 @@ enum Kernel {
 pub(crate) struct Scratch {
     x: Vec<i16>,
     acc: Vec<i32>,
+    /// Per-row buffers of a tile (batched evaluation).
+    xs: [Vec<i16>; TILE],
+    accs: [Vec<i32>; TILE],
 }
+
+/// Rows evaluated together by [`IntMlp::eval_rows`]: each weight is loaded once per tile.
+const TILE: usize = 4;
 
 impl IntMlp {
     /// Number of output channels (logits per context).
@@ -136,10 +144,11 @@ impl IntMlp {
     }
 
     /// Logits of one context (`context_len` values, each `< vocab_rows`), appended to `out`.
+    #[cfg(test)]
     pub(crate) fn eval_row(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
         debug_assert_eq!(context.len(), self.context_len);
         match self.kernel {
-            Kernel::Portable => self.eval_body(context, scratch, out),
+            Kernel::Portable => self.eval_body(context, scratch, out, false),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
                 #[allow(unsafe_code)]
@@ -151,17 +160,107 @@ impl IntMlp {
         }
     }
 
-    /// The whole row compiled for AVX2: `vpmaddwd` dot products, and `vpmulld`/`vpminsd` for the
-    /// elementwise chain (baseline x86-64 has neither); about 3x the baseline build.
+    /// Logits of `contexts.len() / context_len` contexts, appended to `out` row by row: the same
+    /// integers as [`IntMlp::eval_row`] on each (the sums are exact, only their order differs),
+    /// but rows go through the dense layers [`TILE`] at a time, so each weight row is loaded and
+    /// widened once for the tile instead of once per row.
+    pub(crate) fn eval_rows(&self, contexts: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
+        debug_assert_eq!(contexts.len() % self.context_len, 0);
+        match self.kernel {
+            Kernel::Portable => self.rows_body(contexts, scratch, out, false),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                #[allow(unsafe_code)]
+                // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+                unsafe {
+                    self.rows_avx2(contexts, scratch, out)
+                }
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn eval_avx2(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
-        self.eval_body(context, scratch, out);
+    fn rows_avx2(&self, contexts: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
+        self.rows_body(contexts, scratch, out, true);
     }
 
     #[inline(always)]
-    fn eval_body(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
-        let Scratch { x, acc } = scratch;
+    fn rows_body(&self, contexts: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>, avx2: bool) {
+        let n = self.context_len;
+        let mut tiles = contexts.chunks_exact(n * TILE);
+        for tile in &mut tiles {
+            self.tile_body(tile, scratch, out, avx2);
+        }
+        for row in tiles.remainder().chunks_exact(n) {
+            self.eval_body(row, scratch, out, avx2);
+        }
+    }
+
+    /// [`TILE`] rows through every layer.
+    #[inline(always)]
+    fn tile_body(&self, tile: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>, avx2: bool) {
+        let n = self.context_len;
+        let Scratch { xs, accs, .. } = scratch;
+        for (i, layer) in self.layers.iter().enumerate() {
+            for acc in accs.iter_mut() {
+                acc.clear();
+                acc.resize(layer.m, 0);
+            }
+            match &self.first {
+                Some(first) if i == 0 => {
+                    for (context, acc) in tile.chunks_exact(n).zip(accs.iter_mut()) {
+                        for (p, &c) in context.iter().enumerate() {
+                            let at = (p * self.rows + usize::from(c)) * layer.m;
+                            let part = &first[at..at + layer.m];
+                            acc.iter_mut()
+                                .zip(part)
+                                .for_each(|(a, &v)| *a = a.wrapping_add(v));
+                        }
+                    }
+                }
+                _ => {
+                    if i == 0 {
+                        for (context, x) in tile.chunks_exact(n).zip(xs.iter_mut()) {
+                            x.clear();
+                            for &c in context {
+                                let row = usize::from(c) * self.dim;
+                                x.extend_from_slice(&self.emb[row..row + self.dim]);
+                            }
+                        }
+                    }
+                    dense_tile(xs, layer, accs, avx2);
+                }
+            }
+            for (acc, x) in accs.iter_mut().zip(xs.iter_mut()) {
+                for op in &layer.ops {
+                    apply(op, acc);
+                }
+                if let Some(table) = &layer.table {
+                    x.clear();
+                    // Indices are proven to lie in 0..table.len() by `lower`.
+                    x.extend(acc.iter().map(|&v| table[v as usize]));
+                }
+            }
+            if layer.table.is_none() {
+                for acc in accs.iter() {
+                    out.extend_from_slice(acc);
+                }
+            }
+        }
+    }
+
+    /// The whole row compiled for AVX2: `vpmaddwd` dot products, and `vpmulld`/`vpminsd` for the
+    /// elementwise chain (baseline x86-64 has neither); about 3x the baseline build.
+    #[cfg(all(test, target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2")]
+    fn eval_avx2(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
+        self.eval_body(context, scratch, out, true);
+    }
+
+    #[inline(always)]
+    fn eval_body(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>, avx2: bool) {
+        let Scratch { x, acc, .. } = scratch;
         for (i, layer) in self.layers.iter().enumerate() {
             acc.clear();
             acc.resize(layer.m, 0);
@@ -183,7 +282,7 @@ impl IntMlp {
                             x.extend_from_slice(&self.emb[row..row + self.dim]);
                         }
                     }
-                    dense(x, &layer.wt, layer.k, acc);
+                    dense(x, layer, acc, avx2);
                 }
             }
             for op in &layer.ops {
@@ -205,13 +304,124 @@ impl IntMlp {
 /// proven below 2^31 by `lower`; wrapping arithmetic keeps debug builds free of overflow checks
 /// in the hot loop (it never wraps).
 #[inline(always)]
-fn dense(x: &[i16], wt: &[i8], k: usize, acc: &mut [i32]) {
-    for (a, row) in acc.iter_mut().zip(wt.chunks_exact(k)) {
-        *a = x
-            .iter()
-            .zip(row)
-            .map(|(&xv, &w)| i32::from(xv).wrapping_mul(i32::from(w)))
-            .fold(0i32, i32::wrapping_add);
+fn dense(x: &[i16], layer: &Dense, acc: &mut [i32], avx2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 && !layer.packed.is_empty() && x.len() == layer.k {
+        #[allow(unsafe_code)]
+        // SAFETY: `avx2` is true only on paths entered after AVX2 was detected; the input has
+        // `k` values and the packed weights their documented shape.
+        unsafe {
+            gemm_avx2::<1>([x], layer, [acc])
+        };
+        return;
+    }
+    let _ = avx2;
+    let k = layer.k;
+    for (a, row) in acc.iter_mut().zip(layer.wt.chunks_exact(k)) {
+        *a = dot(x, row);
+    }
+}
+
+#[inline(always)]
+fn dot(x: &[i16], w: &[i8]) -> i32 {
+    x.iter()
+        .zip(w)
+        .map(|(&xv, &w)| i32::from(xv).wrapping_mul(i32::from(w)))
+        .fold(0i32, i32::wrapping_add)
+}
+
+/// [`dense`] for a tile of rows: each weight is read once for all of them. Exact for the same
+/// reason as [`dense`]: integer sums, in another order.
+#[inline(always)]
+fn dense_tile(xs: &[Vec<i16>; TILE], layer: &Dense, accs: &mut [Vec<i32>; TILE], avx2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 && !layer.packed.is_empty() && xs.iter().all(|x| x.len() == layer.k) {
+        let [a, b, c, d] = accs;
+        #[allow(unsafe_code)]
+        // SAFETY: as in `dense`.
+        unsafe {
+            gemm_avx2::<TILE>(
+                [&xs[0], &xs[1], &xs[2], &xs[3]],
+                layer,
+                [a.as_mut_slice(), b, c, d],
+            )
+        };
+        return;
+    }
+    let _ = avx2;
+    for (j, row) in layer.wt.chunks_exact(layer.k).enumerate() {
+        for (x, acc) in xs.iter().zip(accs.iter_mut()) {
+            acc[j] = dot(x, row);
+        }
+    }
+}
+
+/// Output channels per block of the packed layout.
+const PACK_COLS: usize = 16;
+
+/// Packs `[m][k]` weights for [`gemm_avx2`]: for each block of 16 output channels and each
+/// input pair `(2p, 2p + 1)`, the 16 channels' weight pairs as i16, so one `vpmaddwd` of a
+/// broadcast input pair with 8 of them adds both products into 8 channels at once. Empty when
+/// the shape does not divide (then the dot-product kernel runs).
+fn pack_pairs(wt: &[i8], k: usize, m: usize) -> Vec<i16> {
+    if !k.is_multiple_of(2) || !m.is_multiple_of(PACK_COLS) || wt.len() != k * m {
+        return Vec::new();
+    }
+    let mut packed = Vec::with_capacity(k * m);
+    for block in 0..m / PACK_COLS {
+        for p in 0..k / 2 {
+            for c in 0..PACK_COLS {
+                let j = block * PACK_COLS + c;
+                packed.push(i16::from(wt[j * k + 2 * p]));
+                packed.push(i16::from(wt[j * k + 2 * p + 1]));
+            }
+        }
+    }
+    packed
+}
+
+/// `R` rows times one packed layer: for each block of 16 channels, 2 accumulators per row
+/// over the input pairs (the weights loaded once for all `R` rows, each row's pair broadcast
+/// once for both accumulators). Lane sums stay below 2^31 as in [`dense`]: the same products,
+/// each pair summed once by `vpmaddwd` (at most 2 * 2^15 * 2^7).
+///
+/// # Safety
+///
+/// AVX2 must be available; every `xs[r]` has `layer.k` values, every `accs[r]` `layer.m`, and
+/// `layer.packed` is [`pack_pairs`] of the layer.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+unsafe fn gemm_avx2<const R: usize>(xs: [&[i16]; R], layer: &Dense, accs: [&mut [i32]; R]) {
+    use std::arch::x86_64::*;
+    let pairs = layer.k / 2;
+    let w = layer.packed.as_ptr();
+    for block in 0..layer.m / PACK_COLS {
+        let mut lo = [_mm256_setzero_si256(); R];
+        let mut hi = [_mm256_setzero_si256(); R];
+        let wb = block * pairs * 2 * PACK_COLS;
+        for p in 0..pairs {
+            // SAFETY: wb + (p + 1) * 32 <= m * k = packed.len(); 2p + 1 < k = x.len().
+            unsafe {
+                let at = w.add(wb + p * 2 * PACK_COLS);
+                let w0 = _mm256_loadu_si256(at.cast());
+                let w1 = _mm256_loadu_si256(at.add(PACK_COLS).cast());
+                for r in 0..R {
+                    let pair = xs[r].as_ptr().add(2 * p).cast::<i32>().read_unaligned();
+                    let xb = _mm256_set1_epi32(pair);
+                    lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(xb, w0));
+                    hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(xb, w1));
+                }
+            }
+        }
+        for r in 0..R {
+            // SAFETY: block * 16 + 16 <= m = accs[r].len().
+            unsafe {
+                let out = accs[r].as_mut_ptr().add(block * PACK_COLS);
+                _mm256_storeu_si256(out.cast(), lo[r]);
+                _mm256_storeu_si256(out.add(8).cast(), hi[r]);
+            }
+        }
     }
 }
 
@@ -510,6 +720,7 @@ pub(crate) fn lower(
                     k,
                     m,
                     wt,
+                    packed: Vec::new(),
                     ops: Vec::new(),
                     table: None,
                 });
@@ -659,6 +870,11 @@ pub(crate) fn lower(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let kernel = Kernel::Portable;
+    if kernel != Kernel::Portable {
+        for layer in &mut layers {
+            layer.packed = pack_pairs(&layer.wt, layer.k, layer.m);
+        }
+    }
     let first = fold_first_layer(&emb, rows, dim, context_len, &layers[0]);
     Ok(IntMlp {
         context_len,
@@ -794,16 +1010,24 @@ mod tests {
             let mut runs = vec![(engine.to_string(), logits)];
             if engine == Engine::Native {
                 // The kernel variants too: the portable one (what ARM runs) and the unfolded
-                // first layer, whatever this CPU dispatches to.
+                // first layer, whatever this CPU dispatches to; each one row at a time and in
+                // tiles (`model.logits` above is the dispatched kernel in tiles).
                 let proto = onnx::decode_model(bundle.onnx_graph_bytes())?;
                 let mlp = lower(&bundle, &proto, "context", "logits", n)?;
                 let mut scratch = Scratch::default();
-                for (name, kernel) in [("portable", mlp.portable()), ("unfolded", mlp.unfolded())] {
+                for (name, kernel) in [
+                    ("dispatched", mlp.clone()),
+                    ("portable", mlp.portable()),
+                    ("unfolded", mlp.unfolded()),
+                ] {
                     let mut out = Vec::new();
                     for row in ctx.chunks_exact(n) {
                         kernel.eval_row(row, &mut scratch, &mut out);
                     }
-                    runs.push((name.to_owned(), out));
+                    runs.push((format!("{name} by row"), out));
+                    let mut out = Vec::new();
+                    kernel.eval_rows(&ctx, &mut scratch, &mut out);
+                    runs.push((format!("{name} in tiles"), out));
                 }
             }
             for (name, logits) in runs {

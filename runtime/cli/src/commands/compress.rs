@@ -4,11 +4,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use arca_runtime::codec::Options;
+use arca_runtime::codec::{EiwOptions, Options};
 use arca_runtime::container::Stream;
+use arca_runtime::eiw::{self, Schedule};
 
 use crate::Ui;
-use crate::args::{CompressArgs, DecompressArgs, Transform};
+use crate::args::{ByteRange, CompressArgs, DecompressArgs, Transform};
 use crate::io::{self, Input, Output};
 use crate::models::Loaded;
 use crate::progress::Progress;
@@ -145,9 +146,21 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         let start = Instant::now();
         let label = input.to_string();
         let progress = Progress::new(&label, data.len() as u64, ui.progress());
-        let packed = codec
-            .compress(&data, &opts, &|n| progress.inc(n))
-            .with_context(|| label.clone())?;
+        let packed = match args.eiw {
+            Some(bits) => {
+                let eiw = EiwOptions {
+                    bits,
+                    segment: eiw::DEFAULT_SEGMENT,
+                    schedule: Schedule {
+                        threads: io.threads,
+                        ..Schedule::default()
+                    },
+                };
+                codec.compress_eiw(&data, &eiw, &|n| progress.inc(n))
+            }
+            None => codec.compress(&data, &opts, &|n| progress.inc(n)),
+        }
+        .with_context(|| label.clone())?;
         progress.clear();
         out.write(&packed, io.force, input.permissions())
             .with_context(|| label.clone())?;
@@ -190,6 +203,7 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
             &label,
             io.model.as_deref(),
             io.threads,
+            args.range,
             &mut cache,
             ui,
         )?;
@@ -235,12 +249,13 @@ impl ModelCache {
     }
 }
 
-/// Decodes a whole stream, picking its model.
+/// Decodes a whole stream, or the bytes `range` of its original, picking its model.
 pub fn decode(
     data: &[u8],
     label: &str,
     explicit: Option<&str>,
     threads: usize,
+    range: Option<ByteRange>,
     cache: &mut ModelCache,
     ui: &Ui,
 ) -> Result<Vec<u8>> {
@@ -248,11 +263,17 @@ pub fn decode(
     let model = cache
         .get(&stream, explicit, ui)
         .with_context(|| label.to_owned())?;
-    let progress = Progress::new(label, stream.header().original_len, ui.progress());
-    let plain = model
-        .codec()
-        .decompress(data, &options(threads, 1), &|n| progress.inc(n))
-        .with_context(|| label.to_owned())?;
+    let total = stream.header().original_len;
+    let progress = Progress::new(label, total, ui.progress());
+    let codec = model.codec();
+    let opts = options(threads, 1);
+    let plain = match range {
+        Some(r) => codec.decompress_range(data, r.start..r.end.unwrap_or(total), &opts, &|n| {
+            progress.inc(n)
+        }),
+        None => codec.decompress(data, &opts, &|n| progress.inc(n)),
+    }
+    .with_context(|| label.to_owned())?;
     progress.clear();
     Ok(plain)
 }
@@ -275,6 +296,7 @@ pub fn test(args: &crate::args::TestArgs, ui: &Ui) -> Result<()> {
             &label,
             args.model.as_deref(),
             args.threads,
+            None,
             &mut cache,
             ui,
         )?;

@@ -4,3 +4,4 @@ pub mod arith;
 pub mod compress;
 pub mod info;
 pub mod list;
+pub mod tokenize;
