@@ -273,7 +273,7 @@ impl TextModel {
                     } else if mlp.vocab_rows() <= usize::from(pad_id) {
                         Err(format!("its embedding has no row for PAD {pad_id}"))
                     } else {
-                        Ok(mlp)
+                        Ok(mlp.with_lead(pad_id))
                     }
                 });
             match lowered {

@@ -87,6 +87,10 @@ pub(crate) struct IntMlp {
     /// vector adds instead of N*D*m multiply-adds. Exact: the same integers, summed in another
     /// order, and every partial sum is bounded by the same analysis. `None` when too large.
     first: Option<Vec<i32>>,
+    /// With `first`: a context value (PAD) and, for each `l` in `0..=context_len`, the sum of
+    /// its contributions at positions `0..l`, so a context that starts with `l` PADs (the start
+    /// of a block or window) costs one vector add for them instead of `l`. Exact like `first`.
+    lead: Option<(u16, Vec<i32>)>,
     kernel: Kernel,
 }
 
@@ -125,6 +129,45 @@ impl IntMlp {
         self.rows
     }
 
+    /// Precomputes the sums of leading `value`s (see [`IntMlp::lead`]); a no-op without a
+    /// folded first layer or for a value outside the embedding.
+    pub(crate) fn with_lead(mut self, value: u16) -> Self {
+        let (Some(first), Some(layer)) = (&self.first, self.layers.first()) else {
+            return self;
+        };
+        if usize::from(value) >= self.rows {
+            return self;
+        }
+        let m = layer.m;
+        let mut sums = vec![0i32; (self.context_len + 1) * m];
+        for p in 0..self.context_len {
+            let at = (p * self.rows + usize::from(value)) * m;
+            for j in 0..m {
+                sums[(p + 1) * m + j] = sums[p * m + j].wrapping_add(first[at + j]);
+            }
+        }
+        self.lead = Some((value, sums));
+        self
+    }
+
+    /// The folded first layer for one context: the leading run of the lead value from its
+    /// prefix sum, the rest one table row per position.
+    #[inline(always)]
+    fn first_layer(&self, first: &[i32], context: &[u16], m: usize, acc: &mut [i32]) {
+        let mut from = 0;
+        if let Some((value, sums)) = &self.lead {
+            from = context.iter().take_while(|&&c| c == *value).count();
+            acc.copy_from_slice(&sums[from * m..(from + 1) * m]);
+        }
+        for (p, &c) in context.iter().enumerate().skip(from) {
+            let at = (p * self.rows + usize::from(c)) * m;
+            let part = &first[at..at + m];
+            acc.iter_mut()
+                .zip(part)
+                .for_each(|(a, &v)| *a = a.wrapping_add(v));
+        }
+    }
+
     /// A copy that uses the portable kernel (tests compare the kernels).
     #[cfg(test)]
     fn portable(&self) -> IntMlp {
@@ -139,6 +182,7 @@ impl IntMlp {
     fn unfolded(&self) -> IntMlp {
         IntMlp {
             first: None,
+            lead: None,
             ..self.clone()
         }
     }
@@ -210,13 +254,7 @@ impl IntMlp {
             match &self.first {
                 Some(first) if i == 0 => {
                     for (context, acc) in tile.chunks_exact(n).zip(accs.iter_mut()) {
-                        for (p, &c) in context.iter().enumerate() {
-                            let at = (p * self.rows + usize::from(c)) * layer.m;
-                            let part = &first[at..at + layer.m];
-                            acc.iter_mut()
-                                .zip(part)
-                                .for_each(|(a, &v)| *a = a.wrapping_add(v));
-                        }
+                        self.first_layer(first, context, layer.m, acc);
                     }
                 }
                 _ => {
@@ -265,15 +303,7 @@ impl IntMlp {
             acc.clear();
             acc.resize(layer.m, 0);
             match &self.first {
-                Some(first) if i == 0 => {
-                    for (p, &c) in context.iter().enumerate() {
-                        let at = (p * self.rows + usize::from(c)) * layer.m;
-                        let part = &first[at..at + layer.m];
-                        acc.iter_mut()
-                            .zip(part)
-                            .for_each(|(a, &v)| *a = a.wrapping_add(v));
-                    }
-                }
+                Some(first) if i == 0 => self.first_layer(first, context, layer.m, acc),
                 _ => {
                     if i == 0 {
                         x.clear();
@@ -883,6 +913,7 @@ pub(crate) fn lower(
         emb,
         layers,
         first,
+        lead: None,
         kernel,
     })
 }
@@ -1017,6 +1048,7 @@ mod tests {
                 let mut scratch = Scratch::default();
                 for (name, kernel) in [
                     ("dispatched", mlp.clone()),
+                    ("PAD prefix sums", mlp.clone().with_lead(model.pad_id())),
                     ("portable", mlp.portable()),
                     ("unfolded", mlp.unfolded()),
                 ] {
