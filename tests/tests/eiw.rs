@@ -5,7 +5,7 @@
 //! - default tests: a few kilobytes of the committed Canterbury files;
 //! - `eiw_corpus_prefixes` (`--ignored`, run by `.ci/run`): the first `ARCA_EIW_BYTES` (default
 //!   16384) bytes of every Canterbury and Calgary file;
-//! - `eiw_whole_corpus` (`--ignored`, by hand, about 15 minutes on 2 cores): every Canterbury and
+//! - `eiw_whole_corpus` (`--ignored`, by hand, 50 minutes on 2 shared cores): every Canterbury and
 //!   Calgary file whole, `cargo test -p arca-tests --test eiw eiw_whole_corpus -- --ignored
 //!   --nocapture`.
 
@@ -204,7 +204,7 @@ fn eiw_corpus_prefixes() {
 }
 
 #[test]
-#[ignore = "whole files: about 15 minutes on 2 cores"]
+#[ignore = "whole files: 50 minutes on 2 cores"]
 fn eiw_whole_corpus() {
     run_corpus(usize::MAX);
 }

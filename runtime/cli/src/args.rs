@@ -160,6 +160,9 @@ pub enum Command {
     /// Add or multiply with a small transformer (prints the model's answer)
     #[command(long_about = ARITH_ABOUT, after_help = ARITH_EXAMPLES)]
     Arith(ArithArgs),
+    /// Measure bits per byte and speed of arca and classic compressors on files
+    #[command(long_about = BENCH_ABOUT, after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
 }
 
 const ARITH_ABOUT: &str = "\
@@ -436,6 +439,147 @@ pub struct PackArgs {
     #[arg(short, long, value_name = "OUT.arcm")]
     pub output: PathBuf,
     /// Overwrite OUT if it exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+const BENCH_ABOUT: &str = "\
+Measure bits per byte and speed of arca and classic compressors on files.
+
+Every FILE is compressed and decompressed by every method: arca in-process (plain, unless
+--no-plain, and with Equal-Info Windows of each --eiw size), and each --tools compressor found on
+PATH as a subprocess (gzip -9, bzip2 -9, xz -9e, zstd --ultra -22, brotli -q 11; a tool that is
+not installed is left out with a note). Both directions are timed with the wall clock (median of
+--runs runs) and every round trip is checked byte for byte.
+
+The report is markdown: the date, machine, arca version and model, and the command line; a table
+with a row per file and method (original and compressed bytes, bits per byte, compress and
+decompress KB/s, where 1 KB = 1000 bytes of original data, and the round trip); and the totals
+of each method over all files. --svg also draws bits per byte against compression speed.
+A failed round trip is marked FAILED in the report and makes the exit status 1.";
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  arca bench book1 book2                         all methods, report on stdout
+  arca bench --eiw 16,64 --tools gzip,xz -o bench.md --svg bench.svg book1
+  arca bench --eiw none --tools none --runs 3 book1    arca alone, median of 3 runs";
+
+/// A classic compressor `arca bench` can compare with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// `gzip -9`
+    Gzip,
+    /// `bzip2 -9`
+    Bzip2,
+    /// `xz -9e`
+    Xz,
+    /// `zstd --ultra -22`
+    Zstd,
+    /// `brotli -q 11`
+    Brotli,
+}
+
+impl Tool {
+    /// Every tool, in the report's order.
+    pub const ALL: [Tool; 5] = [Tool::Gzip, Tool::Bzip2, Tool::Xz, Tool::Zstd, Tool::Brotli];
+
+    /// The program's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Gzip => "gzip",
+            Tool::Bzip2 => "bzip2",
+            Tool::Xz => "xz",
+            Tool::Zstd => "zstd",
+            Tool::Brotli => "brotli",
+        }
+    }
+}
+
+/// `--tools`: a comma-separated list of tools, `all` or `none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolList(pub Vec<Tool>);
+
+/// Parses `gzip,xz`, `all` or `none`.
+pub fn parse_tools(s: &str) -> Result<ToolList, String> {
+    match s.trim() {
+        "all" => return Ok(ToolList(Tool::ALL.to_vec())),
+        "none" | "" => return Ok(ToolList(Vec::new())),
+        _ => {}
+    }
+    let mut tools = Vec::new();
+    for name in s.split(',').map(str::trim) {
+        let tool = Tool::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Tool::ALL.iter().map(|t| t.name()).collect();
+                format!(
+                    "unknown tool '{name}' (expected a comma-separated list of {}, or all, or none)",
+                    known.join(", ")
+                )
+            })?;
+        if !tools.contains(&tool) {
+            tools.push(tool);
+        }
+    }
+    Ok(ToolList(tools))
+}
+
+/// `--eiw` of `arca bench`: window sizes in bits, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowList(pub Vec<u32>);
+
+/// Parses `16,32,64` or `none`.
+pub fn parse_window_list(s: &str) -> Result<WindowList, String> {
+    if matches!(s.trim(), "none" | "") {
+        return Ok(WindowList(Vec::new()));
+    }
+    let mut windows = Vec::new();
+    for w in s.split(',') {
+        let w = parse_window_bits(w)?;
+        if !windows.contains(&w) {
+            windows.push(w);
+        }
+    }
+    Ok(WindowList(windows))
+}
+
+/// `arca bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Files to measure
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Equal-Info Window sizes in bits, comma-separated (each a multiple of 8 from 16 to
+    /// 4096), or `none`
+    #[arg(long, value_name = "W,...", value_parser = parse_window_list, default_value = "16,32,64,128")]
+    pub eiw: WindowList,
+    /// Leave out plain arca (without Equal-Info Windows)
+    #[arg(long)]
+    pub no_plain: bool,
+    /// Classic compressors to compare with, comma-separated: gzip, bzip2, xz, zstd, brotli;
+    /// or `all`, or `none`
+    #[arg(long, value_name = "TOOL,...", value_parser = parse_tools, default_value = "all")]
+    pub tools: ToolList,
+    /// Compress and decompress each file N times with each method; times are medians
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Model: an embedded model's name (see `arca models`), a .arcm bundle path, or `none`
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// Worker threads for arca; 0 uses every core (the tools run with their own defaults)
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// Block size of plain arca (K, M and G suffixes)
+    #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
+    pub block_size: u32,
+    /// Where the markdown report goes (`-` for stdout)
+    #[arg(short, long, value_name = "REPORT.md", default_value = "-")]
+    pub output: PathBuf,
+    /// Also draw bits per byte against compression speed, over all files, as an SVG file
+    #[arg(long, value_name = "PLOT.svg")]
+    pub svg: Option<PathBuf>,
+    /// Overwrite the report and the plot if they exist
     #[arg(short, long)]
     pub force: bool,
 }

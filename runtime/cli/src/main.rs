@@ -91,6 +91,7 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Models => commands::info::list_models(),
         Command::Pack(a) => commands::info::pack(a, ui),
         Command::Arith(a) => commands::arith::arith(a, ui),
+        Command::Bench(a) => commands::bench::bench(a, ui),
         Command::Tokenize(a) => commands::tokenize::tokenize(a, ui),
         Command::Detokenize(a) => commands::tokenize::detokenize(a, ui),
     }

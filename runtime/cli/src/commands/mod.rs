@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub mod arith;
+pub mod bench;
 pub mod compress;
 pub mod info;
 pub mod list;
