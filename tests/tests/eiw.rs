@@ -4,7 +4,7 @@
 //!
 //! - default tests: a few kilobytes of the committed Canterbury files;
 //! - `eiw_corpus_prefixes` (`--ignored`, run by `.ci/run`): the first `ARCA_EIW_BYTES` (default
-//!   16384) bytes of every Canterbury and Calgary file;
+//!   8192) bytes of every Canterbury and Calgary file;
 //! - `eiw_whole_corpus` (`--ignored`, by hand, 50 minutes on 2 shared cores): every Canterbury and
 //!   Calgary file whole, `cargo test -p arca-tests --test eiw eiw_whole_corpus -- --ignored
 //!   --nocapture`.
@@ -194,12 +194,12 @@ fn run_corpus(limit: usize) {
 }
 
 #[test]
-#[ignore = "about 2 minutes on 2 cores; run by .ci/run"]
+#[ignore = "a few minutes on 2 cores; run by .ci/run"]
 fn eiw_corpus_prefixes() {
     let limit = std::env::var("ARCA_EIW_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16_384);
+        .unwrap_or(8_192);
     run_corpus(limit);
 }
 
