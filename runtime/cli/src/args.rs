@@ -282,7 +282,7 @@ pub struct CompressArgs {
     /// Equal-Info Windows: cut the output into windows of exactly W bits (a multiple of 8 from
     /// 16 to 4096), each coded with a fresh model, so any window decodes on its own. The
     /// network alone codes (no context models), so the ratio is lower than without --eiw
-    #[arg(long, value_name = "W", value_parser = parse_window_bits)]
+    #[arg(long, value_name = "W", value_parser = parse_window_bits, conflicts_with = "block_size")]
     pub eiw: Option<u32>,
 }
 

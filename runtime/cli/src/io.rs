@@ -189,6 +189,21 @@ fn write_atomic(
     }
 }
 
+/// Writes a text report (a markdown table) to `out`, atomically, saying `wrote FILE` on stderr
+/// unless `quiet`; with no `out`, prints it on stdout.
+pub fn write_report(out: Option<&Output>, doc: &str, force: bool, quiet: bool) -> Result<()> {
+    match out {
+        Some(out) => {
+            out.write(doc.as_bytes(), force, None)?;
+            if !quiet {
+                write_stderr(format_args!("wrote {out}"));
+            }
+            Ok(())
+        }
+        None => write_stdout(format_args!("{}", doc.trim_end())),
+    }
+}
+
 /// Writes one line on stdout.
 pub fn write_stdout(line: fmt::Arguments<'_>) -> Result<()> {
     let mut out = io::stdout().lock();

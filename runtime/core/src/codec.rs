@@ -517,6 +517,12 @@ impl<'m> TextCodec<'m> {
         Ok(out)
     }
 
+    /// The network, which Equal-Info Windows cannot do without.
+    fn network_for_windows(&self) -> Result<&'m dyn ByteModel, CodecError> {
+        self.model
+            .ok_or_else(|| CodecError::Options("Equal-Info Windows need a network model".into()))
+    }
+
     /// Compresses `input` into Equal-Info Windows of `opts.bits` bits, in a `.arca` stream
     /// whose blocks are the segments and whose block data are the windows.
     pub fn compress_eiw(
@@ -525,9 +531,7 @@ impl<'m> TextCodec<'m> {
         opts: &EiwOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        let model = self
-            .model
-            .ok_or_else(|| CodecError::Options("Equal-Info Windows need a network model".into()))?;
+        let model = self.network_for_windows()?;
         if opts.segment == 0 {
             return Err(CodecError::Options(
                 "segment must be at least 1 byte".into(),
@@ -569,9 +573,7 @@ impl<'m> TextCodec<'m> {
         blocks: std::ops::Range<usize>,
         opts: &Options,
     ) -> Result<Vec<Vec<u8>>, CodecError> {
-        let model = self
-            .model
-            .ok_or_else(|| CodecError::Options("Equal-Info Windows need a network model".into()))?;
+        let model = self.network_for_windows()?;
         let bits = u32::from(stream.header().window_bits);
         let tok = Tokenizer::new(model, bits)?;
         let width = bits as usize / 8;
@@ -594,7 +596,7 @@ impl<'m> TextCodec<'m> {
             threads: opts.threads,
             ..Schedule::default()
         };
-        let plains = tok.decode_runs(&runs, bits, &schedule)?;
+        let plains = tok.decode_runs(&runs, &schedule)?;
         for (i, plain) in blocks.zip(&plains) {
             let e = stream.entries()[i];
             if plain.len() != e.original_len as usize || crc32fast::hash(plain) != e.crc32 {

@@ -258,46 +258,53 @@ impl Interval {
         Ok(())
     }
 
-    /// The shortest binary fraction in the interval, and its length in bits.
-    fn shortest(&self) -> (Vec<u64>, u32) {
+    /// Writes the shortest binary fraction in the interval into `point` (a reused buffer) and
+    /// returns its length in bits.
+    fn shortest(&self, point: &mut Vec<u64>) -> u32 {
         let f = self.frac_bits();
-        // x = low + width - 1: the largest point of the interval on the fixed-point grid.
-        let mut x = self.low.clone();
-        add_shifted(&mut x, u128::from(self.range), f - self.k);
-        let one = {
-            let mut o = vec![0u64; x.len()];
-            o[0] = 1;
-            o
-        };
-        sub_in_place(&mut x, &one);
-        // d: the highest bit where low and x differ (they do: the range is at least 2^32).
+        // point = low + width - 1: the largest point of the interval on the fixed-point grid.
+        point.clone_from(&self.low);
+        add_shifted(point, u128::from(self.range), f - self.k);
+        for w in point.iter_mut() {
+            let (v, borrow) = w.overflowing_sub(1);
+            *w = v;
+            if !borrow {
+                break;
+            }
+        }
+        // d: the highest bit where low and that point differ (they do: the range is >= 2^32).
         let d = self
             .low
             .iter()
-            .zip(&x)
+            .zip(point.iter())
             .enumerate()
             .rev()
             .find(|(_, (a, b))| a != b)
             .map_or(0, |(i, (a, b))| {
                 i as u32 * 64 + 63 - (a ^ b).leading_zeros()
             });
-        // If low has zeros in bits 0..=d it is the shortest; otherwise x with bits below d
-        // cleared is (x has a 1 at d, low a 0, and they agree above).
-        let low_short = (0..=d).all(|b| self.low[(b / 64) as usize] >> (b % 64) & 1 == 0);
-        let point = if low_short {
-            self.low.clone()
+        let (limb, bit) = ((d / 64) as usize, d % 64);
+        // If low has zeros in bits 0..=d it is the shortest; otherwise the top point with bits
+        // below d cleared is (it has a 1 at d, low a 0, and they agree above).
+        let below_and_at = if bit == 63 {
+            u64::MAX
         } else {
-            for b in 0..d {
-                x[(b / 64) as usize] &= !(1u64 << (b % 64));
-            }
-            x
+            (1u64 << (bit + 1)) - 1
         };
+        let low_short =
+            self.low[..limb].iter().all(|&w| w == 0) && self.low[limb] & below_and_at == 0;
+        if low_short {
+            point.copy_from_slice(&self.low);
+        } else {
+            point[..limb].fill(0);
+            point[limb] &= !((1u64 << bit) - 1);
+        }
         let tz = point
             .iter()
             .enumerate()
             .find(|(_, w)| **w != 0)
             .map_or(f, |(i, w)| i as u32 * 64 + w.trailing_zeros());
-        (point, f - tz)
+        f - tz
     }
 }
 
@@ -444,26 +451,31 @@ fn lockstep<L: Lane>(model: &dyn ByteModel, lanes: &mut [L], batch: usize) -> Re
     let mut contexts = Vec::new();
     let mut logits = Vec::new();
     let mut misses = Vec::new();
-    let mut hits = Vec::new();
     let short = |ctx: &[u16]| ctx[..n - CACHE_DEPTH.min(n)].iter().all(|&c| c == pad);
     for group in lanes.chunks_mut(batch.max(1)) {
         loop {
             misses.clear();
-            hits.clear();
+            let mut served = false;
             contexts.resize(group.len() * n, 0);
-            for (i, lane) in group.iter().enumerate() {
+            for (i, lane) in group.iter_mut().enumerate() {
                 let at = misses.len() * n;
                 let row = &mut contexts[at..at + n];
                 if !lane.context(pad, row) {
                     continue;
                 }
-                if short(row) && cache.contains_key(&row[..]) {
-                    hits.push((i, row.to_vec()));
+                if short(row)
+                    && let Some(out) = cache.get(&row[..])
+                {
+                    lane.advance(out)?;
+                    served = true;
                 } else {
                     misses.push(i);
                 }
             }
-            if misses.is_empty() && hits.is_empty() {
+            if misses.is_empty() {
+                if served {
+                    continue;
+                }
                 break;
             }
             contexts.truncate(misses.len() * n);
@@ -477,12 +489,6 @@ fn lockstep<L: Lane>(model: &dyn ByteModel, lanes: &mut [L], batch: usize) -> Re
                     cache.insert(ctx.to_vec(), out.into());
                 }
                 group[i].advance(out)?;
-            }
-            for (i, ctx) in &hits {
-                let out = cache
-                    .get(ctx)
-                    .ok_or(EiwError::Internal("cached row vanished"))?;
-                group[*i].advance(out)?;
             }
         }
     }
@@ -535,8 +541,13 @@ struct EncodeLane<'a> {
     phase: Phase,
     /// The window with its bytes `start..end`; not yet known to fit with its stop.
     trial: Interval,
-    /// The window one byte shorter, closed with its stop: known to fit.
+    /// `trial` closed with its stop (scratch for the fit test).
+    stopped: Interval,
+    /// The window one byte shorter than `trial`, closed with its stop, known to fit; `None`
+    /// when `trial` holds only the window's first byte.
     closed: Option<Interval>,
+    /// Scratch for the shortest code.
+    point: Vec<u64>,
     cdf: [u32; 257],
     windows: Vec<u8>,
 }
@@ -554,20 +565,22 @@ impl<'a> EncodeLane<'a> {
                 Phase::First
             },
             trial: Interval::new(limbs_for(rules.bits)),
+            stopped: Interval::new(limbs_for(rules.bits)),
             closed: None,
+            point: Vec::new(),
             cdf: [0; 257],
             windows: Vec::new(),
         }
     }
+}
 
-    fn emit(&mut self, iv: &Interval) -> Result<(), EiwError> {
-        let (point, len) = iv.shortest();
-        if len > self.rules.bits {
-            return Err(EiwError::Internal("emitted window does not fit"));
-        }
-        write_window(&point, self.rules.bits, &mut self.windows);
-        Ok(())
+/// Appends the `bits`-bit code of the closed window `iv` to `out`.
+fn emit(iv: &Interval, bits: u32, point: &mut Vec<u64>, out: &mut Vec<u8>) -> Result<(), EiwError> {
+    if iv.shortest(point) > bits {
+        return Err(EiwError::Internal("emitted window does not fit"));
     }
+    write_window(point, bits, out);
+    Ok(())
 }
 
 impl Lane for EncodeLane<'_> {
@@ -596,14 +609,22 @@ impl Lane for EncodeLane<'_> {
             Phase::Next => {
                 self.rules.cdf(logits, PRECISION, &mut self.cdf)?;
                 let fs = self.rules.stop_freq(&self.cdf, self.trial.used());
-                let mut stopped = self.trial.clone();
-                code_flag(&mut stopped, true, fs)?;
-                if stopped.shortest().1 <= self.rules.bits {
+                self.stopped.clone_from(&self.trial);
+                code_flag(&mut self.stopped, true, fs)?;
+                if self.stopped.shortest(&mut self.point) <= self.rules.bits {
                     if self.end == self.seg.len() {
-                        self.emit(&stopped)?;
+                        emit(
+                            &self.stopped,
+                            self.rules.bits,
+                            &mut self.point,
+                            &mut self.windows,
+                        )?;
                         self.phase = Phase::Done;
                     } else {
-                        self.closed = Some(stopped);
+                        match &mut self.closed {
+                            Some(closed) => std::mem::swap(closed, &mut self.stopped),
+                            None => self.closed = Some(self.stopped.clone()),
+                        }
                         code_flag(&mut self.trial, false, fs)?;
                         let b = usize::from(self.seg[self.end]);
                         self.trial
@@ -616,7 +637,8 @@ impl Lane for EncodeLane<'_> {
                         .closed
                         .take()
                         .ok_or(EiwError::Internal("a window's first byte did not fit"))?;
-                    self.emit(&closed)?;
+                    emit(&closed, self.rules.bits, &mut self.point, &mut self.windows)?;
+                    self.stopped = closed;
                     self.start = self.end - 1;
                     self.phase = Phase::First;
                 }
@@ -730,8 +752,8 @@ impl Lane for DecodeLane<'_> {
                 code_flag(&mut self.iv, stop, fs)?;
                 if stop {
                     // The encoder writes the shortest fraction of the final interval.
-                    let (point, len) = self.iv.shortest();
-                    if len > self.rules.bits || point != self.point {
+                    let len = self.iv.shortest(&mut self.scratch);
+                    if len > self.rules.bits || self.scratch != self.point {
                         return Err(self.corrupt());
                     }
                     self.open(self.at + 1);
@@ -821,7 +843,7 @@ impl Windows {
         self.bytes.get(i * w..(i + 1) * w)
     }
 
-    /// Token ids, for `W <= 64`: each window as an unsigned integer.
+    /// Token ids: each window as an unsigned integer (for `W > 64`, its first 64 bits).
     pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
         let w = (self.bits as usize / 8).min(8);
         self.bytes
@@ -892,10 +914,13 @@ impl<'m> Tokenizer<'m> {
     }
 
     /// Decodes windows back into text. Windows are independent, so they are split into runs
-    /// that decode in parallel; `first_index` numbers them in error messages.
+    /// that decode in parallel.
     pub fn decode(&self, windows: &Windows, schedule: &Schedule) -> Result<Vec<u8>, EiwError> {
+        if windows.bits != self.rules.bits {
+            return Err(EiwError::Bits(windows.bits));
+        }
         Ok(self
-            .decode_runs(&[(windows.as_bytes(), 0)], windows.bits, schedule)?
+            .decode_runs(&[(windows.as_bytes(), 0)], schedule)?
             .concat())
     }
 
@@ -904,12 +929,9 @@ impl<'m> Tokenizer<'m> {
     pub fn decode_runs(
         &self,
         runs: &[(&[u8], usize)],
-        bits: u32,
         schedule: &Schedule,
     ) -> Result<Vec<Vec<u8>>, EiwError> {
-        if bits != self.rules.bits {
-            return Err(EiwError::Bits(bits));
-        }
+        let bits = self.rules.bits;
         let w = bits as usize / 8;
         let total: usize = runs.iter().map(|(b, _)| b.len() / w).sum();
         let threads = if schedule.threads == 0 {
@@ -1004,10 +1026,19 @@ mod tests {
         let mut iv = Interval::new(4);
         iv.narrow(5, 3, 4).unwrap();
         // [5/16, 8/16): 1/2 is outside, 3/8 = 0.011 is the shortest inside.
-        let (p, len) = iv.shortest();
-        assert_eq!(len, 3);
-        let (top, _) = bits_at(&p, 256 - 64);
-        assert_eq!(top, 3 << 61);
+        let mut p = Vec::new();
+        assert_eq!(iv.shortest(&mut p), 3);
+        assert_eq!(bits_at(&p, 256 - 64).0, 3 << 61);
+        // [8/16, 12/16): low itself, 1/2 = 0.1, is the shortest.
+        let mut iv = Interval::new(4);
+        iv.narrow(8, 4, 4).unwrap();
+        assert_eq!(iv.shortest(&mut p), 1);
+        assert_eq!(bits_at(&p, 256 - 64).0, 1 << 63);
+        // [0, 1/2): zero needs no bits at all.
+        let mut iv = Interval::new(4);
+        iv.narrow(0, 1, 1).unwrap();
+        assert_eq!(iv.shortest(&mut p), 0);
+        assert!(p.iter().all(|&w| w == 0));
     }
 
     #[test]

@@ -179,15 +179,7 @@ mod with_tract {
                 }
             }
         }
-        match &out {
-            Some(out) => {
-                out.write(doc.as_bytes(), args.force, None)?;
-                if !ui.quiet {
-                    errln!("wrote {out}");
-                }
-            }
-            None => outln!("{}", doc.trim_end()),
-        }
+        crate::io::write_report(out.as_ref(), &doc, args.force, ui.quiet)?;
         Ok(())
     }
 

@@ -851,15 +851,7 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
         )?),
         None => None,
     };
-    match &report_out {
-        Some(out) => {
-            out.write(doc.as_bytes(), args.force, None)?;
-            if !ui.quiet {
-                errln!("wrote {out}");
-            }
-        }
-        None => outln!("{}", doc.trim_end()),
-    }
+    crate::io::write_report(report_out.as_ref(), &doc, args.force, ui.quiet)?;
     if let (Some(out), Some(svg)) = (&svg_out, &svg) {
         out.write(svg.as_bytes(), args.force, None)?;
         if !ui.quiet {
