@@ -144,6 +144,43 @@ def test_quantize_rows():
                 assert (f == quant(p)).all()  # deterministic
 
 
+def test_onnx_graph():
+    """export_onnx's graph (onnxruntime, float32) = the float64 numpy circuit on the same integer
+    tables, for full images and dfs-order marginals (value 256), at batch sizes 1 and 5; its
+    initializers are exactly the five shared tensors."""
+    import export_onnx
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(11)
+    t = _random_tree(5)
+    M = 3
+    x = rng.integers(0, 256, size=(5, hclt.N_PIXELS)).astype(np.uint8)
+    model = hclt.HCLT.random_init(t, M, x, seed=4)
+    q = export.quantize_model(model)
+    qmodel = export.model_from_frequencies(t, M, q)
+    mask = np.zeros_like(x, dtype=bool)
+    for i, k in enumerate((0, 1, 300, 783, 784)):
+        mask[i, t.dfs[:k]] = True
+    pixels = np.where(mask, x.astype(np.int64), export_onnx.MARGINALIZED)  # not uint8: 256
+    for leaf_gather in ("rows", "flat"):
+        m = export_onnx.build_graph(t, M, q, leaf_gather)
+        assert sorted(i.name for i in m.graph.initializer) == sorted(
+            ["root_prior", "transitions", "leaves", "parent", "image_shape"])
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        for inp, ref in ((x.astype(np.int64), qmodel.log_prob(x)),
+                         (pixels, qmodel.log_marginal(x, mask))):
+            got = sess.run(["log_prob"], {"pixels": inp})[0]
+            assert got.dtype == np.float32 and got.shape == (len(x),)
+            assert np.abs(got - ref).max() < 1e-3, (leaf_gather, got, ref)
+            one = np.concatenate([sess.run(["log_prob"], {"pixels": inp[i:i + 1]})[0]
+                                  for i in range(len(x))])
+            assert np.abs(one - got).max() < 1e-3
+        assert got[0] == 0.0  # nothing observed
+
+
 if __name__ == "__main__":
     for name, fn in list(globals().items()):
         if name.startswith("test_"):

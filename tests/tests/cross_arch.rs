@@ -181,6 +181,44 @@ fn streams_cross_architectures() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The image circuit across architectures: the same stream from both sides for the committed
+/// MNIST images, and the foreign side decodes the host's (its integer coder, no tract).
+#[test]
+fn image_streams_cross_architectures() {
+    use arca_runtime::Bundle;
+    use arca_runtime::circuit::{Circuit, ImageCodec, ImageOptions};
+    let Some(foreign) = Foreign::from_env() else {
+        println!("ARCA_CROSS_BIN is not set: skipped (run targets/cross/test.sh)");
+        return;
+    };
+    let model = workspace_root().join("models/pc/trained/hclt-mnist-M32.arcm");
+    let circuit = Circuit::load(&Bundle::open(&model).expect("circuit bundle")).expect("circuit");
+    let codec = ImageCodec::new(&circuit);
+    let model = model.to_string_lossy().into_owned();
+    let dir = workspace_root().join("tests/data/mnist");
+    for name in ["t10k-first100-idx3-ubyte", "t10k-1.pgm"] {
+        let file = std::fs::read(dir.join(name)).expect("test image");
+        let start = Instant::now();
+        let host = codec
+            .compress(&file, &ImageOptions::default(), &|_| {})
+            .expect("host compress");
+        let theirs = foreign
+            .run(&["compress", "-q", "-c", "-m", &model], &file)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(theirs == host, "{name}: the foreign stream differs");
+        let back = foreign
+            .run(&["decompress", "-q", "-c", "-m", &model], &host)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(back == file, "{name}: decodes wrongly on the foreign side");
+        println!(
+            "{name}: {} -> {} bytes, identical streams both ways, {:.1} s",
+            file.len(),
+            host.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
 fn check_file(
     codec: &TextCodec<'_>,
     foreign: &Foreign,

@@ -1,7 +1,8 @@
 //! Finding and loading models: embedded ones by name or id, bundles by path, or none.
 
 use anyhow::{Context, Result, bail};
-use arca_runtime::bundle::Bundle;
+use arca_runtime::bundle::{Bundle, ModelKind};
+use arca_runtime::circuit::Circuit;
 use arca_runtime::codec::TextCodec;
 use arca_runtime::container::{Codec, Header};
 use arca_runtime::engine::{LoadOptions, TextModel};
@@ -18,6 +19,13 @@ pub enum Loaded {
         bundle: Bundle,
         /// The network, built once.
         model: Box<TextModel>,
+    },
+    /// An image model: a probabilistic circuit (codes images, not text).
+    Circuit {
+        /// The bundle (name, id).
+        bundle: Bundle,
+        /// The circuit, checked and ready.
+        circuit: Box<Circuit>,
     },
     /// Context models alone.
     None,
@@ -44,6 +52,15 @@ impl Loaded {
     /// Builds the network of `bundle`.
     pub fn from_bundle(bundle: Bundle, options: LoadOptions) -> Result<Loaded> {
         let name = bundle.manifest().name.clone();
+        if bundle.manifest().kind == ModelKind::Circuit {
+            let circuit =
+                Circuit::load(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
+            tracing::info!(model = %name, id = %bundle.id_hex(), "circuit loaded");
+            return Ok(Loaded::Circuit {
+                bundle,
+                circuit: Box::new(circuit),
+            });
+        }
         let model = TextModel::load_with(&bundle, options)
             .with_context(|| format!("cannot load model '{name}'"))?;
         tracing::info!(model = %name, id = %bundle.id_hex(), engine = %model.engine(), device = %model.device(), "model loaded");
@@ -78,20 +95,26 @@ impl Loaded {
         )
     }
 
-    /// A codec over this model.
-    pub fn codec(&self) -> TextCodec<'_> {
+    /// A text codec over this model; an error for an image model.
+    pub fn codec(&self) -> Result<TextCodec<'_>> {
         match self {
-            Loaded::Network { bundle, model } => {
-                TextCodec::new(model.as_ref(), bundle.id(), &bundle.manifest().name)
-            }
-            Loaded::None => TextCodec::without_network(),
+            Loaded::Network { bundle, model } => Ok(TextCodec::new(
+                model.as_ref(),
+                bundle.id(),
+                &bundle.manifest().name,
+            )),
+            Loaded::Circuit { bundle, .. } => bail!(
+                "model '{}' is an image model (a probabilistic circuit); it codes images only",
+                bundle.manifest().name
+            ),
+            Loaded::None => Ok(TextCodec::without_network()),
         }
     }
 
     /// The model's id (0 for none).
     pub fn id(&self) -> u128 {
         match self {
-            Loaded::Network { bundle, .. } => bundle.id(),
+            Loaded::Network { bundle, .. } | Loaded::Circuit { bundle, .. } => bundle.id(),
             Loaded::None => 0,
         }
     }

@@ -315,6 +315,52 @@ pub fn cumulative(freqs: &[u32], cdf: &mut [u32]) -> Result<(), QuantizeError> {
     Ok(())
 }
 
+/// Bits kept of a cumulative weight in [`quantize_cumulative`], so `weight * 2^24` fits in `u64`.
+pub const CUMULATIVE_BITS: u32 = 40;
+
+/// The start of symbol `x`'s interval, out of `2^precision`, straight from exact cumulative
+/// weights: `below` = the weight of the symbols before `x`, `total` = the weight of all `n`:
+///
+/// ```text
+/// start(x) = x + floor(below' * (2^precision - n) / total')
+/// ```
+///
+/// where `below'` and `total'` are both shifted right until `total'` has at most
+/// [`CUMULATIVE_BITS`] bits. Every symbol gets at least 1 (`start` grows by at least 1 per
+/// symbol), `start(0) = 0` and `start(n) = 2^precision` (with `below = total`), and the rest is
+/// shared in proportion to the weights. Integer only.
+///
+/// Unlike [`quantize_weights`], which needs every symbol's weight to build a table, this gives
+/// one symbol's interval from two cumulative weights, so a model that can compute cumulative
+/// weights directly (a mixture of CDFs, as the circuit coder's pixels are) codes a symbol of a
+/// large alphabet in O(1) weights and decodes it by bisection over `start`.
+///
+/// Requires `below <= total`, `total >= 1`, `x <= n <= 2^precision` and `precision` in
+/// `1..=24`; outside that the result is clamped into `0..=2^precision` (still deterministic).
+///
+/// ```
+/// use arca_coder::quantize::quantize_cumulative;
+/// // Three symbols with weights 1, 2, 5 (cumulative 0, 1, 3, 8), 16-bit precision.
+/// let starts: Vec<u32> = [(0, 0), (1, 1), (3, 2), (8, 3)]
+///     .iter()
+///     .map(|&(below, x)| quantize_cumulative(below, 8, x, 3, 16))
+///     .collect();
+/// assert_eq!(starts, [0, 8192, 24576, 65536]);
+/// ```
+#[inline]
+pub fn quantize_cumulative(below: u64, total: u64, x: u32, n: u32, precision: u32) -> u32 {
+    let precision = precision.clamp(1, MAX_PRECISION);
+    let one = 1u64 << precision;
+    let n = u64::from(n).min(one);
+    let spare = one - n;
+    let shift = (64 - total.leading_zeros()).saturating_sub(CUMULATIVE_BITS);
+    let total = (total >> shift).max(1);
+    let below = (below >> shift).min(total);
+    // below < 2^40 and spare < 2^24: the product fits in u64.
+    let start = u64::from(x).min(n) + below * spare / total;
+    start.min(one) as u32
+}
+
 /// P(symbol in `[mid, hi)` | symbol in `[lo, hi)`) in units of 2^-16, rounded to nearest and
 /// clamped to `1..=65535`: the probability of a 1 when a symbol of a CDF is coded as binary
 /// decisions (e.g. a byte as 8 bits, MSB first: `lo..hi` halves at each level).

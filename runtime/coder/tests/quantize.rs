@@ -3,7 +3,7 @@
 
 mod common;
 
-use arca_coder::quantize::{EXP_ONE, EXP_TABLE_LEN, exp_neg_q30};
+use arca_coder::quantize::{EXP_ONE, EXP_TABLE_LEN, exp_neg_q30, quantize_cumulative};
 use arca_coder::{
     Cdf, QuantizeError, RangeDecoder, RangeEncoder, WordCursor, bit_probability, cumulative,
     logits_f32_to_fixed, quantize_logits, quantize_probs_f32, quantize_weights,
@@ -72,6 +72,29 @@ proptest! {
         } else {
             r.unwrap();
             check_table(&freqs, p);
+        }
+    }
+
+    #[test]
+    fn cumulative_starts_are_exact_tables(w in proptest::collection::vec(0u64..1 << 50, 1..300), p in 9u32..=24) {
+        // Weights summing below 2^64: each < 2^50, at most 300 of them.
+        let n = w.len() as u32;
+        let total: u64 = w.iter().sum::<u64>().max(1);
+        let mut below = 0u64;
+        let mut starts = Vec::new();
+        for (x, &wx) in w.iter().enumerate() {
+            starts.push(quantize_cumulative(below, total, x as u32, n, p));
+            below += wx;
+        }
+        starts.push(quantize_cumulative(total, total, n, n, p));
+        prop_assert_eq!(starts[0], 0);
+        prop_assert_eq!(*starts.last().unwrap(), 1 << p);
+        let freqs: Vec<u32> = starts.windows(2).map(|s| s[1] - s[0]).collect();
+        check_table(&freqs, p);
+        // In proportion: within 1 + 2^-16 of the exact share plus the floor losses.
+        for (&f, &wx) in freqs.iter().zip(&w) {
+            let exact = wx as f64 / total as f64 * f64::from((1u32 << p) - n);
+            prop_assert!((f as f64 - 1.0 - exact).abs() <= 1.0 + exact * 1e-4);
         }
     }
 

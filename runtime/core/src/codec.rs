@@ -90,7 +90,7 @@ pub enum CodecError {
         have_id: u128,
     },
     /// The stream was made by a different revision of the codec.
-    #[error("stream uses text codec revision {found}; this build implements revision {expected}")]
+    #[error("stream uses codec revision {found}; this build implements revision {expected}")]
     Revision {
         /// Revision in the stream.
         found: u16,
@@ -115,6 +115,20 @@ pub enum CodecError {
     /// Equal-Info Window coding failed (a damaged window, a bad window size).
     #[error(transparent)]
     Eiw(#[from] EiwError),
+    /// An image file that cannot be read or written back.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    /// Images the circuit cannot code, or damaged image data.
+    #[error(transparent)]
+    Circuit(#[from] crate::circuit::CircuitError),
+}
+
+/// A pool of `threads` workers (0 = one per core).
+pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, CodecError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| CodecError::Options(format!("cannot start {threads} threads: {e}")))
 }
 
 /// Coding options.
@@ -351,10 +365,7 @@ impl<'m> TextCodec<'m> {
     }
 
     fn pool(threads: usize) -> Result<rayon::ThreadPool, CodecError> {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| CodecError::Options(format!("cannot start {threads} threads: {e}")))
+        thread_pool(threads)
     }
 
     fn code_one(

@@ -10,21 +10,24 @@
 //! 0       4     magic "ARCA"
 //! 4       2     format version (1)
 //! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models,
-//!               2 = text-eiw: the byte model alone, in Equal-Info Windows)
+//!               2 = text-eiw: the byte model alone, in Equal-Info Windows,
+//!               3 = image-pc: images coded by a probabilistic circuit)
 //! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities;
-//!               text-eiw: 16-bit byte distributions)
+//!               text-eiw: 16-bit byte distributions; image-pc: 24-bit pixel intervals)
 //! 8       16    model id (u128, little endian; 0 for the stored codec)
 //! 24      32    model name, UTF-8, zero padded
 //! 56      2     window bits W (0 = no Equal-Info Windows; text-eiw: 16..=4096, a multiple of 8)
 //! 58      2     codec revision (the codec's fixed parameters; bumped when they change)
 //! 60      4     block size in bytes (text-eiw: the segment; windows never cross one, and a
-//!               block's data is its windows, W / 8 bytes each)
-//! 64      8     original length in bytes
+//!               block's data is its windows, W / 8 bytes each; image-pc: whole images)
+//! 64      8     original length in bytes (image-pc: of the pixels, not of the file)
 //! 72      4     block count
 //! 76      4     CRC-32 of bytes 0..76
 //! 80      16*n  block table: compressed length u32, original length u32, plaintext CRC-32 u32,
 //!               mode u8 (0 = coded, 1 = stored raw), 3 bytes zero
 //! ..      4     CRC-32 of the block table
+//! ..            image-pc only, the file layout: length u32, the bytes (everything of the
+//!               original file that is not pixels, see `crate::image`), CRC-32 of both u32
 //! ..            the blocks, back to back, in table order
 //! ```
 //!
@@ -77,6 +80,9 @@ pub enum ContainerError {
     /// The block table's checksum does not match.
     #[error("stream block table is corrupted (checksum mismatch)")]
     TableCorrupt,
+    /// The image layout's checksum does not match.
+    #[error("stream image layout is corrupted (checksum mismatch)")]
+    LayoutCorrupt,
     /// Header fields contradict each other or the block table.
     #[error("stream is inconsistent: {0}")]
     Inconsistent(String),
@@ -151,6 +157,9 @@ pub enum Codec {
     TextCm,
     /// The byte-level model alone, in Equal-Info Windows of `window_bits` (see `crate::eiw`).
     TextEiw,
+    /// Images coded by a probabilistic circuit (see `crate::circuit`); the stream carries the
+    /// file's layout.
+    ImagePc,
 }
 
 impl Codec {
@@ -159,6 +168,7 @@ impl Codec {
             Codec::Stored => 0,
             Codec::TextCm => 1,
             Codec::TextEiw => 2,
+            Codec::ImagePc => 3,
         }
     }
 
@@ -167,6 +177,7 @@ impl Codec {
             0 => Some(Codec::Stored),
             1 => Some(Codec::TextCm),
             2 => Some(Codec::TextEiw),
+            3 => Some(Codec::ImagePc),
             _ => None,
         }
     }
@@ -177,6 +188,7 @@ impl Codec {
             Codec::Stored => "stored",
             Codec::TextCm => "text-cm",
             Codec::TextEiw => "text-eiw",
+            Codec::ImagePc => "image-pc",
         }
     }
 }
@@ -287,12 +299,24 @@ pub struct Stream<'a> {
     header: Header,
     entries: Vec<BlockEntry>,
     offsets: Vec<usize>,
+    layout: &'a [u8],
     bytes: &'a [u8],
 }
 
 impl<'a> Stream<'a> {
     /// Serializes a complete stream.
     pub fn write(header: &Header, entries: &[BlockEntry], blocks: &[Vec<u8>]) -> Vec<u8> {
+        Self::write_with_layout(header, entries, blocks, &[])
+    }
+
+    /// Serializes a complete stream; `layout` is written for the codecs that carry one
+    /// ([`Codec::ImagePc`]) and ignored for the others.
+    pub fn write_with_layout(
+        header: &Header,
+        entries: &[BlockEntry],
+        blocks: &[Vec<u8>],
+        layout: &[u8],
+    ) -> Vec<u8> {
         let body: usize = blocks.iter().map(Vec::len).sum();
         let mut out = Vec::with_capacity(HEADER_LEN + entries.len() * ENTRY_LEN + 4 + body);
         out.extend_from_slice(&header.to_bytes());
@@ -309,6 +333,13 @@ impl<'a> Stream<'a> {
         }
         let crc = crc32fast::hash(&out[table_start..]);
         out.extend_from_slice(&crc.to_le_bytes());
+        if header.codec == Codec::ImagePc {
+            let start = out.len();
+            out.extend_from_slice(&(layout.len() as u32).to_le_bytes());
+            out.extend_from_slice(layout);
+            let crc = crc32fast::hash(&out[start..]);
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
         for b in blocks {
             out.extend_from_slice(b);
         }
@@ -335,7 +366,25 @@ impl<'a> Stream<'a> {
         }
         let mut entries = Vec::with_capacity(n);
         let mut offsets = Vec::with_capacity(n);
-        let mut offset = table_end;
+        let (layout, mut offset) = if header.codec == Codec::ImagePc {
+            let len = bytes
+                .get(table_end..table_end + 4)
+                .map(|_| le_u32(bytes, table_end) as usize)
+                .ok_or_else(|| truncated("layout", table_end + 4, bytes.len()))?;
+            let end = (table_end + 4)
+                .checked_add(len)
+                .and_then(|e| e.checked_add(4))
+                .ok_or_else(|| ContainerError::Inconsistent("layout length overflows".into()))?;
+            let section = bytes
+                .get(table_end..end)
+                .ok_or_else(|| truncated("layout", end, bytes.len()))?;
+            if crc32fast::hash(&section[..len + 4]) != le_u32(section, len + 4) {
+                return Err(ContainerError::LayoutCorrupt);
+            }
+            (&section[4..len + 4], end)
+        } else {
+            (&bytes[..0], table_end)
+        };
         let mut total: u64 = 0;
         for (i, e) in entries_raw.chunks_exact(ENTRY_LEN).enumerate() {
             let mode = match e[12] {
@@ -406,6 +455,7 @@ impl<'a> Stream<'a> {
             header,
             entries,
             offsets,
+            layout,
             bytes,
         })
     }
@@ -413,6 +463,11 @@ impl<'a> Stream<'a> {
     /// The stream header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The file layout an image stream carries (empty for the other codecs).
+    pub fn layout(&self) -> &'a [u8] {
+        self.layout
     }
 
     /// The block table.

@@ -4,11 +4,13 @@
 
 pub mod arith;
 pub mod bundle;
+pub mod circuit;
 pub mod cm;
 pub mod codec;
 pub mod container;
 pub mod eiw;
 pub mod engine;
+pub mod image;
 pub mod native;
 pub mod onnx;
 pub mod shipped;

@@ -794,6 +794,10 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
             env!("CARGO_PKG_VERSION"),
             threads_label(args.threads)
         ),
+        Some(Loaded::Circuit { bundle, .. }) => bail!(
+            "model '{}' codes images; arca bench measures text (images: tools/bench-images)",
+            bundle.manifest().name
+        ),
         None => format!("arca {} (no arca rows)", env!("CARGO_PKG_VERSION")),
     };
     if matches!(loaded, Some(Loaded::None))
@@ -804,7 +808,7 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
 
     let scratch = tempfile::tempdir().context("cannot create a scratch folder")?;
     let bench = Bench {
-        codec: loaded.as_ref().map(Loaded::codec),
+        codec: loaded.as_ref().map(Loaded::codec).transpose()?,
         threads: args.threads,
         block_size: args.block_size,
         runs: args.runs as usize,

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use arca_runtime::circuit::{Circuit, ImageCodec, ImageOptions};
 use arca_runtime::codec::{EiwOptions, Options};
 use arca_runtime::container::Stream;
 use arca_runtime::eiw::{self, Schedule};
@@ -98,6 +99,22 @@ fn options(threads: usize, block_size: u32) -> Options {
     }
 }
 
+/// What `arca compress` does with the model it loaded.
+enum Job<'m> {
+    /// Images through a circuit.
+    Image(&'m Circuit),
+    /// Text through the text codec.
+    Text(arca_runtime::codec::TextCodec<'m>),
+}
+
+/// Image blocks: as many whole images as fit in `block_size` bytes of pixels (at least one).
+fn image_options(circuit: &Circuit, threads: usize, block_size: u32) -> ImageOptions {
+    ImageOptions {
+        images_per_block: (block_size as usize / circuit.pixels()).max(1),
+        threads,
+    }
+}
+
 /// `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.
 fn summary(label: &str, from: usize, to: usize, compressing: bool, ui: &Ui, start: Instant) {
     let (original, compressed) = if compressing { (from, to) } else { (to, from) };
@@ -127,7 +144,18 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
     let inputs = Input::from_args(&io.files);
     check_outputs(io, &inputs, true)?;
     let model = Loaded::load(io.model.as_deref(), ui.load_options())?;
-    let codec = model.codec();
+    let job = match &model {
+        Loaded::Circuit { circuit, .. } => {
+            if args.eiw.is_some() {
+                bail!(
+                    "--eiw is for text models; '{}' codes images",
+                    circuit.name()
+                );
+            }
+            Job::Image(circuit.as_ref())
+        }
+        _ => Job::Text(model.codec()?),
+    };
     let opts = options(io.threads, args.block_size);
     for_each_input(&inputs, |input| {
         let out = destination(io, input, |path| {
@@ -146,8 +174,12 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         let start = Instant::now();
         let label = input.to_string();
         let progress = Progress::new(&label, data.len() as u64, ui.progress());
-        let packed = match args.eiw {
-            Some(bits) => {
+        let packed = match (&job, args.eiw) {
+            (Job::Image(circuit), _) => {
+                let opts = image_options(circuit, io.threads, args.block_size);
+                ImageCodec::new(circuit).compress(&data, &opts, &|n| progress.inc(n))
+            }
+            (Job::Text(codec), Some(bits)) => {
                 let eiw = EiwOptions {
                     bits,
                     segment: eiw::DEFAULT_SEGMENT,
@@ -158,7 +190,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
                 };
                 codec.compress_eiw(&data, &eiw, &|n| progress.inc(n))
             }
-            None => codec.compress(&data, &opts, &|n| progress.inc(n)),
+            (Job::Text(codec), None) => codec.compress(&data, &opts, &|n| progress.inc(n)),
         }
         .with_context(|| label.clone())?;
         progress.clear();
@@ -265,7 +297,18 @@ pub fn decode(
         .with_context(|| label.to_owned())?;
     let total = stream.header().original_len;
     let progress = Progress::new(label, total, ui.progress());
-    let codec = model.codec();
+    if let Loaded::Circuit { circuit, .. } = model {
+        if range.is_some() {
+            bail!("{label}: --range reads text streams; this is an image stream");
+        }
+        let opts = image_options(circuit, threads, 1);
+        let file = ImageCodec::new(circuit)
+            .decompress(data, &opts, &|n| progress.inc(n))
+            .with_context(|| label.to_owned())?;
+        progress.clear();
+        return Ok(file);
+    }
+    let codec = model.codec()?;
     let opts = options(threads, 1);
     let plain = match range {
         Some(r) => codec.decompress_range(data, r.start..r.end.unwrap_or(total), &opts, &|n| {

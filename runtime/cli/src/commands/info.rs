@@ -1,7 +1,8 @@
 //! `arca inspect`, `arca models` and `arca pack`: models rather than streams.
 
 use anyhow::{Context, Result};
-use arca_runtime::shipped;
+use arca_runtime::circuit::Circuit;
+use arca_runtime::{ModelKind, shipped};
 
 use crate::Ui;
 use crate::args::{InspectArgs, PackArgs};
@@ -13,6 +14,29 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         .with_context(|| format!("cannot load model '{}'", args.model))?;
     for (key, value) in bundle.manifest_lines() {
         outln!("{key}: {value}");
+    }
+    if bundle.manifest().kind == ModelKind::Circuit {
+        // The structure the native coder reads, checked as it loads it.
+        match Circuit::load(&bundle) {
+            Ok(c) => {
+                let (h, w) = c.image_size();
+                outln!(
+                    "circuit: hidden Chow-Liu tree, {h}x{w} pixels, {} latent states per pixel, 256 values",
+                    c.states()
+                );
+                outln!(
+                    "circuit tree: root pixel {} (row {}, column {}), {} levels",
+                    c.root(),
+                    c.root() / w,
+                    c.root() % w,
+                    c.levels()
+                );
+                outln!(
+                    "circuit coding order: depth-first pre-order, children in increasing pixel index"
+                );
+            }
+            Err(e) => outln!("circuit: cannot be used: {e}"),
+        }
     }
     Ok(())
 }

@@ -1,0 +1,1265 @@
+//! Lossless image coding with a probabilistic circuit: a hidden Chow-Liu tree (HCLT).
+//!
+//! The model (Liu, Mandt and Van den Broeck, "Lossless Compression with Probabilistic Circuits",
+//! ICLR 2022) is a tree over the D pixels of an image with one latent variable of M states per
+//! pixel:
+//!
+//! ```text
+//! p(x) = sum_z p(z_root) prod_{v != root} p(z_v | z_parent(v)) prod_v p(x_v | z_v)
+//! ```
+//!
+//! Every probability is an integer frequency out of 2^16 (the bundle's `root_prior` [M],
+//! `transitions` [D, M, M] = p(z_v | z_parent) and `leaves` [D, M, 256] = p(x_v | z_v), each row
+//! summing to exactly 65,536, each entry at least 1) and the tree is `parent` [D] (-1 at the root),
+//! with `image_shape` [2] = (height, width). `models/pc/` trains and exports it.
+//!
+//! # Coding: one pass over the tree per image
+//!
+//! Pixels are coded in the depth-first pre-order of the tree (children in increasing index), so
+//! a pixel's parent is always coded first and, when pixel v is reached, everything already coded
+//! lies outside v's subtree. Then
+//!
+//! ```text
+//! p(x_v = x | coded) ∝ sum_z a_v(z) p(x | z_v = z),   a_v(z) ∝ p(z_v = z, coded)
+//! ```
+//!
+//! and `a_v` comes from the parent's running product (its prior or downward message, its own
+//! leaf and the upward messages of the children already finished) through one M x M matrix; when a
+//! subtree is finished its upward message (one more M x M product) is folded into the parent. So
+//! each pixel costs two M x M products and O(M log 256) for its distribution, and an image about
+//! one pass over the circuit: the paper's O(log D |p|)-per-pixel scheme with the messages kept on
+//! a stack (the height of the tree), not recomputed.
+//!
+//! # Determinism
+//!
+//! Everything is integer arithmetic in a fixed order, so a stream decodes on any machine:
+//! messages are `u32` vectors renormalized after every product by a shift that puts their largest
+//! entry in `[2^30, 2^31)` (products and sums are exact in `u64`), and a pixel's coding interval
+//! comes from its exact cumulative weights `P(<x) = sum_z a(z) C(x | z)` (`C` the leaf's integer
+//! CDF) through [`quantize_cumulative`]. That quantizer needs two sums of M products per encoded
+//! pixel instead of a 256-way table, and the decoder finds the symbol by bisection.
+//!
+//! The same circuit runs in tract (the bundle's ONNX graph, [`Likelihood`]): it gives the
+//! log-likelihood, and marginals when pixels are given as 256, which the tests and `arca`'s
+//! image bench use as the theoretical code length and as the naive per-pixel coder.
+
+use std::fmt;
+
+use arca_coder::quantize::quantize_cumulative;
+use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder};
+
+use crate::bundle::{Bundle, DType, ModelKind};
+use crate::codec::CodecError;
+use crate::container::{self, BlockEntry, BlockMode, Codec, ContainerError, Header, Stream};
+
+/// Coder precision: pixel intervals are out of 2^24.
+pub const PRECISION: u32 = 24;
+/// Pixel values (8-bit grayscale).
+pub const VALUES: usize = 256;
+/// Every row of the integer tables sums to this.
+pub const ROW_SUM: u32 = 1 << 16;
+/// Largest number of latent states accepted (keeps every sum below 2^64).
+pub const MAX_STATES: usize = 1024;
+
+/// A bundle that is not a usable circuit, or an image it cannot code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CircuitError {
+    /// The bundle is not a circuit, or its tables or tree are malformed.
+    #[error("model '{model}' is not a usable circuit: {why}")]
+    Bad {
+        /// Manifest name.
+        model: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Images of another size.
+    #[error(
+        "images are {height}x{width}; model '{model}' codes {model_height}x{model_width} images"
+    )]
+    WrongSize {
+        /// Manifest name.
+        model: String,
+        /// Image height.
+        height: usize,
+        /// Image width.
+        width: usize,
+        /// The model's height.
+        model_height: usize,
+        /// The model's width.
+        model_width: usize,
+    },
+    /// The pixel data is not a whole number of images.
+    #[error("{len} pixel bytes are not a whole number of {pixels}-pixel images")]
+    Ragged {
+        /// Bytes given.
+        len: usize,
+        /// Pixels per image.
+        pixels: usize,
+    },
+    /// The coded data cannot be decoded.
+    #[error("damaged image data: {0}")]
+    Damaged(String),
+}
+
+/// A hidden Chow-Liu tree circuit, loaded from a bundle and checked.
+#[derive(Clone)]
+pub struct Circuit {
+    name: String,
+    id: u128,
+    height: usize,
+    width: usize,
+    states: usize,
+    /// Parent of each pixel; `NONE` at the root.
+    parent: Vec<u32>,
+    /// Pixels in coding order (depth-first pre-order).
+    order: Vec<u32>,
+    /// Tree height + 1: the deepest stack of open pixels.
+    levels: usize,
+    prior: Vec<u32>,
+    /// `transitions[v][a][b]` = p(z_v = b | z_parent = a) * 2^16.
+    transitions: Vec<u16>,
+    /// `cdf[v][x][z]` = sum of p(y | z_v = z) * 2^16 over y < x (below 2^16 for x < 256):
+    /// the states of one value side by side, so a pixel's interval reads two cache lines.
+    cdf: Vec<u16>,
+}
+
+impl fmt::Debug for Circuit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Circuit")
+            .field("name", &self.name)
+            .field("image", &(self.height, self.width))
+            .field("states", &self.states)
+            .field("depth", &self.levels)
+            .finish()
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The tensor `name` of `bundle` as little-endian values, checked for type and shape.
+fn tensor<T: Copy>(
+    bundle: &Bundle,
+    name: &str,
+    dtype: DType,
+    shape: &[u64],
+    read: impl Fn([u8; 4]) -> T,
+) -> Result<Vec<T>, String> {
+    let entry = bundle
+        .manifest()
+        .tensors
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("it has no tensor `{name}`"))?;
+    if entry.dtype != dtype || entry.shape != shape {
+        return Err(format!(
+            "tensor `{name}` is {} {:?}, expected {} {shape:?}",
+            entry.dtype.as_str(),
+            entry.shape,
+            dtype.as_str()
+        ));
+    }
+    let bytes = bundle
+        .tensor(name)
+        .ok_or_else(|| format!("tensor `{name}` lies outside the payload"))?;
+    let size = dtype.size();
+    Ok(bytes
+        .chunks_exact(size)
+        .map(|c| {
+            let mut word = [0u8; 4];
+            word[..size].copy_from_slice(c);
+            read(word)
+        })
+        .collect())
+}
+
+/// Checks that every row of `table` (rows of `len`) sums to [`ROW_SUM`] with entries >= 1.
+fn check_rows(table: &[u32], len: usize, what: &str) -> Result<(), String> {
+    for (i, row) in table.chunks_exact(len).enumerate() {
+        let sum: u64 = row.iter().map(|&f| u64::from(f)).sum();
+        if sum != u64::from(ROW_SUM) || row.contains(&0) {
+            return Err(format!(
+                "row {i} of `{what}` sums to {sum} (expected {ROW_SUM}, every entry >= 1)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Circuit {
+    /// Loads and checks the circuit of `bundle` (manifest kind `circuit`).
+    pub fn load(bundle: &Bundle) -> Result<Circuit, CircuitError> {
+        let m = bundle.manifest();
+        let bad = |why: String| CircuitError::Bad {
+            model: m.name.clone(),
+            why,
+        };
+        if m.kind != ModelKind::Circuit {
+            return Err(bad(format!("its kind is `{}`", m.kind)));
+        }
+        let u16_le = |w: [u8; 4]| u32::from(u16::from_le_bytes([w[0], w[1]]));
+        let i32_le = i32::from_le_bytes;
+        let shape = tensor(bundle, "image_shape", DType::I32, &[2], i32_le).map_err(bad)?;
+        let (height, width) = match shape[..] {
+            [h, w] if h >= 1 && w >= 1 => (h as usize, w as usize),
+            _ => return Err(bad(format!("image_shape is {shape:?}"))),
+        };
+        let d = height
+            .checked_mul(width)
+            .filter(|&d| d < NONE as usize)
+            .ok_or_else(|| bad("the image is too large".into()))?;
+        let prior_entry = m
+            .tensors
+            .iter()
+            .find(|t| t.name == "root_prior")
+            .ok_or_else(|| bad("it has no tensor `root_prior`".into()))?;
+        let states = match prior_entry.shape[..] {
+            [s] if (1..=MAX_STATES as u64).contains(&s) => s as usize,
+            _ => {
+                return Err(bad(format!(
+                    "root_prior has shape {:?} (1 to {MAX_STATES} states)",
+                    prior_entry.shape
+                )));
+            }
+        };
+        let (du, su) = (d as u64, states as u64);
+        let prior = tensor(bundle, "root_prior", DType::U16, &[su], u16_le).map_err(bad)?;
+        let transitions =
+            tensor(bundle, "transitions", DType::U16, &[du, su, su], u16_le).map_err(bad)?;
+        let leaves = tensor(
+            bundle,
+            "leaves",
+            DType::U16,
+            &[du, su, VALUES as u64],
+            u16_le,
+        )
+        .map_err(bad)?;
+        let parent = tensor(bundle, "parent", DType::I32, &[du], i32_le).map_err(bad)?;
+        check_rows(&prior, states, "root_prior").map_err(bad)?;
+        check_rows(&leaves, VALUES, "leaves").map_err(bad)?;
+        let (parent, order, levels) = tree(&parent).map_err(bad)?;
+        // The root's rows of `transitions` are unused (the prior takes their place).
+        for (v, rows) in transitions.chunks_exact(states * states).enumerate() {
+            if parent[v] != NONE {
+                check_rows(rows, states, &format!("transitions[{v}]")).map_err(bad)?;
+            }
+        }
+        let mut cdf = vec![0u16; leaves.len()];
+        for (v, rows) in leaves.chunks_exact(states * VALUES).enumerate() {
+            let out = &mut cdf[v * states * VALUES..(v + 1) * states * VALUES];
+            for (z, row) in rows.chunks_exact(VALUES).enumerate() {
+                let mut acc = 0u32;
+                for (x, &f) in row.iter().enumerate() {
+                    // Below 2^16: the row sums to 2^16 and its last entry is at least 1.
+                    out[x * states + z] = acc as u16;
+                    acc += f;
+                }
+            }
+        }
+        Ok(Circuit {
+            name: m.name.clone(),
+            id: bundle.id(),
+            height,
+            width,
+            states,
+            parent,
+            order,
+            levels,
+            prior,
+            transitions: transitions.into_iter().map(|t| t as u16).collect(),
+            cdf,
+        })
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The model id (its bundle's payload hash).
+    pub fn id(&self) -> u128 {
+        self.id
+    }
+
+    /// Image height and width.
+    pub fn image_size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Latent states per pixel (M).
+    pub fn states(&self) -> usize {
+        self.states
+    }
+
+    /// Number of levels of the tree (its height + 1).
+    pub fn levels(&self) -> usize {
+        self.levels
+    }
+
+    /// The root pixel.
+    pub fn root(&self) -> usize {
+        self.order[0] as usize
+    }
+
+    /// Pixels in coding order (depth-first pre-order of the tree).
+    pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order.iter().map(|&v| v as usize)
+    }
+
+    /// Checks that images of `height` x `width` are this model's size.
+    pub fn check_size(&self, height: usize, width: usize) -> Result<(), CircuitError> {
+        if (height, width) == (self.height, self.width) {
+            return Ok(());
+        }
+        Err(CircuitError::WrongSize {
+            model: self.name.clone(),
+            height,
+            width,
+            model_height: self.height,
+            model_width: self.width,
+        })
+    }
+
+    fn images<'p>(
+        &self,
+        pixels: &'p [u8],
+    ) -> Result<std::slice::ChunksExact<'p, u8>, CircuitError> {
+        let d = self.pixels();
+        if !pixels.len().is_multiple_of(d) {
+            return Err(CircuitError::Ragged {
+                len: pixels.len(),
+                pixels: d,
+            });
+        }
+        Ok(pixels.chunks_exact(d))
+    }
+
+    /// Codes `pixels` (whole images, row-major, one after another) into one range-coded
+    /// stream; [`Circuit::decode`] inverts it given the number of images.
+    pub fn encode(&self, pixels: &[u8]) -> Result<Vec<u8>, CircuitError> {
+        let mut walk = Walk::new(self);
+        let mut enc = RangeEncoder::new(Vec::new());
+        for image in self.images(pixels)? {
+            walk.run(self, &mut |dist: &Pixel<'_>, v: usize| {
+                let x = usize::from(image[v]);
+                let (start, end) = (dist.start(x), dist.start(x + 1));
+                enc.encode(start, end - start, PRECISION)
+                    .map_err(|e| CircuitError::Damaged(format!("range coder: {e:?}")))?;
+                Ok(image[v])
+            })?;
+        }
+        let words = enc
+            .finish()
+            .map_err(|e| CircuitError::Damaged(format!("range coder: {e:?}")))?;
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        // The decoder reads zeros past the end.
+        while bytes.last() == Some(&0) {
+            bytes.pop();
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes `images` images from `data` (made by [`Circuit::encode`]). Damaged data decodes
+    /// to wrong pixels or fails here; callers check a checksum.
+    pub fn decode(&self, data: &[u8], images: usize) -> Result<Vec<u8>, CircuitError> {
+        let d = self.pixels();
+        let total = images
+            .checked_mul(d)
+            .ok_or_else(|| CircuitError::Damaged(format!("{images} images is too many")))?;
+        let mut out = vec![0u8; total];
+        let mut walk = Walk::new(self);
+        let mut dec = RangeDecoder::new(ByteWordCursor::new(data))
+            .map_err(|e| CircuitError::Damaged(format!("range coder: {e:?}")))?;
+        for image in out.chunks_exact_mut(d) {
+            walk.run(self, &mut |dist: &Pixel<'_>, v: usize| {
+                let target = dec.decode_target(PRECISION);
+                let x = dist.find(target);
+                let (start, end) = (dist.start(x), dist.start(x + 1));
+                dec.advance(start, end - start, PRECISION)
+                    .map_err(|e| CircuitError::Damaged(format!("range coder: {e:?}")))?;
+                image[v] = x as u8;
+                Ok(x as u8)
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// The code length in bits of each image under the quantized intervals the coder uses
+    /// (`-log2` of each pixel's interval width over 2^24, summed): what [`Circuit::encode`]
+    /// spends, up to the coder's final bytes.
+    pub fn code_lengths(&self, pixels: &[u8]) -> Result<Vec<f64>, CircuitError> {
+        let mut walk = Walk::new(self);
+        let mut lengths = Vec::new();
+        for image in self.images(pixels)? {
+            let mut bits = 0f64;
+            walk.run(self, &mut |dist: &Pixel<'_>, v: usize| {
+                let x = usize::from(image[v]);
+                let width = dist.start(x + 1) - dist.start(x);
+                bits += f64::from(PRECISION) - f64::from(width).log2();
+                Ok(image[v])
+            })?;
+            lengths.push(bits);
+        }
+        Ok(lengths)
+    }
+}
+
+/// Parent array (-1 at the root) to checked parents, the pre-order and the number of levels.
+fn tree(parent: &[i32]) -> Result<(Vec<u32>, Vec<u32>, usize), String> {
+    let d = parent.len();
+    let mut parents = Vec::with_capacity(d);
+    let mut root = None;
+    for (v, &p) in parent.iter().enumerate() {
+        if p == -1 {
+            if let Some(r) = root {
+                return Err(format!("pixels {r} and {v} are both roots"));
+            }
+            root = Some(v);
+            parents.push(NONE);
+        } else if p >= 0 && (p as usize) < d && p as usize != v {
+            parents.push(p as u32);
+        } else {
+            return Err(format!("pixel {v} has parent {p}"));
+        }
+    }
+    let root = root.ok_or("the tree has no root (no parent -1)")?;
+    // Children lists in increasing index: counting sort by parent.
+    let mut first = vec![0usize; d + 1];
+    for &p in parents.iter().filter(|&&p| p != NONE) {
+        first[p as usize + 1] += 1;
+    }
+    for i in 0..d {
+        first[i + 1] += first[i];
+    }
+    let mut fill = first.clone();
+    let mut children = vec![0u32; d.saturating_sub(1)];
+    for (v, &p) in parents.iter().enumerate() {
+        if p != NONE {
+            children[fill[p as usize]] = v as u32;
+            fill[p as usize] += 1;
+        }
+    }
+    let mut order = Vec::with_capacity(d);
+    let mut stack = vec![(root as u32, 1usize)];
+    let mut levels = 0;
+    while let Some((v, depth)) = stack.pop() {
+        if order.len() == d {
+            return Err("the parent array has a cycle".into());
+        }
+        order.push(v);
+        levels = levels.max(depth);
+        let kids = &children[first[v as usize]..first[v as usize + 1]];
+        stack.extend(kids.iter().rev().map(|&c| (c, depth + 1)));
+    }
+    if order.len() != d {
+        return Err(format!(
+            "{} of {d} pixels are not reachable from the root (a cycle)",
+            d - order.len()
+        ));
+    }
+    Ok((parents, order, levels))
+}
+
+/// One pixel's coding distribution: its latent weights and leaf CDFs.
+pub struct Pixel<'a> {
+    alpha: &'a [u32],
+    /// `cdf[x * M + z]`.
+    cdf: &'a [u16],
+    /// Total weight: sum of alpha times 2^16.
+    total: u64,
+}
+
+impl Pixel<'_> {
+    /// Exact cumulative weight of the values below `x` (`x <= 256`).
+    #[inline]
+    fn below(&self, x: usize) -> u64 {
+        if x >= VALUES {
+            return self.total;
+        }
+        let m = self.alpha.len();
+        self.alpha
+            .iter()
+            .zip(&self.cdf[x * m..(x + 1) * m])
+            .map(|(&a, &c)| u64::from(a) * u64::from(c))
+            .sum()
+    }
+
+    /// Start of value `x`'s interval out of 2^[`PRECISION`] (`start(256)` = 2^24).
+    #[inline]
+    pub fn start(&self, x: usize) -> u32 {
+        quantize_cumulative(
+            self.below(x),
+            self.total,
+            x as u32,
+            VALUES as u32,
+            PRECISION,
+        )
+    }
+
+    /// The value whose interval holds `target` (< 2^24): 0 if it is there (most pixels of
+    /// digits are background), else bisection over the starts.
+    #[inline]
+    pub fn find(&self, target: u32) -> usize {
+        if self.start(1) > target {
+            return 0;
+        }
+        let (mut lo, mut hi) = (1usize, VALUES);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.start(mid) <= target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+/// Scratch of one coding walk: the messages of the open pixels, a stack as deep as the tree.
+struct Walk {
+    m: usize,
+    /// Per open pixel (by stack depth): prior or downward message times leaf times the upward
+    /// messages of its finished children.
+    down: Vec<u32>,
+    /// Per open pixel: leaf times the upward messages of its finished children.
+    up: Vec<u32>,
+    stack: Vec<u32>,
+    alpha: Vec<u32>,
+    wide: Vec<u64>,
+}
+
+/// Scales `wide` (not all zero) into `out` so that its largest entry is in [2^30, 2^31).
+#[inline(always)]
+fn normalize(wide: &[u64], out: &mut [u32]) {
+    let max = wide.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        // Impossible with checked tables (every frequency >= 1); stay deterministic anyway.
+        out.fill(1);
+        return;
+    }
+    let bits = 64 - max.leading_zeros();
+    if bits > 31 {
+        let s = bits - 31;
+        out.iter_mut()
+            .zip(wide)
+            .for_each(|(o, &w)| *o = (w >> s) as u32);
+    } else {
+        let s = 31 - bits;
+        out.iter_mut()
+            .zip(wide)
+            .for_each(|(o, &w)| *o = (w << s) as u32);
+    }
+}
+
+impl Walk {
+    fn new(c: &Circuit) -> Walk {
+        let m = c.states;
+        Walk {
+            m,
+            down: vec![0; c.levels * m],
+            up: vec![0; c.levels * m],
+            stack: Vec::with_capacity(c.levels),
+            alpha: vec![0; m],
+            wide: vec![0; m],
+        }
+    }
+
+    /// Walks one image in coding order. `pixel(dist, v)` codes pixel v with `dist` and returns
+    /// its value (the encoder's known value, the decoder's decoded one).
+    fn run(
+        &mut self,
+        c: &Circuit,
+        pixel: &mut dyn FnMut(&Pixel<'_>, usize) -> Result<u8, CircuitError>,
+    ) -> Result<(), CircuitError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[allow(unsafe_code)]
+            // SAFETY: AVX2 was just detected.
+            return unsafe { self.run_avx2(c, pixel) };
+        }
+        self.run_body(c, pixel)
+    }
+
+    /// [`Walk::run`] compiled for AVX2: the same integer operations, wider vectors (about 2x).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(
+        &mut self,
+        c: &Circuit,
+        pixel: &mut dyn FnMut(&Pixel<'_>, usize) -> Result<u8, CircuitError>,
+    ) -> Result<(), CircuitError> {
+        self.run_body(c, pixel)
+    }
+
+    #[inline(always)]
+    fn run_body(
+        &mut self,
+        c: &Circuit,
+        pixel: &mut dyn FnMut(&Pixel<'_>, usize) -> Result<u8, CircuitError>,
+    ) -> Result<(), CircuitError> {
+        let m = self.m;
+        self.stack.clear();
+        for &v in &c.order {
+            let p = c.parent[v as usize];
+            // Close the finished subtrees: everything above v's parent on the stack.
+            while let Some(&top) = self.stack.last() {
+                if top == p {
+                    break;
+                }
+                self.close(c);
+            }
+            let depth = self.stack.len();
+            let vu = v as usize;
+            if p == NONE {
+                self.alpha.copy_from_slice(&c.prior);
+            } else {
+                // alpha(b) = sum_a down_parent(a) T_v[a][b]
+                let parent_down = &self.down[(depth - 1) * m..depth * m];
+                let t = &c.transitions[vu * m * m..(vu + 1) * m * m];
+                self.wide.fill(0);
+                for (&d, row) in parent_down.iter().zip(t.chunks_exact(m)) {
+                    let d = u64::from(d);
+                    self.wide
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(w, &t)| *w += d * u64::from(t));
+                }
+                normalize(&self.wide, &mut self.alpha);
+            }
+            let cdf = &c.cdf[vu * m * VALUES..(vu + 1) * m * VALUES];
+            let total = self.alpha.iter().map(|&a| u64::from(a)).sum::<u64>() << 16;
+            let x = pixel(
+                &Pixel {
+                    alpha: &self.alpha,
+                    cdf,
+                    total,
+                },
+                vu,
+            )?;
+            let x = usize::from(x);
+            // Leaf weight of x in each state: the CDF's step there.
+            let up = &mut self.up[depth * m..(depth + 1) * m];
+            let here = &cdf[x * m..(x + 1) * m];
+            match cdf.get((x + 1) * m..(x + 2) * m) {
+                Some(next) => {
+                    for ((u, &a), &b) in up.iter_mut().zip(here).zip(next) {
+                        *u = u32::from(b) - u32::from(a);
+                    }
+                }
+                None => {
+                    for (u, &a) in up.iter_mut().zip(here) {
+                        *u = ROW_SUM - u32::from(a);
+                    }
+                }
+            }
+            for ((w, &a), &u) in self.wide.iter_mut().zip(&self.alpha).zip(up.iter()) {
+                *w = u64::from(a) * u64::from(u);
+            }
+            normalize(&self.wide, &mut self.down[depth * m..(depth + 1) * m]);
+            self.stack.push(v);
+        }
+        Ok(())
+    }
+
+    /// Pops the top pixel (its subtree is complete) and folds its upward message into its
+    /// parent: msg(a) = sum_b T_c[a][b] up_c(b).
+    #[inline(always)]
+    fn close(&mut self, c: &Circuit) {
+        let m = self.m;
+        let Some(child) = self.stack.pop() else {
+            return;
+        };
+        let depth = self.stack.len();
+        if depth == 0 {
+            return;
+        }
+        let cu = child as usize;
+        let t = &c.transitions[cu * m * m..(cu + 1) * m * m];
+        let up_child = &self.up[depth * m..(depth + 1) * m];
+        for (w, row) in self.wide.iter_mut().zip(t.chunks_exact(m)) {
+            *w = row
+                .iter()
+                .zip(up_child)
+                .map(|(&t, &u)| u64::from(t) * u64::from(u))
+                .sum();
+        }
+        normalize(&self.wide, &mut self.alpha);
+        let msg = &self.alpha;
+        let parent = (depth - 1) * m..depth * m;
+        for target in [&mut self.down, &mut self.up] {
+            for (w, (&x, &g)) in self
+                .wide
+                .iter_mut()
+                .zip(target[parent.clone()].iter().zip(msg))
+            {
+                *w = u64::from(x) * u64::from(g);
+            }
+            normalize(&self.wide, &mut target[parent.clone()]);
+        }
+    }
+}
+
+/// Revision of the image codec's fixed parameters (precision, quantizer, coding order rule,
+/// message normalization); a stream from another revision is refused.
+pub const REVISION: u16 = 1;
+
+/// Images per block by default: blocks are coded in parallel and decode independently.
+pub const DEFAULT_IMAGES_PER_BLOCK: usize = 256;
+
+/// Options of image compression.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageOptions {
+    /// Images per block (compression only; decompression reads the stream's).
+    pub images_per_block: usize,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        ImageOptions {
+            images_per_block: DEFAULT_IMAGES_PER_BLOCK,
+            threads: 0,
+        }
+    }
+}
+
+/// The `.arca` image codec (codec id 3, `image-pc`): an image file (MNIST idx, PGM, PNG; see
+/// [`crate::image`]) in, a stream of range-coded blocks of whole images plus the file's layout
+/// out, and back to the same file.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageCodec<'c> {
+    circuit: &'c Circuit,
+}
+
+impl<'c> ImageCodec<'c> {
+    /// A codec for `circuit`.
+    pub fn new(circuit: &'c Circuit) -> Self {
+        ImageCodec { circuit }
+    }
+
+    /// Compresses an image file. `progress` gets the number of pixel bytes just coded.
+    pub fn compress(
+        &self,
+        file: &[u8],
+        opts: &ImageOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        use rayon::prelude::*;
+        let c = self.circuit;
+        let images = crate::image::parse(file)?;
+        c.check_size(images.height, images.width)?;
+        let d = c.pixels();
+        let block_size = opts
+            .images_per_block
+            .checked_mul(d)
+            .filter(|&b| b >= 1 && b <= u32::MAX as usize)
+            .ok_or_else(|| {
+                CodecError::Options(format!(
+                    "{} images of {d} pixels do not make a block",
+                    opts.images_per_block
+                ))
+            })?;
+        let blocks: Vec<&[u8]> = images.pixels.chunks(block_size).collect();
+        let coded: Vec<Result<(BlockEntry, Vec<u8>), CodecError>> =
+            crate::codec::thread_pool(opts.threads)?.install(|| {
+                blocks
+                    .par_iter()
+                    .map(|block| {
+                        let data = c.encode(block)?;
+                        progress(block.len() as u64);
+                        Ok(if data.len() >= block.len() {
+                            (
+                                BlockEntry::new(BlockMode::Stored, block, block.len() as u32),
+                                block.to_vec(),
+                            )
+                        } else {
+                            (
+                                BlockEntry::new(BlockMode::Coded, block, data.len() as u32),
+                                data,
+                            )
+                        })
+                    })
+                    .collect()
+            });
+        let mut entries = Vec::with_capacity(coded.len());
+        let mut datas = Vec::with_capacity(coded.len());
+        for r in coded {
+            let (e, d) = r?;
+            entries.push(e);
+            datas.push(d);
+        }
+        let len = images.pixels.len() as u64;
+        let header = Header {
+            codec: Codec::ImagePc,
+            precision: PRECISION as u8,
+            model_id: c.id,
+            model_name: c.name.clone(),
+            window_bits: 0,
+            codec_revision: REVISION,
+            block_size: block_size as u32,
+            original_len: len,
+            block_count: container::block_count(len, block_size as u32),
+        };
+        Ok(Stream::write_with_layout(
+            &header,
+            &entries,
+            &datas,
+            images.layout(),
+        ))
+    }
+
+    /// Decompresses a stream made by [`ImageCodec::compress`] with this circuit back into the
+    /// image file (see [`crate::image::write`] for what comes back byte for byte).
+    pub fn decompress(
+        &self,
+        bytes: &[u8],
+        opts: &ImageOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        use rayon::prelude::*;
+        let c = self.circuit;
+        let stream = Stream::parse(bytes)?;
+        let h = stream.header();
+        if h.codec != Codec::ImagePc {
+            return Err(CodecError::Options(format!(
+                "this is a {} stream, not an image stream",
+                h.codec.name()
+            )));
+        }
+        if h.codec_revision != REVISION {
+            return Err(CodecError::Revision {
+                found: h.codec_revision,
+                expected: REVISION,
+            });
+        }
+        if h.model_id != c.id {
+            return Err(CodecError::ModelMismatch {
+                stream_name: h.model_name.clone(),
+                stream_id: h.model_id,
+                have_name: c.name.clone(),
+                have_id: c.id,
+            });
+        }
+        let (_, count, height, width) = crate::image::layout_dims(stream.layout())?;
+        c.check_size(height, width)?;
+        let d = c.pixels();
+        let inconsistent = |what: String| CodecError::Container(ContainerError::Inconsistent(what));
+        if count.checked_mul(d) != Some(h.original_len as usize) {
+            return Err(inconsistent(format!(
+                "the layout holds {count} images of {d} pixels, the blocks {} bytes",
+                h.original_len
+            )));
+        }
+        if !(h.block_size as usize).is_multiple_of(d) {
+            return Err(inconsistent(format!(
+                "blocks of {} bytes are not whole images",
+                h.block_size
+            )));
+        }
+        let n = stream.entries().len();
+        let decoded: Vec<Result<Vec<u8>, CodecError>> = crate::codec::thread_pool(opts.threads)?
+            .install(|| {
+                (0..n)
+                    .into_par_iter()
+                    .map(|i| {
+                        let entry = stream.entries()[i];
+                        let data = stream
+                            .block_data(i)
+                            .ok_or_else(|| inconsistent(format!("block {i} is missing")))?;
+                        let plain = match entry.mode {
+                            BlockMode::Stored => data.to_vec(),
+                            BlockMode::Coded => c.decode(data, entry.original_len as usize / d)?,
+                        };
+                        if plain.len() != entry.original_len as usize
+                            || crc32fast::hash(&plain) != entry.crc32
+                        {
+                            return Err(CodecError::BlockCorrupt { index: i });
+                        }
+                        progress(plain.len() as u64);
+                        Ok(plain)
+                    })
+                    .collect()
+            });
+        let mut pixels = Vec::with_capacity(h.original_len as usize);
+        for block in decoded {
+            pixels.extend_from_slice(&block?);
+        }
+        Ok(crate::image::write(stream.layout(), &pixels)?)
+    }
+}
+
+/// The circuit's ONNX graph in tract: batched log-likelihoods and marginals.
+///
+/// Input rows hold one value per pixel, 0..=255 for an observed pixel and 256 for a
+/// marginalized one; the output is the natural log of the probability of the observed pixels
+/// (float32, the graph's own arithmetic). The coder does not use it: it is the reference the
+/// coder's code lengths are checked against, and the naive per-pixel coder of the image bench.
+#[cfg(feature = "tract")]
+pub struct Likelihood {
+    plan: std::sync::Arc<tract_onnx::prelude::TypedRunnableModel>,
+    name: String,
+    pixels: usize,
+}
+
+#[cfg(feature = "tract")]
+impl Likelihood {
+    /// The marginalized value of an input row.
+    pub const MISSING: u16 = 256;
+
+    /// Loads the graph of a circuit bundle (input `pixels` int64 [batch, D], output `log_prob`).
+    pub fn load(bundle: &Bundle) -> Result<Likelihood, crate::EngineError> {
+        use tract_onnx::prelude::*;
+        let circuit = Circuit::load(bundle).map_err(|e| crate::EngineError::Contract {
+            model: bundle.manifest().name.clone(),
+            reason: e.to_string(),
+        })?;
+        let name = circuit.name.clone();
+        let tract = |stage: &'static str| {
+            let model = name.clone();
+            move |e: TractError| crate::EngineError::Tract {
+                model: model.clone(),
+                stage,
+                message: format!("{e:#}"),
+            }
+        };
+        let mut model = crate::engine::inference_model(bundle)?;
+        model
+            .set_input_names(["pixels"])
+            .map_err(tract("select the input of"))?;
+        model
+            .select_outputs_by_name(["log_prob"])
+            .map_err(tract("select the output of"))?;
+        let batch = model.symbols.sym("batch");
+        let d = circuit.pixels();
+        model
+            .set_input_fact(
+                0,
+                InferenceFact::dt_shape(i64::datum_type(), [batch.to_dim(), d.to_dim()]),
+            )
+            .map_err(tract("set the input shape of"))?;
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(tract("optimize"))?;
+        Ok(Likelihood {
+            plan,
+            name,
+            pixels: d,
+        })
+    }
+
+    /// Natural-log probabilities of `rows` (whole rows of D values, each 0..=256).
+    pub fn log_prob(&self, rows: &[u16]) -> Result<Vec<f32>, crate::EngineError> {
+        use tract_onnx::prelude::*;
+        let d = self.pixels;
+        if rows.is_empty() || !rows.len().is_multiple_of(d) || rows.iter().any(|&v| v > 256) {
+            return Err(crate::EngineError::Input(format!(
+                "log_prob needs whole rows of {d} values in 0..=256, got {} values",
+                rows.len()
+            )));
+        }
+        let batch = rows.len() / d;
+        let values: Vec<i64> = rows.iter().map(|&v| i64::from(v)).collect();
+        let run = |e: TractError| crate::EngineError::Tract {
+            model: self.name.clone(),
+            stage: "run",
+            message: format!("{e:#}"),
+        };
+        let input = tract_ndarray::Array2::from_shape_vec((batch, d), values)
+            .map_err(|e| crate::EngineError::Input(e.to_string()))?
+            .into_tensor();
+        let out = self.plan.run(tvec!(input.into_tvalue())).map_err(run)?;
+        let first = out
+            .first()
+            .ok_or_else(|| crate::EngineError::Input("the graph returned nothing".into()))?;
+        let view = first.to_plain_array_view::<f32>().map_err(run)?;
+        if view.len() != batch {
+            return Err(crate::EngineError::Input(format!(
+                "log_prob has {} values for {batch} rows",
+                view.len()
+            )));
+        }
+        Ok(view.iter().copied().collect())
+    }
+}
+
+/// Synthetic circuits for tests (here and in the codec).
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::bundle::{Bundle, DType, Manifest, ModelKind, TENSOR_ALIGN, TensorEntry, encode};
+
+    /// xorshift64*: deterministic test randomness.
+    pub(crate) struct Rng(pub u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// `n` frequencies >= 1 summing to 2^16, peaked when `peak` (like real leaves).
+    pub(crate) fn row(rng: &mut Rng, n: usize, peak: bool) -> Vec<u16> {
+        let mut w: Vec<u64> = (0..n).map(|_| 1 + rng.below(1000)).collect();
+        if peak {
+            let i = rng.below(n as u64) as usize;
+            w[i] += 200_000;
+        }
+        let total: u64 = w.iter().sum();
+        let spare = 65_536 - n as u64;
+        let mut f: Vec<u16> = w.iter().map(|&x| (1 + x * spare / total) as u16).collect();
+        let sum: u64 = f.iter().map(|&x| u64::from(x)).sum();
+        f[0] += (65_536 - sum) as u16;
+        f
+    }
+
+    /// The tables of a circuit, as they go into a bundle.
+    pub(crate) struct Tables {
+        pub(crate) height: usize,
+        pub(crate) width: usize,
+        pub(crate) states: usize,
+        pub(crate) prior: Vec<u16>,
+        pub(crate) transitions: Vec<u16>,
+        pub(crate) leaves: Vec<u16>,
+        pub(crate) parent: Vec<i32>,
+    }
+
+    impl Tables {
+        /// A random circuit: random tree (each pixel's parent a random earlier pixel of a
+        /// random permutation), random tables.
+        pub(crate) fn random(height: usize, width: usize, states: usize, seed: u64) -> Tables {
+            let mut rng = Rng(seed | 1);
+            let d = height * width;
+            let mut perm: Vec<usize> = (0..d).collect();
+            for i in (1..d).rev() {
+                perm.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            let mut parent = vec![-1i32; d];
+            for i in 1..d {
+                parent[perm[i]] = perm[rng.below(i as u64) as usize] as i32;
+            }
+            let prior = row(&mut rng, states, false);
+            let transitions = (0..d * states)
+                .flat_map(|_| row(&mut rng, states, true))
+                .collect();
+            let leaves = (0..d * states)
+                .flat_map(|_| row(&mut rng, 256, true))
+                .collect();
+            Tables {
+                height,
+                width,
+                states,
+                prior,
+                transitions,
+                leaves,
+                parent,
+            }
+        }
+
+        /// A bundle holding these tables (no graph: only the native coder can use it).
+        pub(crate) fn bundle(&self) -> Bundle {
+            let (d, m) = ((self.height * self.width) as u64, self.states as u64);
+            let shape = [self.height as i32, self.width as i32];
+            let parts: Vec<(&str, DType, Vec<u64>, Vec<u8>)> = vec![
+                ("image_shape", DType::I32, vec![2], le32(&shape)),
+                ("parent", DType::I32, vec![d], le32(&self.parent)),
+                ("root_prior", DType::U16, vec![m], le16(&self.prior)),
+                (
+                    "transitions",
+                    DType::U16,
+                    vec![d, m, m],
+                    le16(&self.transitions),
+                ),
+                ("leaves", DType::U16, vec![d, m, 256], le16(&self.leaves)),
+            ];
+            let mut payload = Vec::new();
+            let mut tensors = Vec::new();
+            for (name, dtype, shape, bytes) in parts {
+                while payload.len() % TENSOR_ALIGN != 0 {
+                    payload.push(0);
+                }
+                tensors.push(TensorEntry {
+                    name: name.into(),
+                    dtype,
+                    shape,
+                    offset: payload.len() as u64,
+                    len: bytes.len() as u64,
+                });
+                payload.extend_from_slice(&bytes);
+            }
+            let manifest = Manifest {
+                name: "test-circuit".into(),
+                kind: ModelKind::Circuit,
+                tensors,
+                ..Manifest::default()
+            };
+            let bytes = encode(manifest, b"", &payload).expect("a valid test bundle");
+            Bundle::from_bytes(bytes).expect("a valid test bundle")
+        }
+
+        /// log2 p(image) in float64 (the plain upward pass, scaled per message).
+        pub(crate) fn log2_prob(&self, image: &[u8]) -> f64 {
+            let (d, m) = (self.height * self.width, self.states);
+            let mut children = vec![Vec::new(); d];
+            let mut root = 0;
+            for (v, &p) in self.parent.iter().enumerate() {
+                match usize::try_from(p) {
+                    Ok(p) => children[p].push(v),
+                    Err(_) => root = v,
+                }
+            }
+            // Post-order by an explicit stack.
+            let mut order = vec![root];
+            let mut i = 0;
+            while i < order.len() {
+                order.extend(children[order[i]].iter().copied());
+                i += 1;
+            }
+            let mut lam = vec![vec![0f64; m]; d];
+            let mut scale = 0f64; // log2 of the factors taken out
+            for &v in order.iter().rev() {
+                let x = usize::from(image[v]);
+                let mut l: Vec<f64> = (0..m)
+                    .map(|z| f64::from(self.leaves[(v * m + z) * 256 + x]) / 65_536.0)
+                    .collect();
+                for &c in &children[v] {
+                    for (a, la) in l.iter_mut().enumerate() {
+                        let msg: f64 = (0..m)
+                            .map(|b| {
+                                f64::from(self.transitions[(c * m + a) * m + b]) / 65_536.0
+                                    * lam[c][b]
+                            })
+                            .sum();
+                        *la *= msg;
+                    }
+                }
+                let max = l.iter().copied().fold(0f64, f64::max);
+                scale += max.log2();
+                lam[v] = l.iter().map(|x| x / max).collect();
+            }
+            let p: f64 = (0..m)
+                .map(|z| f64::from(self.prior[z]) / 65_536.0 * lam[root][z])
+                .sum();
+            p.log2() + scale
+        }
+    }
+
+    fn le16(v: &[u16]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn le32(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Rng, Tables};
+    use super::*;
+
+    fn images(t: &Tables, n: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed | 1);
+        let d = t.height * t.width;
+        let mut out = Vec::new();
+        for i in 0..n {
+            match i % 4 {
+                0 => out.extend((0..d).map(|_| rng.below(256) as u8)),
+                1 => out.extend(std::iter::repeat_n(0u8, d)),
+                2 => out.extend(std::iter::repeat_n(255u8, d)),
+                _ => out.extend((0..d).map(|_| if rng.below(5) == 0 { 200 } else { 0 })),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn round_trips_and_costs_what_the_model_says() -> Result<(), CircuitError> {
+        for (h, w, m, seed) in [(1, 1, 2, 1), (2, 3, 3, 2), (5, 4, 7, 3), (6, 6, 32, 4)] {
+            let t = Tables::random(h, w, m, seed);
+            let c = Circuit::load(&t.bundle())?;
+            assert_eq!((c.image_size(), c.states()), ((h, w), m));
+            let pixels = images(&t, 9, seed);
+            let data = c.encode(&pixels)?;
+            assert_eq!(c.decode(&data, 9)?, pixels, "{h}x{w} M={m}");
+            // The coder's quantized code lengths are the model's -log2 p within a hair.
+            let lengths = c.code_lengths(&pixels)?;
+            for (image, bits) in pixels.chunks_exact(h * w).zip(&lengths) {
+                let exact = -t.log2_prob(image);
+                assert!(
+                    (bits - exact).abs() <= 1e-3 * (h * w) as f64 + 1e-6 * exact,
+                    "{h}x{w} M={m}: coder {bits} bits, model {exact}"
+                );
+            }
+            let total: f64 = lengths.iter().sum();
+            assert!(
+                (data.len() * 8) as f64 <= total + 64.0,
+                "{} vs {total}",
+                data.len()
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn order_is_a_preorder() -> Result<(), CircuitError> {
+        let t = Tables::random(7, 9, 2, 11);
+        let c = Circuit::load(&t.bundle())?;
+        let mut seen = [false; 63];
+        for v in c.order() {
+            if let Ok(p) = usize::try_from(t.parent[v]) {
+                assert!(seen[p], "pixel {v} before its parent {p}");
+            }
+            seen[v] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_tables_and_sizes_are_errors() {
+        let msg = |t: &Tables| match Circuit::load(&t.bundle()) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::from("loaded"),
+        };
+        let mut t = Tables::random(2, 2, 3, 5);
+        t.leaves[7] += 1;
+        assert!(msg(&t).contains("row 0 of `leaves`"), "{}", msg(&t));
+        let mut t = Tables::random(2, 2, 3, 5);
+        t.parent = vec![1, 0, -1, 2];
+        assert!(msg(&t).contains("not reachable"), "{}", msg(&t));
+        let mut t = Tables::random(2, 2, 3, 5);
+        t.parent = vec![-1, 0, -1, 2];
+        assert!(msg(&t).contains("both roots"), "{}", msg(&t));
+        let mut t = Tables::random(2, 2, 3, 5);
+        t.parent[1] = 9;
+        assert!(msg(&t).contains("parent 9"), "{}", msg(&t));
+
+        let c =
+            Circuit::load(&Tables::random(2, 2, 3, 5).bundle()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            c.encode(&[0; 5]),
+            Err(CircuitError::Ragged { .. })
+        ));
+        assert!(c.check_size(28, 28).is_err());
+        assert!(c.check_size(2, 2).is_ok());
+        // Damaged data decodes to something (the container's checksum catches it), never panics.
+        let data = c.encode(&[9; 40]).unwrap_or_default();
+        let mut bad = data.clone();
+        bad[0] ^= 0x55;
+        let _ = c.decode(&bad, 10);
+        let _ = c.decode(&[], 10);
+    }
+}

@@ -1,0 +1,1341 @@
+//! Image files for the circuit codec: 8-bit grayscale images in MNIST idx, PGM or PNG files.
+//!
+//! `arca compress -m <circuit> FILE` codes an image file's pixels with a probabilistic circuit.
+//! Everything in the file that is not a pixel (its header, comments, PNG chunks) is the file's
+//! *layout*: [`parse`] splits a file into pixels and layout, the codec stores the layout beside
+//! the coded pixels, and [`write`] joins the two into the file again. [`layout_dims`] tells a
+//! decoder how many pixels to decode before it calls [`write`].
+//!
+//! ```
+//! use arca_runtime::image::{self, ImageFormat};
+//! let mut file = b"P5\n# a 3x2 test image\n3 2\n255\n".to_vec();
+//! file.extend_from_slice(&[0, 64, 128, 192, 255, 7]);
+//!
+//! let images = image::parse(&file)?;
+//! assert_eq!(images.format, ImageFormat::Pgm);
+//! assert_eq!((images.count, images.height, images.width), (1, 2, 3));
+//! assert_eq!(images.image(0), &[0, 64, 128, 192, 255, 7]);
+//!
+//! // The decoder's side: the stored layout says how many pixels to decode, then rebuilds the file.
+//! let layout = images.layout();
+//! assert_eq!(image::layout_dims(layout)?, (ImageFormat::Pgm, 1, 2, 3));
+//! assert_eq!(image::write(layout, &images.pixels)?, file);
+//! # Ok::<(), image::ImageError>(())
+//! ```
+//!
+//! # Formats, and what comes back exactly
+//!
+//! The format is detected from the first bytes; the image size is whatever the file says (any
+//! height, width and count of at least 1): checking it against a model is the caller's job.
+//!
+//! - **idx** (MNIST, magic `00 00 08 03`: unsigned bytes, 3 dimensions): big-endian count, rows
+//!   and columns, then `count * rows * cols` pixels; the length must be exact. Written back byte
+//!   for byte. Other element types and dimension counts (the labels file, `00 00 08 01`) are
+//!   refused.
+//! - **idx inside gzip** (input starts `1f 8b`): gunzipped, with the output capped at what the
+//!   idx header announces and at [`MAX_DECODED_BYTES`]. A gzip stream's own bytes cannot be
+//!   reproduced (MNIST's `.gz` files come from a deflate encoder that no zlib level matches), so
+//!   [`write`] gives the **plain idx file**: decompressing a `.gz` input yields the gunzipped
+//!   bytes. [`Images::was_gzipped`] says when that happened.
+//! - **PGM**, binary `P5` with maxval 255. Each header is kept verbatim, comments and exact
+//!   whitespace included, so the file comes back byte for byte. Several images back to back
+//!   (netpbm allows it) are read if they all have the same size; whitespace between them and
+//!   after the last one is kept. ASCII `P2`, other maxvals and the other netpbm formats are
+//!   refused.
+//! - **PNG**, 8-bit grayscale (color type 0, bit depth 8) only; every other color type and bit
+//!   depth is refused. Chunks other than `IHDR`, `IDAT` and `IEND` are kept verbatim, with their
+//!   place before or after the image data. [`write`] encodes the pixels again with fixed settings
+//!   (the `png` crate: one `IDAT` chunk, filter Paeth on every row, zlib level 9 from
+//!   miniz_oxide, not interlaced), so a PNG that [`write`] produced comes back byte for byte
+//!   (with the same `png` and `miniz_oxide` versions), and any other accepted PNG comes back with
+//!   the same pixels and the same other chunks, but its own `IDAT` bytes. Interlaced (Adam7)
+//!   input is accepted and written back **not interlaced**. Animated PNGs (`acTL`), a `PLTE`
+//!   chunk, unknown critical chunks, bad CRCs and bytes after `IEND` are refused. The coded
+//!   pixels never include the PNG's deflate stream.
+//!
+//! # Layout
+//!
+//! A small versioned blob; integers are little endian, like the rest of the `.arca` container.
+//! [`write`] and [`layout_dims`] check all of it, and never trust a size before checking it
+//! against the bytes that are there.
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     layout version (1)
+//! 1       1     format: 1 = idx, 2 = PGM, 3 = PNG
+//! 2       4     count: images in the file (u32, >= 1; PNG: 1)
+//! 6       4     height in pixels (u32, >= 1)
+//! 10      4     width in pixels (u32, >= 1)
+//! 14            format-specific, to the end of the layout:
+//!   idx   1     flags: bit 0 = the input was gzip (written back as plain idx); others 0
+//!   PGM         count headers, each: length n (u32) and n bytes, everything between the end
+//!               of the previous image's pixels (or the file's start) and this image's pixels;
+//!               n = 0 repeats the previous header (never for the first); then length t (u32)
+//!               and t bytes after the last image, whitespace only
+//!   PNG   1     flags: bit 0 = the input was interlaced (written back not interlaced); others 0
+//!         4     number of chunks before IDAT, then each: type (4 bytes), length n (u32), n bytes
+//!         4     number of chunks after IDAT, the same way
+//! ```
+
+use std::io::{Cursor, Read};
+
+use thiserror::Error;
+
+/// Most bytes of pixels that gzip or PNG input may decompress to (1 GiB): a guard against
+/// decompression bombs. Uncompressed input (idx, PGM) has no such limit.
+pub const MAX_DECODED_BYTES: usize = 1 << 30;
+
+/// A PNG chunk kept in a layout: its type and its data.
+type KeptChunk<'a> = ([u8; 4], &'a [u8]);
+
+/// Version of the layout blob this build writes and reads.
+const LAYOUT_VERSION: u8 = 1;
+/// Bytes of the layout before the format-specific part.
+const LAYOUT_HEAD: usize = 14;
+/// The 16-byte idx header: magic, count, rows, cols.
+const IDX_HEADER: usize = 16;
+/// The magic of an idx file of unsigned bytes with 3 dimensions.
+const IDX_MAGIC: [u8; 4] = [0, 0, 0x08, 3];
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+/// Deflate expands at most 1032:1; a PNG whose pixels need more is refused before decoding.
+const DEFLATE_MAX_RATIO: u128 = 1032;
+/// The zlib level of the PNGs that [`write`] produces.
+const PNG_ZLIB_LEVEL: u8 = 9;
+
+/// The file formats [`parse`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    /// MNIST idx, unsigned bytes, 3 dimensions (raw, or gzip on input).
+    Idx,
+    /// Binary PGM (`P5`), maxval 255.
+    Pgm,
+    /// PNG, 8-bit grayscale.
+    Png,
+}
+
+impl ImageFormat {
+    fn code(self) -> u8 {
+        match self {
+            ImageFormat::Idx => 1,
+            ImageFormat::Pgm => 2,
+            ImageFormat::Png => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(ImageFormat::Idx),
+            2 => Some(ImageFormat::Pgm),
+            3 => Some(ImageFormat::Png),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImageFormat::Idx => "idx",
+            ImageFormat::Pgm => "pgm",
+            ImageFormat::Png => "png",
+        })
+    }
+}
+
+/// What goes wrong reading an image file or rebuilding one. Each message names the sizes or
+/// bytes involved.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The input has no bytes.
+    #[error("empty input: no image data")]
+    Empty,
+    /// The first bytes are none of the formats this module reads.
+    #[error(
+        "unrecognized image format (first bytes: {head}); expected an MNIST idx file (raw or \
+         gzip), a binary PGM (P5) or a PNG"
+    )]
+    UnknownFormat {
+        /// The first bytes, in hex.
+        head: String,
+    },
+    /// A well-formed file of a kind that is not coded: color, another bit depth, ASCII PGM, an
+    /// idx labels file, an animated PNG.
+    #[error("{reason}")]
+    Unsupported {
+        /// The format detected.
+        format: ImageFormat,
+        /// What it is, and what is supported.
+        reason: String,
+    },
+    /// The sizes a header announces disagree with the file's length: truncated, or bytes past
+    /// the end.
+    #[error("{reason}")]
+    Length {
+        /// The format detected.
+        format: ImageFormat,
+        /// The sizes involved.
+        reason: String,
+    },
+    /// The file is damaged or not well-formed.
+    #[error("malformed {format} file: {reason}")]
+    Malformed {
+        /// The format detected.
+        format: ImageFormat,
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// Decompressed pixels would exceed [`MAX_DECODED_BYTES`].
+    #[error("{what} needs {bytes} bytes, more than the limit of {MAX_DECODED_BYTES} bytes")]
+    TooLarge {
+        /// What is that large.
+        what: String,
+        /// Its size.
+        bytes: u128,
+    },
+    /// The gzip stream is corrupt.
+    #[error("corrupt gzip stream: {0}")]
+    Gzip(#[source] std::io::Error),
+    /// The `png` crate refused the image data.
+    #[error("malformed png file: {0}")]
+    PngDecode(#[source] png::DecodingError),
+    /// The `png` crate failed to encode the pixels.
+    #[error("PNG encoding failed: {0}")]
+    PngEncode(#[source] png::EncodingError),
+    /// A layout given to [`write`] or [`layout_dims`] is not one that [`parse`] can produce.
+    #[error("invalid image layout: {0}")]
+    Layout(String),
+    /// [`write`] was given another number of pixels than the layout describes.
+    #[error(
+        "the layout describes {count} images of {height}x{width} ({expected} pixels), but \
+         {actual} pixels were given"
+    )]
+    PixelCount {
+        /// Images in the layout.
+        count: usize,
+        /// Their height.
+        height: usize,
+        /// Their width.
+        width: usize,
+        /// Pixels the layout needs.
+        expected: u128,
+        /// Pixels given.
+        actual: usize,
+    },
+}
+
+/// The images of one file: their pixels and the file's layout (everything else).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Images {
+    /// The file's format.
+    pub format: ImageFormat,
+    /// Rows of each image.
+    pub height: usize,
+    /// Columns of each image.
+    pub width: usize,
+    /// Number of images (at least 1; a PNG holds 1).
+    pub count: usize,
+    /// `count * height * width` pixels, row-major, image after image.
+    pub pixels: Vec<u8>,
+    layout: Vec<u8>,
+}
+
+impl Images {
+    /// The layout to store beside the pixels, for [`write`] and [`layout_dims`].
+    pub fn layout(&self) -> &[u8] {
+        &self.layout
+    }
+
+    /// The pixels of image `i`, `height * width` bytes.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= count`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        assert!(i < self.count, "image {i} of {}", self.count);
+        let size = self.height * self.width;
+        &self.pixels[i * size..(i + 1) * size]
+    }
+
+    /// Whether the input was a gzip'd idx file: [`write`] then gives the plain idx bytes.
+    pub fn was_gzipped(&self) -> bool {
+        self.format == ImageFormat::Idx && self.layout.get(LAYOUT_HEAD) == Some(&1)
+    }
+}
+
+/// Reads an image file: idx (raw or gzip), PGM (`P5`) or PNG, detected from its first bytes.
+pub fn parse(bytes: &[u8]) -> Result<Images, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let plain = gunzip_idx(bytes)?;
+        return parse_idx(&plain, true);
+    }
+    if bytes.starts_with(&PNG_SIGNATURE) {
+        return parse_png(bytes);
+    }
+    if bytes.len() >= 2 && bytes[0] == b'P' && (b'1'..=b'7').contains(&bytes[1]) {
+        return parse_pgm(bytes);
+    }
+    if bytes.len() >= 3 && bytes[0] == 0 && bytes[1] == 0 && idx_type_name(bytes[2]).is_some() {
+        return parse_idx(bytes, false);
+    }
+    Err(ImageError::UnknownFormat {
+        head: hex_head(bytes),
+    })
+}
+
+/// Rebuilds a file from a layout that [`parse`] made and the pixels (`count * height * width`
+/// bytes, image after image). A gzip'd idx input comes back as the plain idx file; a PNG comes
+/// back encoded with this module's fixed settings (see the module docs).
+pub fn write(layout: &[u8], pixels: &[u8]) -> Result<Vec<u8>, ImageError> {
+    let parsed = Layout::decode(layout)?;
+    let expected = parsed.count as u128 * parsed.height as u128 * parsed.width as u128;
+    if expected != pixels.len() as u128 {
+        return Err(ImageError::PixelCount {
+            count: parsed.count as usize,
+            height: parsed.height as usize,
+            width: parsed.width as usize,
+            expected,
+            actual: pixels.len(),
+        });
+    }
+    match &parsed.rest {
+        Rest::Idx { .. } => {
+            let mut out = Vec::with_capacity(IDX_HEADER + pixels.len());
+            out.extend_from_slice(&IDX_MAGIC);
+            for n in [parsed.count, parsed.height, parsed.width] {
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+            out.extend_from_slice(pixels);
+            Ok(out)
+        }
+        Rest::Pgm { headers, trailer } => {
+            let header_bytes: usize = headers.iter().map(|h| h.len()).sum();
+            let mut out = Vec::with_capacity(header_bytes + pixels.len() + trailer.len());
+            let size = pixels.len() / headers.len();
+            for (header, image) in headers.iter().zip(pixels.chunks_exact(size)) {
+                out.extend_from_slice(header);
+                out.extend_from_slice(image);
+            }
+            out.extend_from_slice(trailer);
+            Ok(out)
+        }
+        Rest::Png { before, after, .. } => {
+            write_png(parsed.width, parsed.height, before, after, pixels)
+        }
+    }
+}
+
+/// The format, count, height and width a layout describes: a decoder decodes
+/// `count * height * width` pixels, then calls [`write`]. Checks the whole layout.
+pub fn layout_dims(layout: &[u8]) -> Result<(ImageFormat, usize, usize, usize), ImageError> {
+    let parsed = Layout::decode(layout)?;
+    let (count, height, width) = (
+        parsed.count as usize,
+        parsed.height as usize,
+        parsed.width as usize,
+    );
+    if count
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(width))
+        .is_none()
+    {
+        return Err(ImageError::Layout(format!(
+            "{count} images of {height}x{width} do not fit in memory"
+        )));
+    }
+    Ok((parsed.format, count, height, width))
+}
+
+// ---------------------------------------------------------------------------------------------
+// idx
+
+/// The name of an idx element type, for the types the idx format defines.
+fn idx_type_name(code: u8) -> Option<&'static str> {
+    match code {
+        0x08 => Some("unsigned byte"),
+        0x09 => Some("signed byte"),
+        0x0B => Some("16-bit integer"),
+        0x0C => Some("32-bit integer"),
+        0x0D => Some("32-bit float"),
+        0x0E => Some("64-bit float"),
+        _ => None,
+    }
+}
+
+/// Checks the idx magic (at least 4 bytes given) and returns nothing, or why it is refused.
+fn check_idx_magic(magic: &[u8], gz: &str) -> Result<(), ImageError> {
+    let unsupported = |reason: String| ImageError::Unsupported {
+        format: ImageFormat::Idx,
+        reason,
+    };
+    let element = magic[2];
+    if element != 0x08 {
+        let name = idx_type_name(element).unwrap_or("unknown");
+        return Err(unsupported(format!(
+            "idx file{gz} has elements of type 0x{element:02X} ({name}); only unsigned bytes \
+             (0x08) are supported"
+        )));
+    }
+    let dims = magic[3];
+    if dims != 3 {
+        let hint = if dims == 1 { " (a labels file?)" } else { "" };
+        return Err(unsupported(format!(
+            "idx file{gz} has {dims} dimensions{hint}; only image files with 3 dimensions \
+             (magic 0x00000803) are supported"
+        )));
+    }
+    Ok(())
+}
+
+/// The counts in an idx header (16 bytes, magic checked), each at least 1, and the file length
+/// they imply.
+fn idx_dims(header: &[u8], gz: &str) -> Result<([u32; 3], u128), ImageError> {
+    let mut dims = [0u32; 3];
+    for (i, dim) in dims.iter_mut().enumerate() {
+        let at = 4 + 4 * i;
+        *dim = u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    }
+    for (dim, name) in dims
+        .iter()
+        .zip(["image count", "row count", "column count"])
+    {
+        if *dim == 0 {
+            return Err(ImageError::Malformed {
+                format: ImageFormat::Idx,
+                reason: format!("the header{gz} gives an {name} of 0"),
+            });
+        }
+    }
+    let total = IDX_HEADER as u128 + dims.iter().map(|&d| d as u128).product::<u128>();
+    Ok((dims, total))
+}
+
+fn idx_truncated_header(len: usize, gz: &str) -> ImageError {
+    ImageError::Length {
+        format: ImageFormat::Idx,
+        reason: format!("truncated idx file{gz}: {len} bytes, the header alone needs {IDX_HEADER}"),
+    }
+}
+
+/// Gunzips an idx file, reading no more than its header announces.
+fn gunzip_idx(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
+    const GZ: &str = " (gunzipped)";
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let mut plain = Vec::new();
+    (&mut decoder)
+        .take(IDX_HEADER as u64)
+        .read_to_end(&mut plain)
+        .map_err(ImageError::Gzip)?;
+    let looks_like_idx =
+        plain.len() >= 3 && plain[0] == 0 && plain[1] == 0 && idx_type_name(plain[2]).is_some();
+    if !looks_like_idx {
+        return Err(ImageError::Unsupported {
+            format: ImageFormat::Idx,
+            reason: format!(
+                "gzip input holds no idx file (gunzipped bytes start: {}); only gzip'd MNIST idx \
+                 files are supported",
+                hex_head(&plain)
+            ),
+        });
+    }
+    if plain.len() < 4 {
+        return Err(idx_truncated_header(plain.len(), GZ));
+    }
+    check_idx_magic(&plain, GZ)?;
+    if plain.len() < IDX_HEADER {
+        return Err(idx_truncated_header(plain.len(), GZ));
+    }
+    let ([count, rows, cols], total) = idx_dims(&plain, GZ)?;
+    if total > MAX_DECODED_BYTES as u128 {
+        return Err(ImageError::TooLarge {
+            what: format!("the gzip'd idx file's {count} images of {rows}x{cols}"),
+            bytes: total,
+        });
+    }
+    // One byte more than announced, to tell an exact stream from a longer one.
+    (&mut decoder)
+        .take(total as u64 + 1 - IDX_HEADER as u64)
+        .read_to_end(&mut plain)
+        .map_err(ImageError::Gzip)?;
+    if plain.len() as u128 > total {
+        return Err(ImageError::Length {
+            format: ImageFormat::Idx,
+            reason: format!(
+                "idx file{GZ} has trailing bytes: header says {count} images of {rows}x{cols} \
+                 ({total} bytes), the gzip stream holds more"
+            ),
+        });
+    }
+    Ok(plain)
+}
+
+fn parse_idx(bytes: &[u8], gzipped: bool) -> Result<Images, ImageError> {
+    let gz = if gzipped { " (gunzipped)" } else { "" };
+    if bytes.len() < 4 {
+        return Err(idx_truncated_header(bytes.len(), gz));
+    }
+    check_idx_magic(bytes, gz)?;
+    if bytes.len() < IDX_HEADER {
+        return Err(idx_truncated_header(bytes.len(), gz));
+    }
+    let ([count, rows, cols], total) = idx_dims(bytes, gz)?;
+    let len = bytes.len() as u128;
+    if len != total {
+        let what = if len < total {
+            format!("truncated idx file{gz}")
+        } else {
+            format!("idx file{gz} has trailing bytes")
+        };
+        return Err(ImageError::Length {
+            format: ImageFormat::Idx,
+            reason: format!(
+                "{what}: header says {count} images of {rows}x{cols} ({total} bytes), file has \
+                 {len} bytes"
+            ),
+        });
+    }
+    let mut layout = layout_head(ImageFormat::Idx, count, rows, cols);
+    layout.push(u8::from(gzipped));
+    Ok(Images {
+        format: ImageFormat::Idx,
+        height: rows as usize,
+        width: cols as usize,
+        count: count as usize,
+        pixels: bytes[IDX_HEADER..].to_vec(),
+        layout,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// PGM
+
+/// The whitespace of netpbm headers.
+fn is_pnm_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+}
+
+fn pgm_malformed(reason: String) -> ImageError {
+    ImageError::Malformed {
+        format: ImageFormat::Pgm,
+        reason,
+    }
+}
+
+fn pgm_truncated_header(image: usize) -> ImageError {
+    ImageError::Length {
+        format: ImageFormat::Pgm,
+        reason: format!("truncated PGM file: image {image}'s header ends before its pixels"),
+    }
+}
+
+/// A PGM header: the image's size and where its pixels start.
+struct PgmHeader {
+    width: u32,
+    height: u32,
+    raster: usize,
+}
+
+/// Skips the whitespace and comments at `*pos`; says whether there were any.
+fn skip_pnm_space(bytes: &[u8], pos: &mut usize, image: usize) -> Result<bool, ImageError> {
+    let start = *pos;
+    while let Some(&b) = bytes.get(*pos) {
+        if is_pnm_space(b) {
+            *pos += 1;
+        } else if b == b'#' {
+            skip_comment(bytes, pos, image)?;
+        } else {
+            break;
+        }
+    }
+    Ok(*pos > start)
+}
+
+/// Skips a comment at `*pos` (`#` through the next CR or LF, included).
+fn skip_comment(bytes: &[u8], pos: &mut usize, image: usize) -> Result<(), ImageError> {
+    match bytes[*pos..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        Some(end) => {
+            *pos += end + 1;
+            Ok(())
+        }
+        None => Err(pgm_truncated_header(image)),
+    }
+}
+
+/// Reads a header number (after whitespace or comments) at `*pos`.
+fn pgm_number(bytes: &[u8], pos: &mut usize, what: &str, image: usize) -> Result<u32, ImageError> {
+    let spaced = skip_pnm_space(bytes, pos, image)?;
+    let Some(&first) = bytes.get(*pos) else {
+        return Err(pgm_truncated_header(image));
+    };
+    if !spaced {
+        return Err(pgm_malformed(format!(
+            "image {image}: expected whitespace before the {what} at offset {}",
+            *pos
+        )));
+    }
+    if !first.is_ascii_digit() {
+        return Err(pgm_malformed(format!(
+            "image {image}: expected the {what} (a decimal number) at offset {}, found byte 0x{first:02X}",
+            *pos
+        )));
+    }
+    let mut value: u64 = 0;
+    while let Some(&b) = bytes.get(*pos).filter(|b| b.is_ascii_digit()) {
+        value = value * 10 + u64::from(b - b'0');
+        if value > u64::from(u32::MAX) {
+            return Err(pgm_malformed(format!(
+                "image {image}: the {what} is too large"
+            )));
+        }
+        *pos += 1;
+    }
+    Ok(value as u32)
+}
+
+/// Reads the header of image `image` (1-based, for messages) that starts at `start` with `P`.
+fn pgm_header(bytes: &[u8], start: usize, image: usize) -> Result<PgmHeader, ImageError> {
+    let magic = bytes.get(start..start + 2).unwrap_or(&bytes[start..]);
+    if magic != b"P5" {
+        let kind = match magic {
+            b"P1" => "ASCII bitmap (PBM, P1)",
+            b"P2" => "ASCII graymap (PGM, P2)",
+            b"P3" => "ASCII color pixmap (PPM, P3)",
+            b"P4" => "binary bitmap (PBM, P4)",
+            b"P6" => "binary color pixmap (PPM, P6)",
+            b"P7" => "PAM (P7)",
+            _ => {
+                return Err(pgm_malformed(format!(
+                    "image {image}: no P5 magic at offset {start}"
+                )));
+            }
+        };
+        return Err(ImageError::Unsupported {
+            format: ImageFormat::Pgm,
+            reason: format!("netpbm {kind} is not supported; only binary PGM (P5) with maxval 255"),
+        });
+    }
+    let mut pos = start + 2;
+    let width = pgm_number(bytes, &mut pos, "width", image)?;
+    let height = pgm_number(bytes, &mut pos, "height", image)?;
+    let maxval = pgm_number(bytes, &mut pos, "maxval", image)?;
+    if width == 0 || height == 0 {
+        return Err(pgm_malformed(format!(
+            "image {image} is {width}x{height}; width and height must be at least 1"
+        )));
+    }
+    if maxval != 255 {
+        let detail = match maxval {
+            0 => return Err(pgm_malformed(format!("image {image} has maxval 0"))),
+            1..=254 => format!("PGM maxval is {maxval}"),
+            256..=65535 => format!("PGM maxval is {maxval} (16-bit samples)"),
+            _ => {
+                return Err(pgm_malformed(format!(
+                    "image {image} has maxval {maxval} > 65535"
+                )));
+            }
+        };
+        return Err(ImageError::Unsupported {
+            format: ImageFormat::Pgm,
+            reason: format!("{detail}; only 8-bit PGM (maxval 255) is supported"),
+        });
+    }
+    // Exactly one whitespace byte (or a comment through its line end) before the pixels.
+    match bytes.get(pos) {
+        None => return Err(pgm_truncated_header(image)),
+        Some(&b) if is_pnm_space(b) => pos += 1,
+        Some(b'#') => skip_comment(bytes, &mut pos, image)?,
+        Some(&b) => {
+            return Err(pgm_malformed(format!(
+                "image {image}: expected one whitespace byte after the maxval at offset {pos}, \
+                 found byte 0x{b:02X}"
+            )));
+        }
+    }
+    Ok(PgmHeader {
+        width,
+        height,
+        raster: pos,
+    })
+}
+
+fn parse_pgm(bytes: &[u8]) -> Result<Images, ImageError> {
+    let mut headers: Vec<&[u8]> = Vec::new();
+    let mut pixels = Vec::new();
+    let mut dims = None;
+    let mut start = 0; // where the current image's header (and any whitespace before it) starts
+    let mut magic = 0; // where its `P5` is
+    let trailer = loop {
+        let image = headers.len() + 1;
+        let header = pgm_header(bytes, magic, image)?;
+        let (width, height) = (header.width, header.height);
+        match dims {
+            None => dims = Some((width, height)),
+            Some((w, h)) if (w, h) != (width, height) => {
+                return Err(ImageError::Unsupported {
+                    format: ImageFormat::Pgm,
+                    reason: format!(
+                        "PGM image {image} is {width}x{height} but image 1 is {w}x{h}; all \
+                         images in a file must have the same size"
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        let size = u64::from(width) * u64::from(height);
+        let left = bytes.len() - header.raster;
+        if (left as u64) < size {
+            return Err(ImageError::Length {
+                format: ImageFormat::Pgm,
+                reason: format!(
+                    "truncated PGM file: image {image}'s header says {width}x{height} ({size} \
+                     bytes), only {left} bytes follow it"
+                ),
+            });
+        }
+        let end = header.raster + size as usize;
+        headers.push(&bytes[start..header.raster]);
+        pixels.extend_from_slice(&bytes[header.raster..end]);
+        let next = end
+            + bytes[end..]
+                .iter()
+                .take_while(|&&b| is_pnm_space(b))
+                .count();
+        if next == bytes.len() {
+            break &bytes[end..];
+        }
+        if bytes[next] != b'P' {
+            return Err(pgm_malformed(format!(
+                "{} unexpected bytes after image {image} (offset {next}): neither whitespace nor \
+                 another image",
+                bytes.len() - next
+            )));
+        }
+        start = end;
+        magic = next;
+    };
+    let (width, height) = dims.unwrap_or((1, 1));
+    let count = u32::try_from(headers.len())
+        .map_err(|_| pgm_malformed(format!("{} images are too many", headers.len())))?;
+    let mut layout = layout_head(ImageFormat::Pgm, count, height, width);
+    let mut previous: &[u8] = &[];
+    for header in &headers {
+        if *header == previous {
+            push_u32(&mut layout, 0);
+        } else {
+            push_len(&mut layout, header.len(), ImageFormat::Pgm)?;
+            layout.extend_from_slice(header);
+            previous = header;
+        }
+    }
+    push_len(&mut layout, trailer.len(), ImageFormat::Pgm)?;
+    layout.extend_from_slice(trailer);
+    Ok(Images {
+        format: ImageFormat::Pgm,
+        height: height as usize,
+        width: width as usize,
+        count: headers.len(),
+        pixels,
+        layout,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG
+
+fn png_malformed(reason: String) -> ImageError {
+    ImageError::Malformed {
+        format: ImageFormat::Png,
+        reason,
+    }
+}
+
+fn png_unsupported(reason: String) -> ImageError {
+    ImageError::Unsupported {
+        format: ImageFormat::Png,
+        reason,
+    }
+}
+
+/// A chunk of a PNG file: its type, its data, and its bytes in the file (length to CRC).
+struct Chunk<'a> {
+    kind: [u8; 4],
+    data: &'a [u8],
+    raw: &'a [u8],
+}
+
+/// The chunk type as text, for messages.
+fn chunk_name(kind: &[u8; 4]) -> String {
+    kind.iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() {
+                char::from(b).to_string()
+            } else {
+                format!("\\x{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Splits a PNG (signature checked) into its chunks, checking lengths and CRCs.
+fn png_chunks(bytes: &[u8]) -> Result<Vec<Chunk<'_>>, ImageError> {
+    let mut chunks = Vec::new();
+    let mut pos = PNG_SIGNATURE.len();
+    loop {
+        if pos == bytes.len() {
+            return Err(ImageError::Length {
+                format: ImageFormat::Png,
+                reason: format!(
+                    "truncated PNG file: {} bytes and no IEND chunk",
+                    bytes.len()
+                ),
+            });
+        }
+        let Some(head) = bytes.get(pos..pos + 8) else {
+            return Err(ImageError::Length {
+                format: ImageFormat::Png,
+                reason: format!(
+                    "truncated PNG file: a chunk header at offset {pos} needs 8 bytes, {} left",
+                    bytes.len() - pos
+                ),
+            });
+        };
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let kind = [head[4], head[5], head[6], head[7]];
+        let name = chunk_name(&kind);
+        if !kind.iter().all(u8::is_ascii_alphabetic) {
+            return Err(png_malformed(format!(
+                "chunk type '{name}' at offset {pos} is not 4 letters"
+            )));
+        }
+        if len > i32::MAX as u32 {
+            return Err(png_malformed(format!(
+                "chunk {name} at offset {pos} has length {len} > 2^31-1"
+            )));
+        }
+        let end = pos as u64 + 12 + u64::from(len);
+        if end > bytes.len() as u64 {
+            return Err(ImageError::Length {
+                format: ImageFormat::Png,
+                reason: format!(
+                    "truncated PNG file: chunk {name} at offset {pos} needs {} bytes, {} left",
+                    12 + u64::from(len),
+                    bytes.len() - pos
+                ),
+            });
+        }
+        let end = end as usize;
+        let data = &bytes[pos + 8..end - 4];
+        let stored = u32::from_be_bytes([
+            bytes[end - 4],
+            bytes[end - 3],
+            bytes[end - 2],
+            bytes[end - 1],
+        ]);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&kind);
+        crc.update(data);
+        if crc.finalize() != stored {
+            return Err(png_malformed(format!(
+                "chunk {name} at offset {pos} has a bad CRC"
+            )));
+        }
+        chunks.push(Chunk {
+            kind,
+            data,
+            raw: &bytes[pos..end],
+        });
+        pos = end;
+        if &kind == b"IEND" {
+            if !data.is_empty() {
+                return Err(png_malformed(format!(
+                    "IEND chunk has {} bytes, not 0",
+                    data.len()
+                )));
+            }
+            if pos != bytes.len() {
+                return Err(ImageError::Length {
+                    format: ImageFormat::Png,
+                    reason: format!(
+                        "PNG file has {} trailing bytes after its IEND chunk",
+                        bytes.len() - pos
+                    ),
+                });
+            }
+            return Ok(chunks);
+        }
+    }
+}
+
+/// The IHDR fields this module reads: width, height, interlaced.
+fn png_header(ihdr: &Chunk<'_>) -> Result<(u32, u32, bool), ImageError> {
+    if &ihdr.kind != b"IHDR" {
+        return Err(png_malformed(format!(
+            "the first chunk is {}, not IHDR",
+            chunk_name(&ihdr.kind)
+        )));
+    }
+    let d = ihdr.data;
+    if d.len() != 13 {
+        return Err(png_malformed(format!("IHDR has {} bytes, not 13", d.len())));
+    }
+    let width = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+    let height = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
+    let (depth, color) = (d[8], d[9]);
+    let color_name = match color {
+        0 => None,
+        2 => Some("RGB"),
+        3 => Some("palette (indexed color)"),
+        4 => Some("grayscale with alpha"),
+        6 => Some("RGBA"),
+        _ => {
+            return Err(png_malformed(format!(
+                "IHDR has an invalid color type {color}"
+            )));
+        }
+    };
+    if let Some(name) = color_name {
+        return Err(png_unsupported(format!(
+            "PNG is {name} (color type {color}); only 8-bit grayscale is supported"
+        )));
+    }
+    if depth != 8 {
+        return Err(if matches!(depth, 1 | 2 | 4 | 16) {
+            png_unsupported(format!(
+                "PNG is {depth}-bit grayscale; only 8-bit grayscale is supported"
+            ))
+        } else {
+            png_malformed(format!("IHDR has an invalid bit depth {depth}"))
+        });
+    }
+    if width == 0 || height == 0 || width > i32::MAX as u32 || height > i32::MAX as u32 {
+        return Err(png_malformed(format!(
+            "IHDR gives an invalid size {width}x{height}"
+        )));
+    }
+    if d[10] != 0 || d[11] != 0 {
+        return Err(png_malformed(format!(
+            "IHDR has compression method {} and filter method {}; only 0 is defined",
+            d[10], d[11]
+        )));
+    }
+    let interlaced = match d[12] {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(png_malformed(format!(
+                "IHDR has an invalid interlace method {other}"
+            )));
+        }
+    };
+    Ok((width, height, interlaced))
+}
+
+/// Why a chunk kept in the layout is refused, if it is.
+fn refused_chunk(kind: &[u8; 4]) -> Option<&'static str> {
+    match kind {
+        b"IHDR" | b"IDAT" | b"IEND" => Some("it is rebuilt from the pixels"),
+        b"acTL" | b"fcTL" | b"fdAT" => Some("animated PNGs (APNG) are not supported"),
+        b"PLTE" => Some("a grayscale PNG has no palette"),
+        _ if kind[0].is_ascii_uppercase() => Some("it is an unknown critical chunk"),
+        _ => None,
+    }
+}
+
+fn parse_png(bytes: &[u8]) -> Result<Images, ImageError> {
+    let chunks = png_chunks(bytes)?;
+    let (width, height, interlaced) = png_header(&chunks[0])?;
+    // Chunks before the IDAT run, the run, and after it.
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    let mut idat: Vec<&Chunk<'_>> = Vec::new();
+    for chunk in &chunks[1..chunks.len() - 1] {
+        let name = chunk_name(&chunk.kind);
+        match &chunk.kind {
+            b"IDAT" if after.is_empty() => {
+                idat.push(chunk);
+                continue;
+            }
+            b"IDAT" => {
+                return Err(png_malformed(
+                    "IDAT chunks are not consecutive (other chunks are between them)".to_string(),
+                ));
+            }
+            b"acTL" | b"fcTL" | b"fdAT" => {
+                return Err(png_unsupported(format!(
+                    "animated PNG (APNG, {name} chunk) is not supported; only a single 8-bit \
+                     grayscale image"
+                )));
+            }
+            b"IHDR" => return Err(png_malformed("a second IHDR chunk".to_string())),
+            b"PLTE" => return Err(png_malformed("a PLTE chunk in a grayscale PNG".to_string())),
+            _ => {}
+        }
+        if let Some(why) = refused_chunk(&chunk.kind) {
+            return Err(png_unsupported(format!("PNG has a {name} chunk: {why}")));
+        }
+        let list = if idat.is_empty() {
+            &mut before
+        } else {
+            &mut after
+        };
+        list.push((chunk.kind, chunk.data));
+    }
+    if idat.is_empty() {
+        return Err(png_malformed("no IDAT chunk".to_string()));
+    }
+    let pixel_bytes = u128::from(width) * u128::from(height);
+    if pixel_bytes > MAX_DECODED_BYTES as u128 {
+        return Err(ImageError::TooLarge {
+            what: format!("a {width}x{height} PNG"),
+            bytes: pixel_bytes,
+        });
+    }
+    let compressed: usize = idat.iter().map(|c| c.data.len()).sum();
+    if pixel_bytes > DEFLATE_MAX_RATIO * (compressed as u128 + 4) {
+        return Err(png_malformed(format!(
+            "{compressed} bytes of IDAT data cannot hold {width}x{height} pixels (deflate expands \
+             at most {DEFLATE_MAX_RATIO}:1)"
+        )));
+    }
+    let pixels = decode_png_pixels(&chunks[0], &idat, pixel_bytes as usize)?;
+
+    let mut layout = layout_head(ImageFormat::Png, 1, height, width);
+    layout.push(u8::from(interlaced));
+    for list in [&before, &after] {
+        push_len(&mut layout, list.len(), ImageFormat::Png)?;
+        for (kind, data) in list {
+            layout.extend_from_slice(kind);
+            push_len(&mut layout, data.len(), ImageFormat::Png)?;
+            layout.extend_from_slice(data);
+        }
+    }
+    Ok(Images {
+        format: ImageFormat::Png,
+        height: height as usize,
+        width: width as usize,
+        count: 1,
+        pixels,
+        layout,
+    })
+}
+
+/// Decodes the pixels of the IHDR and IDAT chunks with the `png` crate (other chunks are kept
+/// verbatim, so they need not please the decoder).
+fn decode_png_pixels(
+    ihdr: &Chunk<'_>,
+    idat: &[&Chunk<'_>],
+    size: usize,
+) -> Result<Vec<u8>, ImageError> {
+    let mut bare = Vec::with_capacity(
+        PNG_SIGNATURE.len() + ihdr.raw.len() + idat.iter().map(|c| c.raw.len()).sum::<usize>() + 12,
+    );
+    bare.extend_from_slice(&PNG_SIGNATURE);
+    bare.extend_from_slice(ihdr.raw);
+    for chunk in idat {
+        bare.extend_from_slice(chunk.raw);
+    }
+    bare.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]);
+    let limits = png::Limits {
+        bytes: MAX_DECODED_BYTES,
+    };
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bare.as_slice()), limits);
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(ImageError::PngDecode)?;
+    if reader.output_buffer_size() != Some(size) {
+        return Err(png_malformed(format!(
+            "the decoder wants {:?} bytes for {size} pixels",
+            reader.output_buffer_size()
+        )));
+    }
+    let mut pixels = vec![0; size];
+    let info = reader
+        .next_frame(&mut pixels)
+        .map_err(ImageError::PngDecode)?;
+    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
+        return Err(png_malformed(format!(
+            "decoded as {:?} {:?}, not 8-bit grayscale",
+            info.color_type, info.bit_depth
+        )));
+    }
+    Ok(pixels)
+}
+
+/// Encodes a PNG with this module's fixed settings: IHDR, the kept chunks before the image
+/// data, one IDAT (Paeth on every row, zlib level 9), the kept chunks after, IEND.
+fn write_png(
+    width: u32,
+    height: u32,
+    before: &[([u8; 4], &[u8])],
+    after: &[([u8; 4], &[u8])],
+    pixels: &[u8],
+) -> Result<Vec<u8>, ImageError> {
+    let kept: usize = before.iter().chain(after).map(|(_, d)| d.len() + 12).sum();
+    let mut out = Vec::with_capacity(kept + pixels.len() / 2 + 64);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_filter(png::Filter::Paeth);
+    encoder.set_deflate_compression(png::DeflateCompression::Level(PNG_ZLIB_LEVEL));
+    let mut writer = encoder.write_header().map_err(ImageError::PngEncode)?;
+    for (kind, data) in before {
+        writer
+            .write_chunk(png::chunk::ChunkType(*kind), data)
+            .map_err(ImageError::PngEncode)?;
+    }
+    writer
+        .write_image_data(pixels)
+        .map_err(ImageError::PngEncode)?;
+    for (kind, data) in after {
+        writer
+            .write_chunk(png::chunk::ChunkType(*kind), data)
+            .map_err(ImageError::PngEncode)?;
+    }
+    writer.finish().map_err(ImageError::PngEncode)?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layout
+
+fn layout_head(format: ImageFormat, count: u32, height: u32, width: u32) -> Vec<u8> {
+    let mut layout = vec![LAYOUT_VERSION, format.code()];
+    for n in [count, height, width] {
+        push_u32(&mut layout, n);
+    }
+    layout
+}
+
+fn push_u32(layout: &mut Vec<u8>, n: u32) {
+    layout.extend_from_slice(&n.to_le_bytes());
+}
+
+fn push_len(layout: &mut Vec<u8>, len: usize, format: ImageFormat) -> Result<(), ImageError> {
+    let len = u32::try_from(len).map_err(|_| ImageError::Malformed {
+        format,
+        reason: format!("a part of {len} bytes is too large to store"),
+    })?;
+    push_u32(layout, len);
+    Ok(())
+}
+
+/// The format-specific part of a decoded layout.
+enum Rest<'a> {
+    Idx,
+    Pgm {
+        /// One header per image (repeats resolved).
+        headers: Vec<&'a [u8]>,
+        trailer: &'a [u8],
+    },
+    Png {
+        before: Vec<([u8; 4], &'a [u8])>,
+        after: Vec<([u8; 4], &'a [u8])>,
+    },
+}
+
+/// A layout, checked: everything [`write`] needs.
+struct Layout<'a> {
+    format: ImageFormat,
+    count: u32,
+    height: u32,
+    width: u32,
+    rest: Rest<'a>,
+}
+
+/// Reads a layout front to back; every read is checked against the bytes that are there.
+struct LayoutReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> LayoutReader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], ImageError> {
+        let left = self.bytes.len() - self.pos;
+        if n > left {
+            return Err(ImageError::Layout(format!(
+                "{what} needs {n} bytes at offset {}, only {left} left",
+                self.pos
+            )));
+        }
+        let slice = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(slice)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, ImageError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, ImageError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn chunks(&mut self, where_: &str) -> Result<Vec<KeptChunk<'a>>, ImageError> {
+        let n = self.u32("a chunk count")?;
+        let mut chunks = Vec::new();
+        for _ in 0..n {
+            let t = self.take(4, "a chunk type")?;
+            let kind = [t[0], t[1], t[2], t[3]];
+            let name = chunk_name(&kind);
+            if !kind.iter().all(u8::is_ascii_alphabetic) {
+                return Err(ImageError::Layout(format!(
+                    "chunk type '{name}' is not 4 letters"
+                )));
+            }
+            if let Some(why) = refused_chunk(&kind) {
+                return Err(ImageError::Layout(format!(
+                    "a {name} chunk {where_}: {why}"
+                )));
+            }
+            let len = self.u32("a chunk length")?;
+            if len > i32::MAX as u32 {
+                return Err(ImageError::Layout(format!(
+                    "chunk {name} has length {len} > 2^31-1"
+                )));
+            }
+            let data = self.take(len as usize, "chunk data")?;
+            chunks.push((kind, data));
+        }
+        Ok(chunks)
+    }
+}
+
+impl<'a> Layout<'a> {
+    fn decode(bytes: &'a [u8]) -> Result<Self, ImageError> {
+        let mut r = LayoutReader { bytes, pos: 0 };
+        let version = r.u8("the version")?;
+        if version != LAYOUT_VERSION {
+            return Err(ImageError::Layout(format!(
+                "version {version}; this build reads version {LAYOUT_VERSION}"
+            )));
+        }
+        let code = r.u8("the format")?;
+        let format = ImageFormat::from_code(code)
+            .ok_or_else(|| ImageError::Layout(format!("unknown format code {code}")))?;
+        let count = r.u32("the image count")?;
+        let height = r.u32("the height")?;
+        let width = r.u32("the width")?;
+        if count == 0 || height == 0 || width == 0 {
+            return Err(ImageError::Layout(format!(
+                "{count} images of {height}x{width}; each must be at least 1"
+            )));
+        }
+        let rest = match format {
+            ImageFormat::Idx => {
+                let flags = r.u8("the idx flags")?;
+                if flags > 1 {
+                    return Err(ImageError::Layout(format!(
+                        "unknown idx flags 0x{flags:02X}"
+                    )));
+                }
+                Rest::Idx
+            }
+            ImageFormat::Pgm => {
+                let mut headers: Vec<&[u8]> = Vec::new();
+                for i in 0..count as usize {
+                    let len = r.u32("a PGM header length")?;
+                    if len == 0 {
+                        let Some(&previous) = headers.last() else {
+                            return Err(ImageError::Layout(
+                                "the first PGM header repeats a previous one".to_string(),
+                            ));
+                        };
+                        headers.push(previous);
+                        continue;
+                    }
+                    let header = r.take(len as usize, "a PGM header")?;
+                    check_pgm_header(header, i + 1, width, height)?;
+                    headers.push(header);
+                }
+                let len = r.u32("the PGM trailer length")?;
+                let trailer = r.take(len as usize, "the PGM trailer")?;
+                if !trailer.iter().all(|&b| is_pnm_space(b)) {
+                    return Err(ImageError::Layout(
+                        "the PGM trailer is not whitespace".to_string(),
+                    ));
+                }
+                Rest::Pgm { headers, trailer }
+            }
+            ImageFormat::Png => {
+                if count != 1 {
+                    return Err(ImageError::Layout(format!("a PNG with {count} images")));
+                }
+                if height > i32::MAX as u32 || width > i32::MAX as u32 {
+                    return Err(ImageError::Layout(format!("a {width}x{height} PNG")));
+                }
+                let flags = r.u8("the PNG flags")?;
+                if flags > 1 {
+                    return Err(ImageError::Layout(format!(
+                        "unknown PNG flags 0x{flags:02X}"
+                    )));
+                }
+                let before = r.chunks("before IDAT")?;
+                let after = r.chunks("after IDAT")?;
+                Rest::Png { before, after }
+            }
+        };
+        if r.pos != bytes.len() {
+            return Err(ImageError::Layout(format!(
+                "{} bytes after the end of a {format} layout",
+                bytes.len() - r.pos
+            )));
+        }
+        Ok(Layout {
+            format,
+            count,
+            height,
+            width,
+            rest,
+        })
+    }
+}
+
+/// Checks a stored PGM header: whitespace (not before the first image), one P5 header of the
+/// layout's size, nothing after it.
+fn check_pgm_header(
+    header: &[u8],
+    image: usize,
+    width: u32,
+    height: u32,
+) -> Result<(), ImageError> {
+    let magic = header.iter().take_while(|&&b| is_pnm_space(b)).count();
+    if image == 1 && magic != 0 {
+        return Err(ImageError::Layout(
+            "the first PGM header starts with whitespace".to_string(),
+        ));
+    }
+    if magic == header.len() {
+        return Err(ImageError::Layout(format!(
+            "PGM header {image} is only whitespace"
+        )));
+    }
+    let parsed = pgm_header(header, magic, image)
+        .map_err(|e| ImageError::Layout(format!("PGM header {image}: {e}")))?;
+    if parsed.raster != header.len() {
+        return Err(ImageError::Layout(format!(
+            "PGM header {image} has {} bytes after its end",
+            header.len() - parsed.raster
+        )));
+    }
+    if (parsed.width, parsed.height) != (width, height) {
+        return Err(ImageError::Layout(format!(
+            "PGM header {image} says {}x{}, the layout {width}x{height}",
+            parsed.width, parsed.height
+        )));
+    }
+    Ok(())
+}
+
+/// The first bytes of `bytes` in hex, for messages.
+fn hex_head(bytes: &[u8]) -> String {
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if head.is_empty() {
+        "none".to_string()
+    } else {
+        head.join(" ")
+    }
+}
