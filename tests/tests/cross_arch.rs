@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use arca_runtime::codec::{Options, TextCodec};
+use arca_runtime::codec::{DEFAULT_BLOCK_SIZE, Options, TextCodec};
 use arca_runtime::engine::TextModel;
 use arca_runtime::shipped;
 use arca_tests::{on_every_core, shared_data, workspace_root};
@@ -199,8 +199,10 @@ fn image_streams_cross_architectures() {
     for name in ["t10k-first100-idx3-ubyte", "t10k-1.pgm"] {
         let file = std::fs::read(dir.join(name)).expect("test image");
         let start = Instant::now();
+        // The blocks `arca compress` makes by default (-B 1M).
+        let opts = ImageOptions::with_block_bytes(DEFAULT_BLOCK_SIZE, circuit.pixels(), 0);
         let host = codec
-            .compress(&file, &ImageOptions::default(), &|_| {})
+            .compress(&file, &opts, &|_| {})
             .expect("host compress");
         let theirs = foreign
             .run(&["compress", "-q", "-c", "-m", &model], &file)

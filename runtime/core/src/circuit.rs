@@ -721,6 +721,17 @@ pub struct ImageOptions {
     pub threads: usize,
 }
 
+impl ImageOptions {
+    /// As many whole images of `pixels` pixels as fit in `block_bytes` bytes (at least one):
+    /// how `arca compress -B SIZE` sizes image blocks.
+    pub fn with_block_bytes(block_bytes: u32, pixels: usize, threads: usize) -> Self {
+        ImageOptions {
+            images_per_block: (block_bytes as usize / pixels.max(1)).max(1),
+            threads,
+        }
+    }
+}
+
 impl Default for ImageOptions {
     fn default() -> Self {
         ImageOptions {

@@ -35,8 +35,9 @@
 //! - **idx inside gzip** (input starts `1f 8b`): gunzipped, with the output capped at what the
 //!   idx header announces and at [`MAX_DECODED_BYTES`]. A gzip stream's own bytes cannot be
 //!   reproduced (MNIST's `.gz` files come from a deflate encoder that no zlib level matches), so
-//!   [`write`] gives the **plain idx file**: decompressing a `.gz` input yields the gunzipped
-//!   bytes. [`Images::was_gzipped`] says when that happened.
+//!   [`write`] gzips the idx file again with fixed settings (level 9, no name, time 0): the
+//!   result is a gzip file whose content is the original idx file byte for byte, but its
+//!   compressed bytes differ from the input's. [`Images::was_gzipped`] says when that happened.
 //! - **PGM**, binary `P5` with maxval 255. Each header is kept verbatim, comments and exact
 //!   whitespace included, so the file comes back byte for byte. Several images back to back
 //!   (netpbm allows it) are read if they all have the same size; whitespace between them and
@@ -67,7 +68,7 @@
 //! 6       4     height in pixels (u32, >= 1)
 //! 10      4     width in pixels (u32, >= 1)
 //! 14            format-specific, to the end of the layout:
-//!   idx   1     flags: bit 0 = the input was gzip (written back as plain idx); others 0
+//!   idx   1     flags: bit 0 = the input was gzip (written back gzipped again); others 0
 //!   PGM         count headers, each: length n (u32) and n bytes, everything between the end
 //!               of the previous image's pixels (or the file's start) and this image's pixels;
 //!               n = 0 repeats the previous header (never for the first); then length t (u32)
@@ -258,7 +259,7 @@ impl Images {
         &self.pixels[i * size..(i + 1) * size]
     }
 
-    /// Whether the input was a gzip'd idx file: [`write`] then gives the plain idx bytes.
+    /// Whether the input was a gzip'd idx file: [`write`] then gzips the idx file again.
     pub fn was_gzipped(&self) -> bool {
         self.format == ImageFormat::Idx && self.layout.get(LAYOUT_HEAD) == Some(&1)
     }
@@ -288,7 +289,8 @@ pub fn parse(bytes: &[u8]) -> Result<Images, ImageError> {
 }
 
 /// Rebuilds a file from a layout that [`parse`] made and the pixels (`count * height * width`
-/// bytes, image after image). A gzip'd idx input comes back as the plain idx file; a PNG comes
+/// bytes, image after image). A gzip'd idx input comes back gzipped again (the same idx inside,
+/// other compressed bytes); a PNG comes
 /// back encoded with this module's fixed settings (see the module docs).
 pub fn write(layout: &[u8], pixels: &[u8]) -> Result<Vec<u8>, ImageError> {
     let parsed = Layout::decode(layout)?;
@@ -303,13 +305,16 @@ pub fn write(layout: &[u8], pixels: &[u8]) -> Result<Vec<u8>, ImageError> {
         });
     }
     match &parsed.rest {
-        Rest::Idx { .. } => {
+        Rest::Idx { gzipped } => {
             let mut out = Vec::with_capacity(IDX_HEADER + pixels.len());
             out.extend_from_slice(&IDX_MAGIC);
             for n in [parsed.count, parsed.height, parsed.width] {
                 out.extend_from_slice(&n.to_be_bytes());
             }
             out.extend_from_slice(pixels);
+            if *gzipped {
+                return gzip(&out);
+            }
             Ok(out)
         }
         Rest::Pgm { headers, trailer } => {
@@ -327,6 +332,17 @@ pub fn write(layout: &[u8], pixels: &[u8]) -> Result<Vec<u8>, ImageError> {
             write_png(parsed.width, parsed.height, before, after, pixels)
         }
     }
+}
+
+/// `data` in a gzip file with fixed settings: deflate level 9 (miniz_oxide), no file name,
+/// modification time 0. The same bytes for the same input and crate versions.
+fn gzip(data: &[u8]) -> Result<Vec<u8>, ImageError> {
+    use std::io::Write;
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    enc.write_all(data).map_err(ImageError::Gzip)?;
+    enc.finish().map_err(ImageError::Gzip)
 }
 
 /// The format, count, height and width a layout describes: a decoder decodes
@@ -1124,7 +1140,9 @@ fn push_len(layout: &mut Vec<u8>, len: usize, format: ImageFormat) -> Result<(),
 
 /// The format-specific part of a decoded layout.
 enum Rest<'a> {
-    Idx,
+    Idx {
+        gzipped: bool,
+    },
     Pgm {
         /// One header per image (repeats resolved).
         headers: Vec<&'a [u8]>,
@@ -1232,7 +1250,9 @@ impl<'a> Layout<'a> {
                         "unknown idx flags 0x{flags:02X}"
                     )));
                 }
-                Rest::Idx
+                Rest::Idx {
+                    gzipped: flags == 1,
+                }
             }
             ImageFormat::Pgm => {
                 let mut headers: Vec<&[u8]> = Vec::new();
@@ -1337,5 +1357,201 @@ fn hex_head(bytes: &[u8]) -> String {
         "none".to_string()
     } else {
         head.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn idx(count: u32, h: u32, w: u32, pixels: &[u8]) -> Vec<u8> {
+        let mut out = IDX_MAGIC.to_vec();
+        for n in [count, h, w] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(pixels);
+        out
+    }
+
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        out
+    }
+
+    /// A PNG by hand: filter 0 rows, zlib via flate2, `extra` chunks before IDAT.
+    fn png(w: u32, h: u32, depth: u8, color: u8, rows: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
+        use std::io::Write;
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+        let stride = rows.len() / h as usize;
+        let mut raw = Vec::new();
+        for row in rows.chunks_exact(stride) {
+            raw.push(0);
+            raw.extend_from_slice(row);
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&raw).unwrap_or_default();
+        let zdata = z.finish().unwrap_or_default();
+        let mut out = PNG_SIGNATURE.to_vec();
+        out.extend(chunk(b"IHDR", &ihdr));
+        for c in extra {
+            out.extend_from_slice(c);
+        }
+        out.extend(chunk(b"IDAT", &zdata));
+        out.extend(chunk(b"IEND", b""));
+        out
+    }
+
+    fn err(bytes: &[u8]) -> String {
+        match parse(bytes) {
+            Err(e) => e.to_string(),
+            Ok(i) => format!("parsed as {} {}x{}", i.format, i.height, i.width),
+        }
+    }
+
+    #[test]
+    fn idx_round_trips_and_gzip_comes_back_gzipped() -> Result<(), ImageError> {
+        let pixels: Vec<u8> = (0..2 * 3 * 4).map(|i| (i * 7) as u8).collect();
+        let file = idx(2, 3, 4, &pixels);
+        let images = parse(&file)?;
+        assert_eq!(
+            (images.format, images.count, images.height, images.width),
+            (ImageFormat::Idx, 2, 3, 4)
+        );
+        assert_eq!(images.image(1), &pixels[12..]);
+        assert_eq!(write(images.layout(), &images.pixels)?, file);
+        assert_eq!(layout_dims(images.layout())?, (ImageFormat::Idx, 2, 3, 4));
+
+        let gz = gzip(&file)?;
+        let images = parse(&gz)?;
+        assert!(images.was_gzipped());
+        let back = write(images.layout(), &images.pixels)?;
+        assert_eq!(back, gz, "gzip with the fixed settings is reproduced");
+        Ok(())
+    }
+
+    #[test]
+    fn pgm_keeps_headers_comments_and_several_images() -> Result<(), ImageError> {
+        let mut file = b"P5\n# made by hand\n# two lines\n3  2\n255\n".to_vec();
+        file.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        file.extend_from_slice(b"P5 3 2 255\n");
+        file.extend_from_slice(&[7, 8, 9, 10, 11, 12]);
+        file.extend_from_slice(b"\n");
+        let images = parse(&file)?;
+        assert_eq!(
+            (images.format, images.count, images.height, images.width),
+            (ImageFormat::Pgm, 2, 2, 3)
+        );
+        assert_eq!(images.pixels, (1..=12).collect::<Vec<u8>>());
+        assert_eq!(write(images.layout(), &images.pixels)?, file);
+        Ok(())
+    }
+
+    #[test]
+    fn png_keeps_pixels_and_chunks_and_its_own_output_exactly() -> Result<(), ImageError> {
+        let rows: Vec<u8> = (0..5 * 4).map(|i| (i * 13) as u8).collect();
+        let text = chunk(b"tEXt", b"Comment\0hand made");
+        let file = png(5, 4, 8, 0, &rows, &[text]);
+        let images = parse(&file)?;
+        assert_eq!(
+            (images.format, images.count, images.height, images.width),
+            (ImageFormat::Png, 1, 4, 5)
+        );
+        assert_eq!(images.pixels, rows);
+        let back = write(images.layout(), &images.pixels)?;
+        let again = parse(&back)?;
+        assert_eq!(again.pixels, rows);
+        assert!(back.windows(17).any(|w| w == b"Comment\0hand made"));
+        // What write produced comes back byte for byte.
+        assert_eq!(write(again.layout(), &again.pixels)?, back);
+        Ok(())
+    }
+
+    #[test]
+    fn unsupported_and_damaged_files_are_errors() {
+        let rows = vec![0u8; 4 * 4 * 3];
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (Vec::new(), "empty input"),
+            (b"hello world".to_vec(), "unrecognized image format"),
+            (idx(2, 2, 2, &[0; 5]), "truncated"),
+            (idx(1, 2, 2, &[0; 6]), "2"),
+            (
+                [[0, 0, 8, 1].as_slice(), &10u32.to_be_bytes(), &[0; 10]].concat(),
+                "idx",
+            ),
+            (b"P2\n2 2\n255\n0 0 0 0\n".to_vec(), "P2"),
+            ([b"P5\n2 2\n65535\n".as_slice(), &[0; 8]].concat(), "65535"),
+            (png(4, 4, 8, 2, &rows, &[]), "RGB"),
+            (png(4, 4, 16, 0, &[0; 32], &[]), "16"),
+            (
+                png(4, 4, 8, 3, &[0; 16], &[chunk(b"PLTE", &[0, 0, 0])]),
+                "palette",
+            ),
+        ];
+        for (bytes, needle) in cases {
+            let msg = err(&bytes);
+            assert!(msg.contains(needle), "expected '{needle}' in: {msg}");
+        }
+        // A PNG with a damaged CRC.
+        let mut bad = png(4, 4, 8, 0, &[0; 16], &[]);
+        let at = bad.len() - 20;
+        bad[at] ^= 1;
+        assert!(parse(&bad).is_err());
+        // gzip that is not an idx, and a truncated gzip stream.
+        assert!(parse(&gzip(b"not an idx file").unwrap_or_default()).is_err());
+        let gz = gzip(&idx(1, 2, 2, &[1, 2, 3, 4])).unwrap_or_default();
+        assert!(parse(&gz[..gz.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn hostile_layouts_are_errors() -> Result<(), ImageError> {
+        let file = idx(1, 2, 2, &[1, 2, 3, 4]);
+        let layout = parse(&file)?.layout().to_vec();
+        assert!(matches!(
+            write(&layout, &[0; 3]),
+            Err(ImageError::PixelCount { .. })
+        ));
+        for cut in 0..layout.len() {
+            assert!(write(&layout[..cut], &[0; 4]).is_err(), "cut at {cut}");
+        }
+        let mut huge = layout.clone();
+        huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(write(&huge, &[0; 4]).is_err());
+        let mut version = layout;
+        version[0] = 9;
+        assert!(layout_dims(&version).is_err());
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn idx_and_pgm_round_trip(count in 1u32..4, h in 1u32..6, w in 1u32..6, seed in any::<u64>()) {
+            let n = (count * h * w) as usize;
+            let pixels: Vec<u8> = (0..n as u64).map(|i| (i.wrapping_mul(seed | 1) >> 3) as u8).collect();
+            let file = idx(count, h, w, &pixels);
+            let images = parse(&file).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(write(images.layout(), &images.pixels).ok(), Some(file));
+            let mut pgm = format!("P5\n{w} {h}\n255\n").into_bytes();
+            pgm.extend_from_slice(&pixels[..(h * w) as usize]);
+            let images = parse(&pgm).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(write(images.layout(), &images.pixels).ok(), Some(pgm));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), prefix in 0usize..4) {
+            let heads: [&[u8]; 4] = [b"", &IDX_MAGIC, b"P5 ", &PNG_SIGNATURE];
+            let input = [heads[prefix], &bytes].concat();
+            let _ = parse(&input);
+            let _ = write(&bytes, &bytes);
+            let _ = layout_dims(&bytes);
+        }
     }
 }

@@ -109,10 +109,7 @@ enum Job<'m> {
 
 /// Image blocks: as many whole images as fit in `block_size` bytes of pixels (at least one).
 fn image_options(circuit: &Circuit, threads: usize, block_size: u32) -> ImageOptions {
-    ImageOptions {
-        images_per_block: (block_size as usize / circuit.pixels()).max(1),
-        threads,
-    }
+    ImageOptions::with_block_bytes(block_size, circuit.pixels(), threads)
 }
 
 /// `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.
