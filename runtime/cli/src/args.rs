@@ -211,6 +211,12 @@ Each FILE is compressed to FILE.arca beside it and kept unless --rm is given. Wi
 the embedded default (see `arca models`) unless -m names another; the stream records the
 model's name and id so that `arca decompress` can find it again.
 
+With an image model (a probabilistic circuit, e.g. models/pc/trained/hclt-mnist-M32.arcm), FILE
+is an image file of the model's size: an MNIST idx file (raw or gzip), a binary PGM (P5) or an
+8-bit grayscale PNG. Decompression gives idx and PGM files back byte for byte, a gzip'd idx as a
+gzip file of the same idx bytes, and a PNG with the same pixels and other chunks (its compressed
+pixel data re-encoded). -B sets how many bytes of pixels (whole images) go in one block.
+
 Inputs are read whole into memory. A one-line summary goes to stderr (for stdout output only
 with -v): `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.";
 
@@ -228,7 +234,8 @@ Examples:
   arca compress -o out.arca -f book.txt
   arca compress -m my-model.arcm data.csv
   cat book.txt | arca compress > book.arca
-  arca compress --eiw 32 book.txt      Equal-Info Windows of 32 bits (see `arca tokenize`)";
+  arca compress --eiw 32 book.txt      Equal-Info Windows of 32 bits (see `arca tokenize`)
+  arca compress -m models/pc/trained/hclt-mnist-M32.arcm t10k-images-idx3-ubyte.gz   images";
 
 const DECOMPRESS_EXAMPLES: &str = "\
 Examples:
