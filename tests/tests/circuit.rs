@@ -136,24 +136,18 @@ fn committed_images_round_trip_byte_for_byte() {
     // reproducible: another deflate encoder made them).
     let gz = std::fs::read(dir.join("t10k-first100-idx3-ubyte.gz")).unwrap();
     let idx = std::fs::read(dir.join("t10k-first100-idx3-ubyte")).unwrap();
-    let packed = codec
-        .compress(&gz, &ImageOptions::default(), &|_| {})
-        .unwrap();
-    let back = codec
-        .decompress(&packed, &ImageOptions::default(), &|_| {})
-        .unwrap();
+    let round_trip = |file: &[u8]| {
+        let opts = ImageOptions::default();
+        let packed = codec.compress(file, &opts, &|_| {}).unwrap();
+        codec.decompress(&packed, &opts, &|_| {}).unwrap()
+    };
+    let back = round_trip(&gz);
     assert_eq!(back[..2], [0x1f, 0x8b]);
     let pixels = |bytes: &[u8]| arca_runtime::image::parse(bytes).unwrap().pixels;
     assert_eq!(pixels(&back), pixels(&idx));
     // PNG: the same pixels and chunks.
     let png = std::fs::read(dir.join("t10k-0.png")).unwrap();
-    let packed = codec
-        .compress(&png, &ImageOptions::default(), &|_| {})
-        .unwrap();
-    let back = codec
-        .decompress(&packed, &ImageOptions::default(), &|_| {})
-        .unwrap();
-    assert_eq!(pixels(&back), pixels(&png));
+    assert_eq!(pixels(&round_trip(&png)), pixels(&png));
 }
 
 /// All 10,000 MNIST test images round trip, and on the held-out 2,000 the stream is within 1%

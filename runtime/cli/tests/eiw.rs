@@ -3,42 +3,17 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod common;
+
+use common::{arca, fails_with, ok};
 use tempfile::TempDir;
-
-const ARCA: &str = env!("CARGO_BIN_EXE_arca");
 
 fn text() -> Vec<u8> {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/canterbury/asyoulik.txt");
     let data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     data[..5000].to_vec()
-}
-
-fn arca(dir: &Path, args: &[&str]) -> Output {
-    Command::new(ARCA)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run arca")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "arca failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Fails with status 1 and one `arca: ...` line containing `needle`, without panicking.
-fn fails_with(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 fn setup() -> (TempDir, PathBuf, Vec<u8>) {

@@ -3,11 +3,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod common;
+
+use common::{arca, fails_with, ok};
 use tempfile::TempDir;
-
-const ARCA: &str = env!("CARGO_BIN_EXE_arca");
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -18,31 +18,6 @@ fn circuit() -> String {
         .join("models/pc/trained/hclt-mnist-M32.arcm")
         .to_string_lossy()
         .into_owned()
-}
-
-fn arca(dir: &Path, args: &[&str]) -> Output {
-    Command::new(ARCA)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run arca")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "arca failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Fails with status 1 and an `arca: ...` message containing `needle`, without panicking.
-fn fails_with(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// A temp dir holding copies of the committed test images.

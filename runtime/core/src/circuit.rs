@@ -778,8 +778,8 @@ impl<'c> ImageCodec<'c> {
                 ))
             })?;
         let blocks: Vec<&[u8]> = images.pixels.chunks(block_size).collect();
-        let coded: Vec<Result<(BlockEntry, Vec<u8>), CodecError>> =
-            crate::codec::thread_pool(opts.threads)?.install(|| {
+        let coded: Vec<crate::codec::CodedBlock> = crate::codec::thread_pool(opts.threads)?
+            .install(|| {
                 blocks
                     .par_iter()
                     .map(|block| {
@@ -799,13 +799,7 @@ impl<'c> ImageCodec<'c> {
                     })
                     .collect()
             });
-        let mut entries = Vec::with_capacity(coded.len());
-        let mut datas = Vec::with_capacity(coded.len());
-        for r in coded {
-            let (e, d) = r?;
-            entries.push(e);
-            datas.push(d);
-        }
+        let (entries, datas) = crate::codec::unzip_blocks(coded)?;
         let len = images.pixels.len() as u64;
         let header = Header {
             codec: Codec::ImagePc,
@@ -844,20 +838,7 @@ impl<'c> ImageCodec<'c> {
                 h.codec.name()
             )));
         }
-        if h.codec_revision != REVISION {
-            return Err(CodecError::Revision {
-                found: h.codec_revision,
-                expected: REVISION,
-            });
-        }
-        if h.model_id != c.id {
-            return Err(CodecError::ModelMismatch {
-                stream_name: h.model_name.clone(),
-                stream_id: h.model_id,
-                have_name: c.name.clone(),
-                have_id: c.id,
-            });
-        }
+        crate::codec::check_header(h, REVISION, c.id, &c.name)?;
         let (_, count, height, width) = crate::image::layout_dims(stream.layout())?;
         c.check_size(height, width)?;
         let d = c.pixels();

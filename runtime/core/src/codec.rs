@@ -123,6 +123,48 @@ pub enum CodecError {
     Circuit(#[from] crate::circuit::CircuitError),
 }
 
+/// Checks that a stream's header has the codec revision this build implements and the model
+/// we have.
+pub(crate) fn check_header(
+    h: &Header,
+    revision: u16,
+    model_id: u128,
+    model_name: &str,
+) -> Result<(), CodecError> {
+    if h.codec_revision != revision {
+        return Err(CodecError::Revision {
+            found: h.codec_revision,
+            expected: revision,
+        });
+    }
+    if h.model_id != model_id {
+        return Err(CodecError::ModelMismatch {
+            stream_name: h.model_name.clone(),
+            stream_id: h.model_id,
+            have_name: model_name.to_owned(),
+            have_id: model_id,
+        });
+    }
+    Ok(())
+}
+
+/// Coded blocks (in order) to the block table and the block data, or the first error.
+pub(crate) type CodedBlock = Result<(BlockEntry, Vec<u8>), CodecError>;
+
+/// Splits coded blocks into the table entries and the data, stopping at the first error.
+pub(crate) fn unzip_blocks(
+    coded: Vec<CodedBlock>,
+) -> Result<(Vec<BlockEntry>, Vec<Vec<u8>>), CodecError> {
+    let mut entries = Vec::with_capacity(coded.len());
+    let mut datas = Vec::with_capacity(coded.len());
+    for r in coded {
+        let (e, d) = r?;
+        entries.push(e);
+        datas.push(d);
+    }
+    Ok((entries, datas))
+}
+
 /// A pool of `threads` workers (0 = one per core).
 pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, CodecError> {
     rayon::ThreadPoolBuilder::new()
@@ -418,20 +460,13 @@ impl<'m> TextCodec<'m> {
         if blocks.len() > u32::MAX as usize {
             return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
         }
-        let coded: Vec<Result<(BlockEntry, Vec<u8>), CodecError>> = Self::pool(opts.threads)?
-            .install(|| {
-                blocks
-                    .par_iter()
-                    .map(|block| self.compress_block(block, progress))
-                    .collect()
-            });
-        let mut entries = Vec::with_capacity(coded.len());
-        let mut datas = Vec::with_capacity(coded.len());
-        for r in coded {
-            let (e, d) = r?;
-            entries.push(e);
-            datas.push(d);
-        }
+        let coded: Vec<CodedBlock> = Self::pool(opts.threads)?.install(|| {
+            blocks
+                .par_iter()
+                .map(|block| self.compress_block(block, progress))
+                .collect()
+        });
+        let (entries, datas) = unzip_blocks(coded)?;
         let header = Header {
             codec: Codec::TextCm,
             precision: BIT_PRECISION,
@@ -483,21 +518,7 @@ impl<'m> TextCodec<'m> {
             Codec::TextEiw => eiw::REVISION,
             _ => cm::REVISION,
         };
-        if h.codec_revision != revision {
-            return Err(CodecError::Revision {
-                found: h.codec_revision,
-                expected: revision,
-            });
-        }
-        if h.model_id != self.model_id {
-            return Err(CodecError::ModelMismatch {
-                stream_name: h.model_name.clone(),
-                stream_id: h.model_id,
-                have_name: self.model_name.clone(),
-                have_id: self.model_id,
-            });
-        }
-        Ok(())
+        check_header(h, revision, self.model_id, &self.model_name)
     }
 
     /// Decompresses a complete stream, checking every block's checksum.
