@@ -1555,3 +1555,901 @@ mod tests {
         }
     }
 }
+
+/// More file-format tests: the committed MNIST fixtures, exact messages, gzip bombs, interlaced
+/// and animated PNGs, every hostile layout field, and fuzz-style properties.
+#[cfg(test)]
+mod format_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write as _;
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn mnist(name: &str) -> Vec<u8> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/mnist")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn idx_file(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+        let mut out = IDX_MAGIC.to_vec();
+        for n in [count, rows, cols] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(pixels);
+        out
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn zlib(bytes: &[u8]) -> Vec<u8> {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+        z.write_all(bytes).unwrap();
+        z.finish().unwrap()
+    }
+
+    /// Pixels that are not all alike: `i * 37 + i / 7`, wrapping.
+    fn ramp(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 37 + i / 7) as u8).collect()
+    }
+
+    fn round_trip(file: &[u8]) -> Images {
+        let images = parse(file).unwrap();
+        assert_eq!(write(images.layout(), &images.pixels).unwrap(), file);
+        images
+    }
+
+    fn message(result: Result<impl std::fmt::Debug, ImageError>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    fn assert_err_contains<T: std::fmt::Debug>(result: Result<T, ImageError>, parts: &[&str]) {
+        let text = message(result);
+        for part in parts {
+            assert!(text.contains(part), "{text:?} lacks {part:?}");
+        }
+    }
+
+    // --- PNG helpers: a hand-made PNG, chunk by chunk.
+
+    fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        out
+    }
+
+    fn ihdr(width: u32, height: u32, depth: u8, color: u8, interlace: u8) -> Vec<u8> {
+        let mut d = width.to_be_bytes().to_vec();
+        d.extend_from_slice(&height.to_be_bytes());
+        d.extend_from_slice(&[depth, color, 0, 0, interlace]);
+        png_chunk(b"IHDR", &d)
+    }
+
+    /// A PNG from its IHDR and chunks in order; `IDAT` data given raw is zlib'd here.
+    fn png_file(ihdr: Vec<u8>, chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let mut out = PNG_SIGNATURE.to_vec();
+        out.extend_from_slice(&ihdr);
+        for (kind, data) in chunks {
+            if *kind == b"IDAT" {
+                out.extend_from_slice(&png_chunk(kind, &zlib(data)));
+            } else {
+                out.extend_from_slice(&png_chunk(kind, data));
+            }
+        }
+        out.extend_from_slice(&png_chunk(b"IEND", &[]));
+        out
+    }
+
+    /// Scanlines with filter 0 for an image of `row_bytes` bytes a row.
+    fn scanlines(pixels: &[u8], row_bytes: usize) -> Vec<u8> {
+        pixels
+            .chunks(row_bytes)
+            .flat_map(|row| std::iter::once(0).chain(row.iter().copied()))
+            .collect()
+    }
+
+    /// Adam7 scanlines (filter 0) of an 8-bit grayscale image.
+    fn adam7(pixels: &[u8], width: usize, height: usize) -> Vec<u8> {
+        let passes = [
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ];
+        let mut out = Vec::new();
+        for (x0, y0, dx, dy) in passes {
+            if x0 >= width || y0 >= height {
+                continue;
+            }
+            for y in (y0..height).step_by(dy) {
+                out.push(0);
+                for x in (x0..width).step_by(dx) {
+                    out.push(pixels[y * width + x]);
+                }
+            }
+        }
+        out
+    }
+
+    /// An 8-bit grayscale PNG made by the `png` crate with its own defaults.
+    fn png_by_crate(width: u32, height: u32, pixels: &[u8], text: Option<(&str, &str)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        if let Some((key, value)) = text {
+            encoder
+                .add_text_chunk(key.to_string(), value.to_string())
+                .unwrap();
+        }
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(pixels).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// The chunk types of a PNG, in order.
+    fn chunk_kinds(file: &[u8]) -> Vec<String> {
+        png_chunks(file)
+            .unwrap()
+            .iter()
+            .map(|c| chunk_name(&c.kind))
+            .collect()
+    }
+
+    // --- idx
+
+    #[test]
+    fn mnist_idx_round_trips() {
+        let file = mnist("t10k-first100-idx3-ubyte");
+        let images = round_trip(&file);
+        assert_eq!(images.format, ImageFormat::Idx);
+        assert_eq!((images.count, images.height, images.width), (100, 28, 28));
+        assert!(!images.was_gzipped());
+        assert_eq!(images.image(0), &file[16..16 + 784]);
+        assert_eq!(images.image(99), &file[file.len() - 784..]);
+        assert_eq!(
+            layout_dims(images.layout()).unwrap(),
+            (ImageFormat::Idx, 100, 28, 28)
+        );
+        assert_eq!(images.layout().len(), LAYOUT_HEAD + 1);
+    }
+
+    #[test]
+    fn mnist_gzip_comes_back_gzipped() {
+        let plain = mnist("t10k-first100-idx3-ubyte");
+        let images = parse(&mnist("t10k-first100-idx3-ubyte.gz")).unwrap();
+        assert!(images.was_gzipped());
+        assert_eq!((images.count, images.height, images.width), (100, 28, 28));
+        assert_eq!(images.pixels, plain[16..]);
+        // Written back gzipped (fixed settings), the same idx bytes inside.
+        let back = write(images.layout(), &images.pixels).unwrap();
+        assert_eq!(back[..2], GZIP_MAGIC);
+        let mut inside = Vec::new();
+        flate2::read::GzDecoder::new(back.as_slice())
+            .read_to_end(&mut inside)
+            .unwrap();
+        assert_eq!(inside, plain);
+        // ...and that gzip file comes back byte for byte.
+        round_trip(&back);
+    }
+
+    #[test]
+    fn idx_of_any_size_round_trips() {
+        round_trip(&idx_file(1, 1, 1, &[7]));
+        let images = round_trip(&idx_file(3, 2, 5, &ramp(30)));
+        assert_eq!(images.image(1), &ramp(30)[10..20]);
+        // Two gzip members back to back are one gzip file.
+        let file = idx_file(2, 3, 3, &ramp(18));
+        let mut two = gzip(&file[..20]);
+        two.extend_from_slice(&gzip(&file[20..]));
+        assert_eq!(parse(&two).unwrap().pixels, ramp(18));
+    }
+
+    #[test]
+    fn idx_length_errors_name_the_sizes() {
+        let file = mnist("t10k-first100-idx3-ubyte");
+        assert_err_contains(
+            parse(&file[..5000]),
+            &[
+                "truncated idx file",
+                "100 images of 28x28 (78416 bytes)",
+                "file has 5000 bytes",
+            ],
+        );
+        let mut longer = file.clone();
+        longer.extend_from_slice(&[1, 2, 3]);
+        assert_err_contains(
+            parse(&longer),
+            &["trailing bytes", "78416 bytes", "78419 bytes"],
+        );
+        assert_err_contains(
+            parse(&file[..10]),
+            &["truncated idx file", "10 bytes", "16"],
+        );
+        assert_err_contains(parse(&file[..3]), &["truncated idx file", "3 bytes"]);
+        assert_err_contains(parse(&idx_file(0, 28, 28, &[])), &["image count of 0"]);
+        assert_err_contains(parse(&idx_file(1, 0, 28, &[])), &["row count of 0"]);
+        // The full MNIST header on 5000 bytes: the message of the issue.
+        let mut head = idx_file(10000, 28, 28, &[]);
+        head.resize(5000, 0);
+        assert_eq!(
+            message(parse(&head)),
+            "truncated idx file: header says 10000 images of 28x28 (7840016 bytes), file has 5000 bytes"
+        );
+    }
+
+    #[test]
+    fn idx_of_other_kinds_is_refused() {
+        let labels = [0, 0, 8, 1, 0, 0, 0, 2, 7, 3];
+        assert_err_contains(
+            parse(&labels),
+            &["1 dimensions", "labels file", "0x00000803"],
+        );
+        let floats = [
+            0, 0, 0x0D, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0,
+        ];
+        assert_err_contains(parse(&floats), &["0x0D", "32-bit float", "unsigned bytes"]);
+        assert_err_contains(parse(&gzip(&labels)), &["gunzipped", "labels file"]);
+    }
+
+    #[test]
+    fn gzip_errors() {
+        let gz = mnist("t10k-first100-idx3-ubyte.gz");
+        assert_err_contains(parse(&gz[..gz.len() / 2]), &["corrupt gzip stream"]);
+        assert_err_contains(parse(&gz[..5]), &["corrupt gzip stream"]);
+        let mut tail = gz.clone();
+        tail.extend_from_slice(b"junk after the stream");
+        assert!(parse(&tail).is_err());
+        // Truncated idx inside an intact gzip stream.
+        let plain = mnist("t10k-first100-idx3-ubyte");
+        assert_err_contains(
+            parse(&gzip(&plain[..1000])),
+            &[
+                "truncated idx file (gunzipped)",
+                "78416 bytes",
+                "file has 1000 bytes",
+            ],
+        );
+        assert_err_contains(parse(&gzip(b"P5 1 1 255\n\x00")), &["gzip", "no idx file"]);
+        assert_err_contains(
+            parse(&gzip(&[0, 0, 8])),
+            &["truncated idx file (gunzipped)"],
+        );
+    }
+
+    #[test]
+    fn gzip_bombs_stop_at_the_header_size() {
+        // One 28x28 image announced, 64 MiB of zeros in the stream: read 785 bytes, refuse.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+        gz.write_all(&idx_file(1, 28, 28, &[])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        assert_err_contains(
+            parse(&bomb),
+            &["trailing bytes", "1 images of 28x28 (800 bytes)"],
+        );
+        // A header announcing more than the limit is refused before any pixel is read.
+        assert_err_contains(
+            parse(&gzip(&idx_file(65535, 65535, 65535, &[]))),
+            &["65535 images of 65535x65535", "limit"],
+        );
+    }
+
+    // --- PGM
+
+    #[test]
+    fn pgm_round_trips_with_its_header_verbatim() {
+        let mut file = b"P5\n# made by hand\n#\r  4\t\t3 # width, height\n255\n".to_vec();
+        file.extend_from_slice(&ramp(12));
+        let images = round_trip(&file);
+        assert_eq!(images.format, ImageFormat::Pgm);
+        assert_eq!((images.count, images.height, images.width), (1, 3, 4));
+        assert_eq!(images.pixels, ramp(12));
+
+        // A comment right after the maxval ends the header; CR as the delimiter.
+        for header in [&b"P5 2 1 255#c\n"[..], b"P5 2 1 255\r", b"P5\n2\n1\n255 "] {
+            let mut file = header.to_vec();
+            file.extend_from_slice(&[10, 13]);
+            assert_eq!(round_trip(&file).pixels, [10, 13]);
+        }
+        // Pixels that look like whitespace, and a pixel-free-looking raster.
+        let mut file = b"P5 3 1 255\n".to_vec();
+        file.extend_from_slice(b"\n \n");
+        assert_eq!(round_trip(&file).pixels, b"\n \n");
+    }
+
+    #[test]
+    fn pgm_with_several_images() {
+        let mut file = Vec::new();
+        for i in 0..3u8 {
+            file.extend_from_slice(b"P5\n28 28\n255\n");
+            file.extend(std::iter::repeat_n(i, 784));
+        }
+        let images = round_trip(&file);
+        assert_eq!((images.count, images.height, images.width), (3, 28, 28));
+        assert_eq!(images.image(2), &[2; 784][..]);
+        // Equal headers are stored once.
+        assert!(images.layout().len() < LAYOUT_HEAD + 4 + 14 + 4 + 4 + 4);
+        assert_eq!(
+            layout_dims(images.layout()).unwrap(),
+            (ImageFormat::Pgm, 3, 28, 28)
+        );
+
+        // Whitespace between images and after the last one is kept; headers may differ.
+        let mut file = b"P5 2 2 255\n".to_vec();
+        file.extend_from_slice(&[1, 2, 3, 4]);
+        file.extend_from_slice(b"\n\nP5\n# second\n2 2\n255\n");
+        file.extend_from_slice(&[5, 6, 7, 8]);
+        file.extend_from_slice(b"\n");
+        let images = round_trip(&file);
+        assert_eq!(images.count, 2);
+        assert_eq!(images.pixels, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn pgm_errors() {
+        let mut sizes = b"P5 2 2 255\n\x01\x02\x03\x04".to_vec();
+        sizes.extend_from_slice(b"P5 3 2 255\n\x01\x02\x03\x04\x05\x06");
+        assert_err_contains(
+            parse(&sizes),
+            &["image 2 is 3x2", "image 1 is 2x2", "same size"],
+        );
+        assert_err_contains(parse(b"P2\n2 1\n255\n0 255\n"), &["ASCII", "P2", "P5"]);
+        assert_err_contains(parse(b"P6\n1 1\n255\n\x00\x00\x00"), &["PPM", "P6"]);
+        assert_err_contains(
+            parse(b"P5\n1 1\n65535\n\x00\x00"),
+            &["maxval is 65535", "16-bit", "maxval 255"],
+        );
+        assert_err_contains(parse(b"P5\n1 1\n15\n\x00"), &["maxval is 15"]);
+        assert_err_contains(
+            parse(b"P5\n28 28\n255\n\x00\x00"),
+            &["truncated PGM", "28x28 (784 bytes)", "only 2 bytes"],
+        );
+        assert_err_contains(parse(b"P5\n28 28"), &["truncated PGM", "header"]);
+        assert_err_contains(parse(b"P5 2 1 # no end"), &["truncated PGM"]);
+        assert_err_contains(parse(b"P5 0 1 255\n"), &["0x1", "at least 1"]);
+        assert_err_contains(parse(b"P5 x 1 255\n"), &["width", "0x78"]);
+        assert_err_contains(parse(b"P528 28 255\n"), &["whitespace before the width"]);
+        assert_err_contains(parse(b"P5 99999999999 1 255\n"), &["too large"]);
+        assert_err_contains(parse(b"P5 1 1 255x\x00"), &["one whitespace byte"]);
+        assert_err_contains(
+            parse(b"P5 1 1 255\n\x00garbage"),
+            &["7 unexpected bytes after image 1"],
+        );
+        assert_err_contains(
+            parse(b"P5 1 1 255\n\x00\nP5 1 1"),
+            &["truncated PGM", "image 2"],
+        );
+    }
+
+    // --- PNG
+
+    #[test]
+    fn png_round_trips_pixel_exact_then_byte_exact() {
+        let (w, h) = (28, 28);
+        let pixels = ramp(w * h);
+        let file = png_by_crate(w as u32, h as u32, &pixels, None);
+        let images = parse(&file).unwrap();
+        assert_eq!(images.format, ImageFormat::Png);
+        assert_eq!((images.count, images.height, images.width), (1, h, w));
+        assert_eq!(images.pixels, pixels);
+        // Re-encoded with the fixed settings: same pixels; and that file comes back byte for byte.
+        let written = write(images.layout(), &images.pixels).unwrap();
+        let again = round_trip(&written);
+        assert_eq!(again.pixels, pixels);
+        assert_eq!(again.layout(), images.layout());
+        assert_eq!(chunk_kinds(&written), ["IHDR", "IDAT", "IEND"]);
+        // Hand-made, odd sizes.
+        for (w, h) in [(1, 1), (1, 9), (13, 1), (5, 3)] {
+            let pixels = ramp(w * h);
+            let file = png_file(
+                ihdr(w as u32, h as u32, 8, 0, 0),
+                &[(b"IDAT", &scanlines(&pixels, w))],
+            );
+            let images = parse(&file).unwrap();
+            assert_eq!(images.pixels, pixels);
+            round_trip(&write(images.layout(), &pixels).unwrap());
+        }
+    }
+
+    #[test]
+    fn png_keeps_its_other_chunks_in_place() {
+        // Chunks before and after the image data, which is split over two IDAT chunks.
+        let pixels = ramp(6 * 4);
+        let z = zlib(&scanlines(&pixels, 6));
+        let mut file = PNG_SIGNATURE.to_vec();
+        file.extend_from_slice(&ihdr(6, 4, 8, 0, 0));
+        file.extend_from_slice(&png_chunk(b"gAMA", &100000u32.to_be_bytes()));
+        file.extend_from_slice(&png_chunk(b"tEXt", b"Title\0a digit"));
+        file.extend_from_slice(&png_chunk(b"IDAT", &z[..5]));
+        file.extend_from_slice(&png_chunk(b"IDAT", &z[5..]));
+        file.extend_from_slice(&png_chunk(b"tIME", &[7, 233, 1, 2, 3, 4, 5]));
+        file.extend_from_slice(&png_chunk(b"tEXt", b"Comment\0after the pixels"));
+        file.extend_from_slice(&png_chunk(b"IEND", &[]));
+        let images = parse(&file).unwrap();
+        assert_eq!(images.pixels, pixels);
+        let written = write(images.layout(), &images.pixels).unwrap();
+        assert_eq!(
+            chunk_kinds(&written),
+            ["IHDR", "gAMA", "tEXt", "IDAT", "tIME", "tEXt", "IEND"]
+        );
+        for text in [&b"Title\0a digit"[..], b"Comment\0after the pixels"] {
+            assert!(written.windows(text.len()).any(|w| w == text));
+        }
+        // The png crate reads it, text included.
+        let decoder = png::Decoder::new(Cursor::new(written.as_slice()));
+        let reader = decoder.read_info().unwrap();
+        assert_eq!(reader.info().uncompressed_latin1_text[0].text, "a digit");
+        round_trip(&written);
+
+        // A tEXt chunk written by the png crate's encoder.
+        let file = png_by_crate(4, 2, &ramp(8), Some(("Software", "arca test")));
+        let images = parse(&file).unwrap();
+        let written = round_trip(&write(images.layout(), &images.pixels).unwrap());
+        assert_eq!(written.pixels, ramp(8));
+        assert!(images.layout().windows(9).any(|w| w == b"arca test"));
+    }
+
+    #[test]
+    fn png_interlaced_is_read_and_written_plain() {
+        for (w, h) in [(1, 1), (3, 2), (9, 11), (28, 28)] {
+            let pixels = ramp(w * h);
+            let file = png_file(
+                ihdr(w as u32, h as u32, 8, 0, 1),
+                &[(b"IDAT", &adam7(&pixels, w, h))],
+            );
+            let images = parse(&file).unwrap();
+            assert_eq!(images.pixels, pixels, "{w}x{h}");
+            let written = write(images.layout(), &images.pixels).unwrap();
+            assert_eq!(written[8 + 8 + 12], 0, "written back not interlaced");
+            assert_eq!(parse(&written).unwrap().pixels, pixels);
+        }
+    }
+
+    #[test]
+    fn png_of_other_kinds_is_refused() {
+        let idat: &[(&[u8; 4], &[u8])] = &[(b"IDAT", &[0, 0, 0, 0])];
+        let cases: [(u8, u8, &str); 7] = [
+            (
+                8,
+                2,
+                "PNG is RGB (color type 2); only 8-bit grayscale is supported",
+            ),
+            (8, 3, "PNG is palette (indexed color) (color type 3)"),
+            (8, 4, "grayscale with alpha (color type 4)"),
+            (8, 6, "RGBA (color type 6)"),
+            (
+                16,
+                0,
+                "PNG is 16-bit grayscale; only 8-bit grayscale is supported",
+            ),
+            (4, 0, "PNG is 4-bit grayscale"),
+            (1, 0, "PNG is 1-bit grayscale"),
+        ];
+        for (depth, color, text) in cases {
+            assert_err_contains(parse(&png_file(ihdr(1, 1, depth, color, 0), idat)), &[text]);
+        }
+        // Made by the png crate, to be sure these are the real thing.
+        let mut rgb = Vec::new();
+        let mut encoder = png::Encoder::new(&mut rgb, 2, 2);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[9; 12]).unwrap();
+        writer.finish().unwrap();
+        assert_err_contains(parse(&rgb), &["PNG is RGB (color type 2)"]);
+        let mut indexed = Vec::new();
+        let mut encoder = png::Encoder::new(&mut indexed, 2, 2);
+        encoder.set_color(png::ColorType::Indexed);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_palette(vec![0, 0, 0, 255, 255, 255]);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[0, 1, 1, 0]).unwrap();
+        writer.finish().unwrap();
+        assert_err_contains(parse(&indexed), &["palette", "color type 3"]);
+        let mut deep = Vec::new();
+        let mut encoder = png::Encoder::new(&mut deep, 2, 2);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Sixteen);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[1; 8]).unwrap();
+        writer.finish().unwrap();
+        assert_err_contains(parse(&deep), &["16-bit grayscale"]);
+    }
+
+    #[test]
+    fn png_damage_is_refused() {
+        let good = png_file(
+            ihdr(2, 2, 8, 0, 0),
+            &[(b"IDAT", &scanlines(&[1, 2, 3, 4], 2))],
+        );
+        parse(&good).unwrap();
+        let mut crc = good.clone();
+        crc[8 + 8 + 13] ^= 1; // IHDR's CRC
+        assert_err_contains(parse(&crc), &["IHDR", "bad CRC"]);
+        let mut tail = good.clone();
+        tail.extend_from_slice(b"xyz");
+        assert_err_contains(parse(&tail), &["3 trailing bytes after its IEND"]);
+        assert_err_contains(
+            parse(&good[..good.len() - 12]),
+            &["truncated PNG", "no IEND"],
+        );
+        assert_err_contains(
+            parse(&good[..good.len() - 5]),
+            &["truncated PNG", "needs 8 bytes"],
+        );
+        assert_err_contains(
+            parse(&good[..good.len() - 14]),
+            &["truncated PNG", "chunk IDAT"],
+        );
+        assert_err_contains(parse(&PNG_SIGNATURE), &["truncated PNG"]);
+        assert_err_contains(parse(&png_file(ihdr(2, 2, 8, 0, 0), &[])), &["no IDAT"]);
+        let apng = png_file(
+            ihdr(2, 2, 8, 0, 0),
+            &[
+                (b"acTL", &[0, 0, 0, 1, 0, 0, 0, 0]),
+                (b"IDAT", &scanlines(&[1, 2, 3, 4], 2)),
+            ],
+        );
+        assert_err_contains(parse(&apng), &["animated PNG", "acTL"]);
+        let plte = png_file(
+            ihdr(2, 2, 8, 0, 0),
+            &[
+                (b"PLTE", &[0, 0, 0]),
+                (b"IDAT", &scanlines(&[1, 2, 3, 4], 2)),
+            ],
+        );
+        assert_err_contains(parse(&plte), &["PLTE"]);
+        let critical = png_file(
+            ihdr(2, 2, 8, 0, 0),
+            &[(b"XYZW", &[]), (b"IDAT", &scanlines(&[1, 2, 3, 4], 2))],
+        );
+        assert_err_contains(parse(&critical), &["XYZW", "unknown critical chunk"]);
+        let split = png_file(
+            ihdr(2, 2, 8, 0, 0),
+            &[
+                (b"IDAT", &scanlines(&[1, 2, 3, 4], 2)),
+                (b"tEXt", b"a\0b"),
+                (b"IDAT", &[]),
+            ],
+        );
+        assert_err_contains(parse(&split), &["not consecutive"]);
+        let short = png_file(ihdr(2, 2, 8, 0, 0), &[(b"IDAT", &[0, 1, 2])]);
+        assert_err_contains(parse(&short), &["malformed png"]);
+        // A header promising far more pixels than the data can hold is refused before decoding.
+        let huge = png_file(ihdr(30000, 30000, 8, 0, 0), &[(b"IDAT", &[0; 100])]);
+        assert_err_contains(parse(&huge), &["cannot hold 30000x30000"]);
+        let larger = png_file(ihdr(65536, 65536, 8, 0, 0), &[(b"IDAT", &[0; 100])]);
+        assert_err_contains(parse(&larger), &["65536x65536", "limit"]);
+        assert_err_contains(
+            parse(&png_file(
+                ihdr(0, 2, 8, 0, 0),
+                &[(b"IDAT", &[0u8, 0, 0][..])],
+            )),
+            &["invalid size 0x2"],
+        );
+    }
+
+    // --- anything else
+
+    #[test]
+    fn empty_and_garbage_are_refused() {
+        assert!(matches!(parse(&[]), Err(ImageError::Empty)));
+        assert_eq!(message(parse(&[])), "empty input: no image data");
+        assert_err_contains(
+            parse(b"hello, world"),
+            &["unrecognized image format", "68 65 6c 6c", "PNG"],
+        );
+        assert_err_contains(parse(b"P"), &["unrecognized"]);
+        assert_err_contains(parse(&[0, 0, 0, 0]), &["unrecognized"]);
+        assert_err_contains(
+            parse(&[0xff, 0xd8, 0xff, 0xe0]),
+            &["unrecognized", "ff d8 ff e0"],
+        );
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!(ImageFormat::Idx.to_string(), "idx");
+        assert_eq!(ImageFormat::Pgm.to_string(), "pgm");
+        assert_eq!(ImageFormat::Png.to_string(), "png");
+    }
+
+    // --- hostile layouts
+
+    fn head(format: u8, count: u32, height: u32, width: u32) -> Vec<u8> {
+        let mut l = vec![LAYOUT_VERSION, format];
+        for n in [count, height, width] {
+            l.extend_from_slice(&n.to_le_bytes());
+        }
+        l
+    }
+
+    fn with(mut layout: Vec<u8>, tail: &[u8]) -> Vec<u8> {
+        layout.extend_from_slice(tail);
+        layout
+    }
+
+    fn len_prefixed(bytes: &[u8]) -> Vec<u8> {
+        let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn hostile_layouts_are_errors() {
+        let pgm_header = len_prefixed(b"P5 2 2 255\n");
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![], "version needs 1 bytes"),
+            (vec![2, 1], "version 2"),
+            (vec![1, 9], "unknown format code 9"),
+            (vec![1, 1, 0, 0], "image count needs 4 bytes"),
+            (with(head(1, 0, 2, 2), &[0]), "0 images of 2x2"),
+            (with(head(1, 1, 2, 0), &[0]), "at least 1"),
+            (head(1, 1, 2, 2), "idx flags needs 1 bytes"),
+            (with(head(1, 1, 2, 2), &[2]), "unknown idx flags"),
+            (with(head(1, 1, 2, 2), &[0, 0]), "1 bytes after the end"),
+            (
+                with(head(2, 1, 2, 2), &[0, 0, 0, 0]),
+                "first PGM header repeats",
+            ),
+            (
+                with(head(2, 1, 2, 2), &[255, 255, 255, 255]),
+                "PGM header needs 4294967295 bytes",
+            ),
+            (
+                with(head(2, 1, 2, 2), &len_prefixed(b"P5 2 3 255\n")),
+                "says 2x3, the layout 2x2",
+            ),
+            (with(head(2, 1, 2, 2), &len_prefixed(b"P2 2 2 255\n")), "P2"),
+            (
+                with(head(2, 1, 2, 2), &len_prefixed(b"P5 2 2 255\nX")),
+                "1 bytes after its end",
+            ),
+            (
+                with(head(2, 1, 2, 2), &len_prefixed(b" P5 2 2 255\n")),
+                "starts with whitespace",
+            ),
+            (
+                with(head(2, 1, 2, 2), &len_prefixed(b"P5 2 2")),
+                "truncated",
+            ),
+            (
+                with(head(2, 1, 2, 2), &pgm_header),
+                "PGM trailer length needs 4",
+            ),
+            (
+                with(with(head(2, 1, 2, 2), &pgm_header), &len_prefixed(b"x")),
+                "trailer is not whitespace",
+            ),
+            (
+                with(head(2, 4_000_000_000, 2, 2), &pgm_header),
+                "PGM header length needs 4",
+            ),
+            (
+                with(head(3, 2, 2, 2), &[0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                "a PNG with 2 images",
+            ),
+            (with(head(3, 1, 2, 1 << 31), &[0; 9]), "PNG"),
+            (with(head(3, 1, 2, 2), &[4]), "unknown PNG flags"),
+            (
+                with(head(3, 1, 2, 2), &[0, 255, 255, 255, 255]),
+                "chunk type needs 4",
+            ),
+            (
+                with(
+                    head(3, 1, 2, 2),
+                    &[0, 1, 0, 0, 0, b'I', b'D', b'A', b'T', 0, 0, 0, 0],
+                ),
+                "IDAT chunk before IDAT",
+            ),
+            (
+                with(
+                    head(3, 1, 2, 2),
+                    &[0, 1, 0, 0, 0, b'a', b'c', b'T', b'L', 0, 0, 0, 0],
+                ),
+                "animated",
+            ),
+            (
+                with(
+                    head(3, 1, 2, 2),
+                    &[0, 1, 0, 0, 0, b't', b'E', b'X', b'1', 0, 0, 0, 0],
+                ),
+                "not 4 letters",
+            ),
+            (
+                with(
+                    head(3, 1, 2, 2),
+                    &[0, 1, 0, 0, 0, b't', b'E', b'X', b't', 255, 255, 255, 127],
+                ),
+                "chunk data needs 2147483647",
+            ),
+            (
+                with(
+                    head(3, 1, 2, 2),
+                    &[0, 1, 0, 0, 0, b't', b'E', b'X', b't', 255, 255, 255, 255],
+                ),
+                "length 4294967295",
+            ),
+            (
+                with(head(3, 1, 2, 2), &[0, 0, 0, 0, 0]),
+                "chunk count needs 4",
+            ),
+        ];
+        for (layout, text) in cases {
+            let pixels = [0u8; 4];
+            let err = write(&layout, &pixels).unwrap_err().to_string();
+            assert!(
+                err.contains(text),
+                "write({layout:?}): {err:?} lacks {text:?}"
+            );
+            let err = layout_dims(&layout).unwrap_err().to_string();
+            assert!(
+                err.contains(text),
+                "layout_dims({layout:?}): {err:?} lacks {text:?}"
+            );
+        }
+        // A valid layout with the wrong number of pixels, even a huge one.
+        let layout = with(head(1, u32::MAX, u32::MAX, u32::MAX), &[0]);
+        assert_err_contains(
+            write(&layout, &[0; 4]),
+            &[
+                "4294967295 images of 4294967295x4294967295",
+                "4 pixels were given",
+            ],
+        );
+        let ok = with(head(1, 1, 2, 2), &[0]);
+        assert_err_contains(write(&ok, &[0; 5]), &["(4 pixels)", "5 pixels were given"]);
+        assert_eq!(
+            write(&ok, &[1, 2, 3, 4]).unwrap(),
+            idx_file(1, 2, 2, &[1, 2, 3, 4])
+        );
+    }
+
+    // --- properties
+
+    /// A random PGM: images of one size, headers with random whitespace and comments.
+    fn pgm_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let sep = prop::sample::select(vec![
+            " ", "\n", "\t\t", "\r\n", " #x y\n", "\n#\r ", "\x0b", "\x0c",
+        ]);
+        let end = prop::sample::select(vec!["\n", " ", "\t", "\r", "#c\n", "# c\r"]);
+        let between = prop::sample::select(vec!["", "\n", " \n\t"]);
+        let header = (prop::collection::vec(sep, 3), end, between);
+        (
+            1usize..6,
+            1usize..6,
+            prop::collection::vec(header, 1..4),
+            between_strategy(),
+        )
+            .prop_flat_map(|(w, h, headers, trailer)| {
+                let n = headers.len() * w * h;
+                (
+                    Just((w, h, headers, trailer)),
+                    prop::collection::vec(any::<u8>(), n),
+                )
+            })
+            .prop_map(|((w, h, headers, trailer), pixels)| {
+                let mut file = Vec::new();
+                for (i, ((seps, end, between), image)) in
+                    headers.iter().zip(pixels.chunks(w * h)).enumerate()
+                {
+                    if i > 0 {
+                        file.extend_from_slice(between.as_bytes());
+                    }
+                    let text = format!("P5{}{w}{}{h}{}255{end}", seps[0], seps[1], seps[2]);
+                    file.extend_from_slice(text.as_bytes());
+                    file.extend_from_slice(image);
+                }
+                file.extend_from_slice(trailer.as_bytes());
+                file
+            })
+    }
+
+    fn between_strategy() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", "\n", " \n\t"])
+    }
+
+    fn idx_strategy() -> impl Strategy<Value = Vec<u8>> {
+        (1u32..5, 1u32..8, 1u32..8)
+            .prop_flat_map(|(c, r, w)| {
+                (
+                    Just((c, r, w)),
+                    prop::collection::vec(any::<u8>(), (c * r * w) as usize),
+                )
+            })
+            .prop_map(|((c, r, w), pixels)| idx_file(c, r, w, &pixels))
+    }
+
+    proptest! {
+        #[test]
+        fn idx_round_trips(file in idx_strategy()) {
+            let images = parse(&file).unwrap();
+            prop_assert_eq!(write(images.layout(), &images.pixels).unwrap(), file.clone());
+            let gz = parse(&gzip(&file)).unwrap();
+            prop_assert_eq!(&gz.pixels, &images.pixels);
+            let back = write(gz.layout(), &gz.pixels).unwrap();
+            prop_assert_eq!(write(parse(&back).unwrap().layout(), &gz.pixels).unwrap(), back);
+        }
+
+        #[test]
+        fn pgm_round_trips(file in pgm_strategy()) {
+            let images = parse(&file).unwrap();
+            let (format, count, h, w) = layout_dims(images.layout()).unwrap();
+            prop_assert_eq!((format, count, h, w), (ImageFormat::Pgm, images.count, images.height, images.width));
+            prop_assert_eq!(write(images.layout(), &images.pixels).unwrap(), file);
+        }
+
+        #[test]
+        fn png_round_trips(w in 1usize..20, h in 1usize..20, seed in any::<u64>(), interlace in any::<bool>()) {
+            let pixels: Vec<u8> = (0..w * h).map(|i| ((i as u64).wrapping_mul(seed) >> 7) as u8).collect();
+            let raw = if interlace { adam7(&pixels, w, h) } else { scanlines(&pixels, w) };
+            let file = png_file(ihdr(w as u32, h as u32, 8, 0, u8::from(interlace)), &[(b"tEXt", b"k\0v"), (b"IDAT", &raw)]);
+            let images = parse(&file).unwrap();
+            prop_assert_eq!(&images.pixels, &pixels);
+            let written = write(images.layout(), &pixels).unwrap();
+            let again = parse(&written).unwrap();
+            prop_assert_eq!(&again.pixels, &pixels);
+            prop_assert_eq!(write(again.layout(), &pixels).unwrap(), written);
+        }
+
+        #[test]
+        fn parse_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse(&bytes);
+            for magic in [&[0x1f, 0x8b][..], &PNG_SIGNATURE, b"P5 ", &IDX_MAGIC] {
+                let _ = parse(&[magic, &bytes].concat());
+            }
+        }
+
+        #[test]
+        fn damaged_files_never_panic(which in 0usize..3, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+            let mut file = match which {
+                0 => png_by_crate(5, 4, &ramp(20), Some(("a", "b"))),
+                1 => gzip(&idx_file(2, 3, 3, &ramp(18))),
+                _ => [&b"P5 3 3 255\n"[..], &ramp(9), b"P5 3 3 255\n", &ramp(9)].concat(),
+            };
+            for (at, value) in flips {
+                let at = at.index(file.len());
+                file[at] = value;
+            }
+            if let Ok(images) = parse(&file) {
+                let _ = write(images.layout(), &images.pixels).unwrap();
+            }
+        }
+
+        #[test]
+        fn write_never_panics(layout in prop::collection::vec(any::<u8>(), 0..80), pixels in prop::collection::vec(any::<u8>(), 0..40)) {
+            let _ = write(&layout, &pixels);
+            let _ = layout_dims(&layout);
+            // Past the version and format bytes too.
+            for format in 1..=3 {
+                let mut l = vec![LAYOUT_VERSION, format];
+                l.extend_from_slice(&layout);
+                let _ = write(&l, &pixels);
+                let _ = layout_dims(&l);
+            }
+        }
+    }
+}
