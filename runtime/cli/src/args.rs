@@ -214,8 +214,9 @@ model's name and id so that `arca decompress` can find it again.
 With an image model (a probabilistic circuit, e.g. models/pc/trained/hclt-mnist-M32.arcm), FILE
 is an image file of the model's size: an MNIST idx file (raw or gzip), a binary PGM (P5) or an
 8-bit grayscale PNG. Decompression gives idx and PGM files back byte for byte, a gzip'd idx as a
-gzip file of the same idx bytes, and a PNG with the same pixels and other chunks (its compressed
-pixel data re-encoded). -B sets how many bytes of pixels (whole images) go in one block.
+gzip file of the same idx bytes, and a PNG byte for byte when zlib wrote its pixel data (libpng,
+Python, optipng), else with the same pixels and other chunks, re-encoded. -B sets how many bytes
+of pixels (whole images) go in one block.
 
 Inputs are read whole into memory. A one-line summary goes to stderr (for stdout output only
 with -v): `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.";

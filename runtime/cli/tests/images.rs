@@ -31,11 +31,11 @@ fn setup() -> TempDir {
 }
 
 #[test]
-fn idx_and_pgm_round_trip_byte_for_byte() {
+fn idx_pgm_and_png_round_trip_byte_for_byte() {
     let dir = setup();
     let d = dir.path();
     let m = circuit();
-    for name in ["t10k-first100-idx3-ubyte", "t10k-1.pgm"] {
+    for name in ["t10k-first100-idx3-ubyte", "t10k-1.pgm", "t10k-0.png"] {
         ok(&arca(d, &["compress", "-m", &m, name]));
         let stream = format!("{name}.arca");
         ok(&arca(d, &["decompress", "-m", &m, &stream, "-o", "back"]));
