@@ -56,11 +56,13 @@ class GPTConfig:
 # Named sizes. `target` is the prose target of issue #7; `draft-*` are candidates for the
 # distilled drafts (10-30x fewer parameters than the target). See README.md for measured speeds.
 CONFIGS = {
-    "target": GPTConfig(d_model=192, n_layer=6, n_head=6),        # 2.70M parameters
+    "target": GPTConfig(d_model=192, n_layer=4, n_head=6),        # 1.82M parameters
+    "target-m": GPTConfig(d_model=192, n_layer=6, n_head=6),      # 2.71M
     "target-l": GPTConfig(d_model=256, n_layer=6, n_head=8),      # 4.78M
     "target-s": GPTConfig(d_model=160, n_layer=5, n_head=5),      # 1.57M
-    "draft-96": GPTConfig(d_model=96, n_layer=2, n_head=3),       # 0.25M (11x smaller than target)
-    "draft-64": GPTConfig(d_model=64, n_layer=2, n_head=2),       # 0.11M (24x smaller than target)
+    "draft-80": GPTConfig(d_model=80, n_layer=2, n_head=2),       # 0.17M (10x smaller than target)
+    "draft-64": GPTConfig(d_model=64, n_layer=2, n_head=2),       # 0.12M (16x smaller)
+    "draft-48": GPTConfig(d_model=48, n_layer=2, n_head=2),       # 0.07M (27x smaller)
 }
 
 
