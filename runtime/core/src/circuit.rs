@@ -378,8 +378,7 @@ impl Circuit {
         for image in out.chunks_exact_mut(d) {
             walk.run(self, &mut |dist: &Pixel<'_>, v: usize| {
                 let target = dec.decode_target(PRECISION);
-                let x = dist.find(target);
-                let (start, end) = (dist.start(x), dist.start(x + 1));
+                let (x, start, end) = dist.find(target);
                 dec.advance(start, end - start, PRECISION)
                     .map_err(|e| CircuitError::Damaged(format!("range coder: {e:?}")))?;
                 image[v] = x as u8;
@@ -501,23 +500,26 @@ impl Pixel<'_> {
         )
     }
 
-    /// The value whose interval holds `target` (< 2^24): 0 if it is there (most pixels of
-    /// digits are background), else bisection over the starts.
+    /// The value whose interval holds `target` (< 2^24), with that interval's start and end:
+    /// 0 if it is there (most pixels of digits are background), else bisection over the starts,
+    /// which keeps the bounds it computed so none is computed twice.
     #[inline]
-    pub fn find(&self, target: u32) -> usize {
-        if self.start(1) > target {
-            return 0;
+    pub fn find(&self, target: u32) -> (usize, u32, u32) {
+        let first = self.start(1);
+        if first > target {
+            return (0, 0, first);
         }
-        let (mut lo, mut hi) = (1usize, VALUES);
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            if self.start(mid) <= target {
-                lo = mid;
+        let (mut lo, mut hi) = ((1usize, first), (VALUES, 1u32 << PRECISION));
+        while hi.0 - lo.0 > 1 {
+            let mid = (lo.0 + hi.0) / 2;
+            let at = self.start(mid);
+            if at <= target {
+                lo = (mid, at);
             } else {
-                hi = mid;
+                hi = (mid, at);
             }
         }
-        lo
+        (lo.0, lo.1, hi.1)
     }
 }
 
@@ -908,11 +910,24 @@ impl Likelihood {
     /// Loads the graph of a circuit bundle (input `pixels` int64 [batch, D], output `log_prob`).
     pub fn load(bundle: &Bundle) -> Result<Likelihood, crate::EngineError> {
         use tract_onnx::prelude::*;
-        let circuit = Circuit::load(bundle).map_err(|e| crate::EngineError::Contract {
-            model: bundle.manifest().name.clone(),
-            reason: e.to_string(),
-        })?;
-        let name = circuit.name.clone();
+        // Only the image size is needed here: the graph checks the rest when tract types it.
+        let name = bundle.manifest().name.clone();
+        let contract = |reason: String| crate::EngineError::Contract {
+            model: name.clone(),
+            reason,
+        };
+        if bundle.manifest().kind != ModelKind::Circuit {
+            return Err(contract(format!(
+                "its kind is `{}`",
+                bundle.manifest().kind
+            )));
+        }
+        let shape = tensor(bundle, "image_shape", DType::I32, &[2], i32::from_le_bytes)
+            .map_err(contract)?;
+        let d = match shape[..] {
+            [h, w] if h >= 1 && w >= 1 => h as usize * w as usize,
+            _ => return Err(contract(format!("image_shape is {shape:?}"))),
+        };
         let tract = |stage: &'static str| {
             let model = name.clone();
             move |e: TractError| crate::EngineError::Tract {
@@ -929,7 +944,6 @@ impl Likelihood {
             .select_outputs_by_name(["log_prob"])
             .map_err(tract("select the output of"))?;
         let batch = model.symbols.sym("batch");
-        let d = circuit.pixels();
         model
             .set_input_fact(
                 0,
