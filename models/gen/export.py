@@ -305,11 +305,22 @@ def main():
                       date=ck.get("date", ""), steps=ck["step"], tokens_seen=ck["tokens"],
                       training_seconds=round(ck["elapsed"]), mode=ck.get("mode", "ce")),
         metrics=dict(valid_bpb=hist[-1]["valid_bpb"] if hist else None,
+                     **{k: v for k, v in (hist[-1] if hist else {}).items()
+                        if k in ("valid_kl_bits", "valid_top1_agree", "valid_accept_t1")},
                      valid_bytes=1048576,
                      **{"export_check." + k: v for k, v in res.items() if isinstance(v, (int, float))}),
     )
     if spec["metrics"]["valid_bpb"] is None:
         del spec["metrics"]["valid_bpb"]
+    mode = ck.get("mode", "ce")
+    if kind == "draft" and mode in ("kd", "adaspec"):
+        # How the draft was distilled: arca reads `distill` (kd | adaspec) into its statistics.
+        spec["distill"] = mode
+        a = ck.get("args", {})
+        spec["training"]["teacher"] = a.get("teacher")
+        if mode == "adaspec":
+            spec["training"]["reference"] = a.get("ref")
+            spec["training"]["select_frac"] = a.get("select_frac")
     with open(base + ".json", "w") as fh:
         json.dump(spec, fh, indent=2)
         fh.write("\n")

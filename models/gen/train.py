@@ -107,6 +107,28 @@ def evaluate(model, vwin, bs=16):
 
 # ----------------------------------------------------------------------------- distillation
 
+@torch.no_grad()
+def agreement(teacher, model, vwin, bs=16):
+    """How well a draft predicts its teacher on validation windows: mean KL(p_t || q) in bits,
+    the rate at which their argmaxes agree (greedy speculative acceptance, token by token, on
+    the data's contexts) and the mean of sum_x min(p_t, q) (the acceptance probability of
+    speculative sampling at temperature 1)."""
+    model.eval()
+    kl = agree = acc = 0.0
+    n = 0
+    for i in range(0, len(vwin), bs):
+        x = vwin[i:i + bs, :-1]
+        lt = Fn.log_softmax(teacher(x), -1)
+        lq = Fn.log_softmax(model(x), -1)
+        kl += (lt.exp() * (lt - lq)).sum(-1).sum().item()
+        agree += (lt.argmax(-1) == lq.argmax(-1)).sum().item()
+        acc += torch.minimum(lt.exp(), lq.exp()).sum(-1).sum().item()
+        n += x.numel()
+    model.train()
+    return dict(valid_kl_bits=round(kl / n / math.log(2), 4), valid_top1_agree=round(agree / n, 4),
+                valid_accept_t1=round(acc / n, 4))
+
+
 def load_frozen(path):
     ck = torch.load(path, weights_only=False, map_location="cpu")
     m = build(ck["config"])
@@ -223,9 +245,15 @@ def main():
     def validate():
         t = time.time()
         vb = evaluate(model, vwin)
-        st["history"].append(dict(step=st["step"], tokens=st["tokens"], valid_bpb=round(vb, 4),
-                                  date=time.strftime("%Y-%m-%d %H:%M:%S")))
-        log(f"valid step {st['step']} tokens {st['tokens']} bpb {vb:.4f} ({time.time() - t:.0f}s)", logf)
+        entry = dict(step=st["step"], tokens=st["tokens"], valid_bpb=round(vb, 4),
+                     date=time.strftime("%Y-%m-%d %H:%M:%S"))
+        extra = ""
+        if teacher is not None:
+            entry.update(agreement(teacher, model, vwin[:256]))
+            extra = (f", vs teacher on 256 windows: KL {entry['valid_kl_bits']:.4f} bits, argmax agreement "
+                     f"{entry['valid_top1_agree']:.4f}, sum min(p,q) {entry['valid_accept_t1']:.4f}")
+        st["history"].append(entry)
+        log(f"valid step {st['step']} tokens {st['tokens']} bpb {vb:.4f}{extra} ({time.time() - t:.0f}s)", logf)
 
     model.train()
     t_ckpt = time.time()

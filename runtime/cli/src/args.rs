@@ -163,6 +163,176 @@ pub enum Command {
     /// Measure bits per byte and speed of arca and classic compressors on files
     #[command(long_about = BENCH_ABOUT, after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Generate text with a byte-level model, speculatively with a draft model or prompt lookup
+    #[command(long_about = GENERATE_ABOUT, after_help = GENERATE_EXAMPLES)]
+    Generate(GenerateArgs),
+    /// Compare plain and speculative generation (each draft, prompt lookup) on fixed prompts
+    #[command(long_about = BENCH_GENERATE_ABOUT, after_help = BENCH_GENERATE_EXAMPLES)]
+    BenchGenerate(BenchGenerateArgs),
+}
+
+const GENERATE_ABOUT: &str = "\
+Generate text with a byte-level model (vocabulary: the 256 byte values), streaming it to stdout
+after the prompt. Statistics go to stderr in llama.cpp's words (`decoded N tokens in S seconds,
+speed: X t/s`, `n_drafted`, `n_accept`, `accept`), so tools that parse llama.cpp parse arca.
+
+With a draft (-md DRAFT, or --lookup for prompt lookup), decoding is speculative: the draft
+proposes up to --draft-max bytes, the target checks them all in one call, and an exact rule keeps
+the target's output: greedy output (--temp 0) is byte for byte the target's own greedy output,
+sampled output has the target's distribution. The draft length adapts: it starts where the
+measured cost of a k-byte target call against a 1-byte call makes drafting pay best, grows
+while drafts are accepted whole, shrinks on early rejections, and a model draft stops early when
+its top probability falls under --draft-p-min.
+
+Edge cases: an empty prompt is read as one newline (the start of a line; not echoed); -n 0
+prints the prompt and the statistics and generates nothing; a prompt longer than the model's
+context (512 bytes) is read through its last window (at least half a context), and generation
+past the context slides that window by half a context at a time (plain and speculative alike).
+A draft must share the target's vocabulary.";
+
+const GENERATE_EXAMPLES: &str = "\
+Examples:
+  arca generate -m models/gen/trained/gen-target.arcm -p 'The old man' -n 200
+  arca generate -m models/gen/trained/gen-target.arcm -md models/gen/trained/gen-draft-adaspec.arcm \\
+      -p 'The old man' -n 256 --temp 0
+  arca generate -m models/gen/trained/gen-target.arcm --lookup -f notes.txt -n 100";
+
+const BENCH_GENERATE_ABOUT: &str = "\
+Measure generation speed on prompts cut from text files (by default the validation books in
+../shared/data/valid): target-only decoding against speculative decoding with each --draft and
+with prompt lookup, in one run, greedy, the same prompts for every method. Reports median
+tokens/s over the prompts, the median per-prompt speedup over target-only, acceptance, tokens
+per target call, and checks that every speculative output equals the target's. Also prints the
+verify-cost curve: a k-token target call's time over a 1-token call's, k = 1..16.";
+
+const BENCH_GENERATE_EXAMPLES: &str = "\
+Example:
+  arca bench-generate -m models/gen/trained/gen-target.arcm \\
+      --draft models/gen/trained/gen-draft-kd.arcm --draft models/gen/trained/gen-draft-adaspec.arcm \\
+      -n 256 --prompts 8 -o docs/bench/generate.md";
+
+/// `arca generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Target model: a .arcm bundle path (kind `target`)
+    #[arg(short, long, value_name = "TARGET")]
+    pub model: String,
+    /// Draft model for speculative decoding (`-md` works too, as in llama.cpp)
+    #[arg(long = "model-draft", value_name = "DRAFT", conflicts_with = "lookup")]
+    pub model_draft: Option<String>,
+    /// Draft by prompt lookup: copy what followed the last occurrence of the current suffix
+    #[arg(long)]
+    pub lookup: bool,
+    /// The prompt (bytes of this UTF-8 string)
+    #[arg(
+        short,
+        long,
+        value_name = "PROMPT",
+        conflicts_with = "file",
+        default_value = ""
+    )]
+    pub prompt: String,
+    /// Read the prompt from a file (raw bytes)
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Bytes to generate
+    #[arg(short, long = "n-predict", value_name = "N", default_value_t = 128)]
+    pub n: usize,
+    /// Sampling temperature; 0 is greedy (argmax)
+    #[arg(long, value_name = "T", default_value_t = 0.8, value_parser = parse_temp)]
+    pub temp: f32,
+    /// Nucleus sampling: keep the most probable bytes up to this mass
+    #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_top_p)]
+    pub top_p: f32,
+    /// Random seed (default: from the clock; printed with the statistics)
+    #[arg(short, long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Longest draft
+    #[arg(long, value_name = "K", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub draft_max: u16,
+    /// Stop a model draft when its top probability falls below this
+    #[arg(long, value_name = "P", default_value_t = 0.5, value_parser = parse_unit)]
+    pub draft_p_min: f64,
+    /// Start drafting with this length instead of the one the measured costs suggest
+    #[arg(long, value_name = "K")]
+    pub draft_start: Option<usize>,
+    /// Keep the draft length fixed (at --draft-start, or the measured choice)
+    #[arg(long)]
+    pub draft_fixed: bool,
+    /// Do not echo the prompt before the generated text
+    #[arg(long)]
+    pub no_echo: bool,
+}
+
+/// `arca bench-generate`.
+#[derive(Debug, Args)]
+pub struct BenchGenerateArgs {
+    /// Target model (.arcm)
+    #[arg(short, long, value_name = "TARGET")]
+    pub model: String,
+    /// Draft models to compare (repeat)
+    #[arg(long = "draft", value_name = "DRAFT")]
+    pub drafts: Vec<String>,
+    /// Leave out prompt lookup
+    #[arg(long)]
+    pub no_lookup: bool,
+    /// Text files (or directories of .txt files) the prompts are cut from
+    #[arg(
+        long = "from",
+        value_name = "PATH",
+        default_value = "../shared/data/valid"
+    )]
+    pub from: Vec<PathBuf>,
+    /// Number of prompts
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub prompts: usize,
+    /// Bytes per prompt
+    #[arg(long, value_name = "BYTES", default_value_t = 128)]
+    pub prompt_len: usize,
+    /// Bytes to generate per prompt
+    #[arg(short, long = "n-predict", value_name = "N", default_value_t = 256)]
+    pub n: usize,
+    /// Longest draft
+    #[arg(long, value_name = "K", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub draft_max: u16,
+    /// Stop a model draft when its top probability falls below this
+    #[arg(long, value_name = "P", default_value_t = 0.5, value_parser = parse_unit)]
+    pub draft_p_min: f64,
+    /// Keep the draft length fixed at K instead of adapting it
+    #[arg(long, value_name = "K")]
+    pub draft_fixed: Option<usize>,
+    /// Runs of each (method, prompt); times are medians
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Where the markdown report goes (`-` for stdout)
+    #[arg(short, long, value_name = "REPORT.md", default_value = "-")]
+    pub output: PathBuf,
+    /// Overwrite the report if it exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+fn parse_temp(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!(
+            "'{s}' is not a temperature (a number >= 0; 0 is greedy)"
+        )),
+    }
+}
+
+fn parse_top_p(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if p > 0.0 && p <= 1.0 => Ok(p),
+        _ => Err(format!("'{s}' is not a top-p (a number in (0, 1])")),
+    }
+}
+
+fn parse_unit(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a probability (a number in [0, 1])")),
+    }
 }
 
 const ARITH_ABOUT: &str = "\
@@ -620,8 +790,18 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
 }
 
 /// Rewrites zstd-style leading flags (`-d`, `-t`, `-l`, `-z`) into subcommands, so
-/// `arca -d FILE.arca` works like `arca decompress FILE.arca`.
+/// `arca -d FILE.arca` works like `arca decompress FILE.arca`; and llama.cpp's `-md DRAFT`
+/// (two letters, which clap cannot declare) into `--model-draft DRAFT` for `arca generate`.
 pub fn rewrite_zstd_flags(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).is_some_and(|a| a == "generate") {
+        for a in args.iter_mut().skip(2) {
+            if a == "-md" {
+                *a = "--model-draft".into();
+            } else if a == "--" {
+                break;
+            }
+        }
+    }
     if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
         let sub = match first {
             "-d" | "--decompress" | "--uncompress" => Some("decompress"),
@@ -672,6 +852,10 @@ mod tests {
         assert_eq!(
             rewrite_zstd_flags(v(&["arca", "list", "-d"])),
             v(&["arca", "list", "-d"])
+        );
+        assert_eq!(
+            rewrite_zstd_flags(v(&["arca", "generate", "-m", "t", "-md", "d"])),
+            v(&["arca", "generate", "-m", "t", "--model-draft", "d"])
         );
     }
 }

@@ -94,6 +94,8 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Bench(a) => commands::bench::bench(a, ui),
         Command::Tokenize(a) => commands::tokenize::tokenize(a, ui),
         Command::Detokenize(a) => commands::tokenize::detokenize(a, ui),
+        Command::Generate(a) => commands::generate::generate(a, ui),
+        Command::BenchGenerate(a) => commands::generate::bench(a, ui),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod container;
 pub mod eiw;
 pub mod engine;
+pub mod generate;
 pub mod image;
 pub mod native;
 pub mod onnx;

@@ -3,6 +3,7 @@
 pub mod arith;
 pub mod bench;
 pub mod compress;
+pub mod generate;
 pub mod info;
 pub mod list;
 pub mod tokenize;

@@ -1,0 +1,415 @@
+//! `arca generate` and `arca bench-generate`: byte-level text generation, plain or speculative.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use arca_runtime::bundle::Bundle;
+use arca_runtime::generate::{
+    self, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling, Stats,
+};
+use arca_runtime::shipped;
+
+use crate::Ui;
+use crate::args::{BenchGenerateArgs, GenerateArgs};
+use crate::io::Output;
+
+fn load(name: &str) -> Result<(Bundle, Net)> {
+    let bundle = shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?;
+    let net = Net::load(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
+    Ok((bundle, net))
+}
+
+fn load_draft(name: &str, target: &Bundle) -> Result<Net> {
+    let bundle = shipped::resolve(name).with_context(|| format!("cannot load draft '{name}'"))?;
+    generate::check_pair(target, &bundle)?;
+    Net::load(&bundle).with_context(|| format!("cannot load draft '{name}'"))
+}
+
+/// `arca generate`.
+pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
+    let prompt = match &args.file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read prompt file '{}'", path.display()))?,
+        None => args.prompt.as_bytes().to_vec(),
+    };
+    let (target_bundle, target) = load(&args.model)?;
+    let draft = args
+        .model_draft
+        .as_deref()
+        .map(|d| load_draft(d, &target_bundle))
+        .transpose()?;
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let options = Options {
+        n: args.n,
+        sampling: Sampling {
+            temperature: args.temp,
+            top_p: args.top_p,
+        },
+        seed,
+        draft_max: usize::from(args.draft_max),
+        draft_start: args.draft_start,
+        fixed_length: args.draft_fixed,
+    };
+    let mut model_drafter = draft
+        .as_ref()
+        .map(|d| ModelDrafter::new(d, args.draft_p_min));
+    let mut lookup = LookupDrafter::default();
+    let drafter: Option<&mut dyn Drafter> = match (&mut model_drafter, args.lookup) {
+        (Some(d), _) => Some(d),
+        (None, true) => Some(&mut lookup),
+        (None, false) => None,
+    };
+    let description = drafter.as_ref().map(|d| d.describe());
+
+    let mut out = std::io::stdout().lock();
+    if !args.no_echo {
+        out.write_all(&prompt)?;
+        out.flush()?;
+    }
+    let stats = generate::generate(&target, drafter, &prompt, &options, &mut |bytes| {
+        out.write_all(bytes)?;
+        out.flush()
+    })?;
+    writeln!(out)?;
+    drop(out);
+    if !ui.quiet {
+        print_stats(&stats, &options, description.as_deref());
+    }
+    Ok(())
+}
+
+/// The statistics in llama.cpp's words (its `speculative` example), then arca's extras.
+fn print_stats(stats: &Stats, options: &Options, drafter: Option<&str>) {
+    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    errln!("");
+    errln!(
+        "encoded {:4} tokens in {:8.3} seconds, speed: {:8.3} t/s",
+        stats.prompt_tokens,
+        stats.prompt_seconds,
+        rate(stats.prompt_tokens, stats.prompt_seconds)
+    );
+    errln!(
+        "decoded {:4} tokens in {:8.3} seconds, speed: {:8.3} t/s",
+        stats.decoded,
+        stats.decode_seconds,
+        rate(stats.decoded, stats.decode_seconds)
+    );
+    errln!("");
+    if let Some(d) = drafter {
+        errln!("n_draft   = {}", options.draft_max);
+        errln!("n_predict = {}", stats.decoded);
+        errln!("n_drafted = {}", stats.drafted);
+        errln!("n_accept  = {}", stats.accepted);
+        errln!("accept    = {:.3}%", 100.0 * stats.accept_rate());
+        errln!("draft     = {d}, first draft length {}", stats.draft_start);
+    } else {
+        errln!("n_predict = {}", stats.decoded);
+    }
+    errln!(
+        "target calls = {}, mean accepted tokens per target call = {:.3}",
+        stats.target_calls,
+        stats.tokens_per_call()
+    );
+    if !options.sampling.is_greedy() {
+        errln!(
+            "sampling: temp {} top-p {} seed {}",
+            options.sampling.temperature,
+            options.sampling.top_p,
+            options.seed
+        );
+    }
+}
+
+/// Prompt sources: files, and the `.txt` files of directories, sorted.
+fn prompt_files(from: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in from {
+        if p.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list '{}'", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "txt"))
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            bail!(
+                "prompt source '{}' does not exist (the default is the validation books in ../shared/data/valid; pass --from FILE)",
+                p.display()
+            );
+        }
+    }
+    if files.is_empty() {
+        bail!("no .txt files to cut prompts from");
+    }
+    Ok(files)
+}
+
+/// `count` prompts of `len` bytes: prompt i comes from file `i % files`, at an offset spread
+/// over the file and moved to the next line start.
+pub fn cut_prompts(files: &[PathBuf], count: usize, len: usize) -> Result<Vec<Vec<u8>>> {
+    let texts = files
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("cannot read '{}'", f.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let per_file = count.div_ceil(texts.len()).max(1);
+    let mut prompts = Vec::with_capacity(count);
+    for i in 0..count {
+        let text = &texts[i % texts.len()];
+        let slot = i / texts.len();
+        let at = text.len() * (slot + 1) / (per_file + 1);
+        let start = text[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(at, |p| at + p + 1);
+        let prompt = text.get(start..start + len).with_context(|| {
+            format!(
+                "'{}' is too short for a {len}-byte prompt",
+                files[i % files.len()].display()
+            )
+        })?;
+        prompts.push(prompt.to_vec());
+    }
+    Ok(prompts)
+}
+
+struct Method<'a> {
+    label: String,
+    detail: String,
+    drafter: Option<Box<dyn Drafter + 'a>>,
+    speeds: Vec<f64>,
+    speedups: Vec<f64>,
+    stats: Vec<Stats>,
+    identical: usize,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn run_once(
+    target: &Net,
+    drafter: Option<&mut (dyn Drafter + '_)>,
+    prompt: &[u8],
+    options: &Options,
+) -> Result<(Vec<u8>, Stats)> {
+    let mut out = Vec::with_capacity(options.n);
+    let stats = generate::generate(target, drafter, prompt, options, &mut |b| {
+        out.extend_from_slice(b);
+        Ok(())
+    })?;
+    Ok((out, stats))
+}
+
+/// `arca bench-generate`.
+pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
+    let report_out = (args.output.as_os_str() != "-").then(|| Output::File(args.output.clone()));
+    if let Some(out) = &report_out {
+        out.check(args.force, false)?;
+    }
+    let (target_bundle, target) = load(&args.model)?;
+    let drafts = args
+        .drafts
+        .iter()
+        .map(|d| load_draft(d, &target_bundle))
+        .collect::<Result<Vec<_>>>()?;
+    let files = prompt_files(&args.from)?;
+    let prompts = cut_prompts(&files, args.prompts, args.prompt_len)?;
+    let options = Options {
+        n: args.n,
+        sampling: Sampling::GREEDY,
+        draft_max: usize::from(args.draft_max),
+        draft_start: args.draft_fixed,
+        fixed_length: args.draft_fixed.is_some(),
+        ..Options::default()
+    };
+
+    let cost = CallCost::measure(&target, 17, 15)?;
+    let mut methods: Vec<Method<'_>> = vec![Method {
+        label: "target only".into(),
+        detail: format!(
+            "{} ({} parameters)",
+            target.name(),
+            target.config().parameters()
+        ),
+        drafter: None,
+        speeds: vec![],
+        speedups: vec![],
+        stats: vec![],
+        identical: 0,
+    }];
+    for d in &drafts {
+        let per_token = CallCost::measure(d, 1, 15)?.seconds[0];
+        methods.push(Method {
+            label: format!("draft {}", d.distill().unwrap_or("?")),
+            detail: format!(
+                "{} ({} parameters, {:.3} ms/token vs target {:.3})",
+                d.name(),
+                d.config().parameters(),
+                per_token * 1e3,
+                cost.seconds[0] * 1e3
+            ),
+            drafter: Some(Box::new(ModelDrafter::new(d, args.draft_p_min))),
+            speeds: vec![],
+            speedups: vec![],
+            stats: vec![],
+            identical: 0,
+        });
+    }
+    if !args.no_lookup {
+        let lookup = LookupDrafter::default();
+        methods.push(Method {
+            label: "prompt lookup".into(),
+            detail: lookup.describe(),
+            drafter: Some(Box::new(lookup)),
+            speeds: vec![],
+            speedups: vec![],
+            stats: vec![],
+            identical: 0,
+        });
+    }
+
+    for (i, prompt) in prompts.iter().enumerate() {
+        let mut reference: Option<Vec<u8>> = None;
+        let mut base_speed = 0.0;
+        for m in &mut methods {
+            let mut times = Vec::new();
+            let mut last = None;
+            for _ in 0..args.runs {
+                let (out, stats) = run_once(&target, m.drafter.as_deref_mut(), prompt, &options)?;
+                times.push(stats.decode_seconds);
+                last = Some((out, stats));
+            }
+            let (out, mut stats) = last.context("no run")?;
+            stats.decode_seconds = median(&times);
+            let speed = stats.speed();
+            match &reference {
+                None => {
+                    reference = Some(out);
+                    base_speed = speed;
+                    m.identical += 1;
+                }
+                Some(r) => m.identical += usize::from(*r == out),
+            }
+            m.speedups.push(speed / base_speed);
+            m.speeds.push(speed);
+            m.stats.push(stats);
+        }
+        if !ui.quiet {
+            let line: Vec<String> = methods
+                .iter()
+                .map(|m| format!("{} {:.0} t/s", m.label, m.speeds[i]))
+                .collect();
+            errln!("prompt {}/{}: {}", i + 1, prompts.len(), line.join(", "));
+        }
+    }
+
+    let mut doc = String::new();
+    doc.push_str(&format!(
+        "# Speculative generation: {}\n\nGreedy, {} prompts of {} bytes cut from {}, {} bytes generated each, draft length {} (model drafts stop under top probability {}), median of {} run(s) per prompt. One thread.\n\n",
+        target.name(),
+        prompts.len(),
+        args.prompt_len,
+        args.from
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.n,
+        match args.draft_fixed {
+            Some(k) => format!("fixed at {k}"),
+            None => format!("adaptive up to {}", args.draft_max),
+        },
+        args.draft_p_min,
+        args.runs
+    ));
+    doc.push_str("| method | tokens/s (median) | speedup (median) | accept | tokens per target call | first draft length | output = target's | model |\n");
+    doc.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    for m in &methods {
+        let drafted: u64 = m.stats.iter().map(|s| s.drafted).sum();
+        let accepted: u64 = m.stats.iter().map(|s| s.accepted).sum();
+        let decoded: usize = m.stats.iter().map(|s| s.decoded).sum();
+        let calls: u64 = m.stats.iter().map(|s| s.target_calls).sum();
+        let accept = if m.drafter.is_some() && drafted > 0 {
+            format!("{:.1}%", 100.0 * accepted as f64 / drafted as f64)
+        } else {
+            "-".into()
+        };
+        let starts: Vec<f64> = m.stats.iter().map(|s| s.draft_start as f64).collect();
+        doc.push_str(&format!(
+            "| {} | {:.0} | {:.2}x | {} | {:.2} | {} | {}/{} | {} |\n",
+            m.label,
+            median(&m.speeds),
+            median(&m.speedups),
+            accept,
+            decoded as f64 / calls.max(1) as f64,
+            if m.drafter.is_some() {
+                format!("{}", median(&starts))
+            } else {
+                "-".into()
+            },
+            m.identical,
+            prompts.len(),
+            m.detail
+        ));
+    }
+    doc.push_str("\nVerify cost: a k-token target call's time over a 1-token call's (median of 15, 64 tokens cached):\n\n| k |");
+    for k in 1..=16 {
+        doc.push_str(&format!(" {k} |"));
+    }
+    doc.push_str("\n| --- |");
+    doc.push_str(&" ---: |".repeat(16));
+    doc.push_str("\n| ratio |");
+    for k in 1..=16 {
+        doc.push_str(&format!(" {:.2} |", cost.ratio(k)));
+    }
+    doc.push_str(&format!(
+        "\n\n1-token target call: {:.3} ms.\n",
+        cost.seconds[0] * 1e3
+    ));
+    crate::io::write_report(report_out.as_ref(), &doc, args.force, ui.quiet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn prompts_start_at_line_starts() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("a.txt");
+        let text: String = (0..200)
+            .map(|i| format!("line {i} of the book\n"))
+            .collect();
+        std::fs::write(&path, &text)?;
+        let prompts = cut_prompts(&[path], 3, 30)?;
+        assert_eq!(prompts.len(), 3);
+        for p in &prompts {
+            assert!(p.starts_with(b"line "), "{:?}", String::from_utf8_lossy(p));
+            assert_eq!(p.len(), 30);
+        }
+        assert_ne!(prompts[0], prompts[1]);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_prompt_source_is_a_clear_error() {
+        let err = prompt_files(&[Path::new("/nonexistent/valid").to_path_buf()]).unwrap_err();
+        assert!(err.to_string().contains("--from"), "{err}");
+    }
+}
