@@ -299,7 +299,7 @@ def main():
         architecture=dict(n_layer=L, n_head=c.n_head, head_dim=c.head_dim, d_model=c.d_model,
                           mlp_mult=c.mlp_mult, positions="rope", rope_base=c.rope_base, norm="rms",
                           norm_eps=c.norm_eps, opset=17),
-        training=dict(command="models/.venv/bin/python models/gen/" + ck.get("cmd", "").split("models/gen/")[-1],
+        training=dict(command="models/.venv/bin/python " + ck.get("cmd", "")[max(0, ck.get("cmd", "").find("models/gen/train.py")):],
                       data="/work/shared/data/train/*.txt (101 files, 60,088,581 bytes); validation: "
                            "1 MiB fixed sample of /work/shared/data/valid/",
                       date=ck.get("date", ""), steps=ck["step"], tokens_seen=ck["tokens"],

@@ -433,39 +433,81 @@ impl CallCost {
 }
 
 /// The draft length controller (see the module docs).
+///
+/// With measured costs ([`DraftLength::from_costs`]) it keeps a running estimate of the
+/// per-token acceptance rate `a` (accepted tokens are successes, a rejection one failure, with
+/// a decay of [`DECAY`] per verify call and [`PRIOR_ACCEPT`] as a prior worth two tokens) and
+/// drafts the `k` that maximizes expected tokens per second,
+/// `(1 - a^(k+1)) / (1 - a) / (k * draft_token + verify(k))`: a whole accepted draft raises `a`
+/// and so the length, an early rejection lowers both, and the verify-cost curve caps it where
+/// another drafted token costs more than it is expected to bring. Without costs (a given start
+/// length) the rule is the plain one: one longer after a whole accepted draft, one shorter after
+/// a rejection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DraftLength {
     k: usize,
     max: usize,
+    model: Option<CostModel>,
 }
 
-/// Acceptance rate assumed before any is observed, for the first draft length.
+#[derive(Clone, Debug, PartialEq)]
+struct CostModel {
+    /// `verify[k]`: seconds of a target call with k drafts (k + 1 tokens).
+    verify: Vec<f64>,
+    draft_token: f64,
+    accepted: f64,
+    rejected: f64,
+}
+
+/// Acceptance rate assumed before any is observed.
 pub const PRIOR_ACCEPT: f64 = 0.7;
 
+/// Weight of the previous observations at each verify call.
+pub const DECAY: f64 = 0.9;
+
+impl CostModel {
+    fn accept_rate(&self) -> f64 {
+        (self.accepted + 2.0 * PRIOR_ACCEPT) / (self.accepted + self.rejected + 2.0)
+    }
+
+    fn best(&self, max: usize) -> usize {
+        let a = self.accept_rate().min(0.999);
+        let rate = |k: usize| {
+            let tokens = (1.0 - a.powi(k as i32 + 1)) / (1.0 - a);
+            let verify = self.verify.get(k).copied().unwrap_or(f64::INFINITY);
+            tokens / (k as f64 * self.draft_token + verify)
+        };
+        (1..=max)
+            .max_by(|&x, &y| rate(x).total_cmp(&rate(y)))
+            .unwrap_or(1)
+    }
+}
+
 impl DraftLength {
-    /// A fixed start (`k` clamped to `1..=max`).
+    /// A start without costs (`k` clamped to `1..=max`), adapted by the plain rule.
     pub fn fixed(k: usize, max: usize) -> DraftLength {
         DraftLength {
             k: k.clamp(1, max.max(1)),
             max: max.max(1),
+            model: None,
         }
     }
 
-    /// The length that maximizes expected tokens per second for an acceptance of
-    /// [`PRIOR_ACCEPT`], given the target's call costs (`target.seconds[k]`: a verify call of k
-    /// drafts plus the pending token) and the draft's cost per token.
+    /// The cost-driven controller: `target.seconds[k]` is a verify call of k drafts plus the
+    /// pending token, `draft_token` the drafter's seconds per proposed token.
     pub fn from_costs(target: &CallCost, draft_token: f64, max: usize) -> DraftLength {
-        let a = PRIOR_ACCEPT;
         let max = max.clamp(1, target.seconds.len().saturating_sub(1).max(1));
-        let rate = |k: usize| {
-            let tokens = (1.0 - a.powi(k as i32 + 1)) / (1.0 - a);
-            let verify = target.seconds.get(k).copied().unwrap_or(f64::INFINITY);
-            tokens / (k as f64 * draft_token + verify)
+        let model = CostModel {
+            verify: target.seconds.clone(),
+            draft_token,
+            accepted: 0.0,
+            rejected: 0.0,
         };
-        let best = (1..=max)
-            .max_by(|&x, &y| rate(x).total_cmp(&rate(y)))
-            .unwrap_or(1);
-        DraftLength { k: best, max }
+        DraftLength {
+            k: model.best(max),
+            max,
+            model: Some(model),
+        }
     }
 
     /// Current length.
@@ -473,13 +515,26 @@ impl DraftLength {
         self.k
     }
 
-    /// After a verify call: one longer when every drafted token was accepted (and the draft was
-    /// as long as asked), one shorter when one was rejected.
+    /// The acceptance rate the controller believes (`None` without costs).
+    pub fn accept_rate(&self) -> Option<f64> {
+        self.model.as_ref().map(CostModel::accept_rate)
+    }
+
+    /// After a verify call that asked for `asked` tokens, got `drafted` and accepted `accepted`.
     pub fn update(&mut self, asked: usize, drafted: usize, accepted: usize) {
-        if accepted < drafted {
-            self.k = (self.k - 1).max(1);
-        } else if drafted == asked && drafted > 0 {
-            self.k = (self.k + 1).min(self.max);
+        match &mut self.model {
+            Some(m) => {
+                m.accepted = DECAY * m.accepted + accepted as f64;
+                m.rejected = DECAY * m.rejected + f64::from(u8::from(accepted < drafted));
+                self.k = m.best(self.max);
+            }
+            None => {
+                if accepted < drafted {
+                    self.k = (self.k - 1).max(1);
+                } else if drafted == asked && drafted > 0 {
+                    self.k = (self.k + 1).min(self.max);
+                }
+            }
         }
     }
 }
@@ -793,6 +848,19 @@ mod tests {
         let cost = CallCost {
             seconds: vec![1.0, 1.05, 1.1, 1.15, 1.2, 3.0, 6.0],
         };
-        assert_eq!(DraftLength::from_costs(&cost, 0.0, 6).get(), 4);
+        let mut l = DraftLength::from_costs(&cost, 0.0, 6);
+        assert_eq!(l.get(), 4);
+        // Rejections pull the estimate (and the length) down, whole drafts push them up, and
+        // the cost curve caps the length (a 5-draft call costs 2.5x a 4-draft one).
+        for _ in 0..5 {
+            l.update(4, 4, 0);
+        }
+        assert!(l.accept_rate().unwrap() < 0.3 && l.get() < 4, "{l:?}");
+        for _ in 0..30 {
+            let k = l.get();
+            l.update(k, k, k);
+        }
+        assert!(l.accept_rate().unwrap() > 0.9, "{l:?}");
+        assert_eq!(l.get(), 4);
     }
 }

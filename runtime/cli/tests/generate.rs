@@ -1,0 +1,249 @@
+//! `arca generate` and `arca bench-generate` (issue #7): speculative output equals plain output,
+//! llama.cpp's statistics lines, the documented edge cases and refusals.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use arca_runtime::bundle::{self, Bundle};
+use common::{arca, fails_with, ok};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model(name: &str) -> String {
+    repo()
+        .join(format!("models/gen/trained/{name}.arcm"))
+        .display()
+        .to_string()
+}
+
+fn stdout(out: &std::process::Output) -> Vec<u8> {
+    out.stdout.clone()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn speculative_greedy_output_equals_plain_greedy_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, kd, ada) = (
+        model("gen-target"),
+        model("gen-draft-kd"),
+        model("gen-draft-adaspec"),
+    );
+    let base = [
+        "generate",
+        "-m",
+        &t,
+        "-p",
+        "Alice was beginning to get",
+        "-n",
+        "80",
+        "--temp",
+        "0",
+        "--no-echo",
+    ];
+    let plain = arca(dir.path(), &base);
+    ok(&plain);
+    assert_eq!(stdout(&plain).len(), 81, "80 bytes and a newline");
+    let err = stderr(&plain);
+    assert!(err.contains("decoded   80 tokens in"), "{err}");
+    assert!(err.contains("n_predict = 80"), "{err}");
+    assert!(!err.contains("n_drafted"), "{err}");
+    for extra in [
+        vec!["-md", kd.as_str()],
+        vec!["--model-draft", ada.as_str(), "--draft-max", "4"],
+        vec!["--lookup"],
+    ] {
+        let mut args = base.to_vec();
+        args.extend(&extra);
+        let spec = arca(dir.path(), &args);
+        ok(&spec);
+        assert_eq!(stdout(&spec), stdout(&plain), "{extra:?}");
+        let err = stderr(&spec);
+        for line in [
+            "decoded   80 tokens in",
+            "n_drafted = ",
+            "n_accept  = ",
+            "accept    = ",
+        ] {
+            assert!(err.contains(line), "{extra:?}: no '{line}' in {err}");
+        }
+        assert!(
+            err.contains("mean accepted tokens per target call"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn edge_cases_are_defined() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = model("gen-target");
+    // -n 0: the prompt is echoed, nothing generated.
+    let out = arca(
+        dir.path(),
+        &["generate", "-m", &t, "-p", "Hello", "-n", "0"],
+    );
+    ok(&out);
+    assert_eq!(stdout(&out), b"Hello\n");
+    assert!(
+        stderr(&out).contains("decoded    0 tokens"),
+        "{}",
+        stderr(&out)
+    );
+    // An empty prompt is read as a newline, which is not echoed.
+    let out = arca(
+        dir.path(),
+        &["generate", "-m", &t, "-n", "20", "--seed", "1"],
+    );
+    ok(&out);
+    assert_eq!(stdout(&out).len(), 21);
+    // A prompt longer than the context (from a file) is read through its last window.
+    let long: Vec<u8> =
+        std::fs::read(repo().join("tests/data/canterbury/alice29.txt")).unwrap()[..3000].to_vec();
+    let path = dir.path().join("long.txt");
+    std::fs::write(&path, &long).unwrap();
+    let p = path.to_str().unwrap();
+    let out = arca(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            &t,
+            "-f",
+            p,
+            "-n",
+            "30",
+            "--temp",
+            "0",
+            "--no-echo",
+        ],
+    );
+    ok(&out);
+    assert_eq!(stdout(&out).len(), 31);
+    // Same output as the prompt's last 512 bytes... (the window starts at a multiple of 256:
+    // for 3000 bytes, at 2560, so the model sees the last 440).
+    std::fs::write(&path, &long[2560..]).unwrap();
+    let tail = arca(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            &t,
+            "-f",
+            p,
+            "-n",
+            "30",
+            "--temp",
+            "0",
+            "--no-echo",
+        ],
+    );
+    assert_eq!(stdout(&tail), stdout(&out));
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = model("gen-target");
+    // A draft over another vocabulary.
+    let draft = Bundle::open(model("gen-draft-kd")).unwrap();
+    let mut manifest = draft.manifest().clone();
+    manifest.vocab_size = 512;
+    let bytes = bundle::encode(manifest, draft.onnx_graph_bytes(), draft.payload()).unwrap();
+    let bad = dir.path().join("bad.arcm");
+    std::fs::write(&bad, bytes).unwrap();
+    let out = arca(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            &t,
+            "-md",
+            bad.to_str().unwrap(),
+            "-p",
+            "x",
+            "-n",
+            "5",
+        ],
+    );
+    fails_with(
+        &out,
+        "vocabulary of 512 symbols but target 'gen-target' has 256",
+    );
+    assert!(out.stdout.is_empty());
+    // A model that is not a generation model.
+    let circuit = repo().join("models/pc/trained/hclt-mnist-M32.arcm");
+    let out = arca(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            circuit.to_str().unwrap(),
+            "-p",
+            "x",
+            "-n",
+            "5",
+        ],
+    );
+    fails_with(&out, "is a circuit model, not a generation target or draft");
+    // Settings out of range, a missing prompt file.
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t, "--temp=-1"]),
+        "not a temperature",
+    );
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t, "--top-p", "0"]),
+        "not a top-p",
+    );
+    fails_with(
+        &arca(
+            dir.path(),
+            &["generate", "-m", &t, "-f", "/nonexistent/prompt.txt"],
+        ),
+        "cannot read prompt file",
+    );
+}
+
+#[test]
+fn bench_generate_reports_every_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = repo().join("tests/data/canterbury/alice29.txt");
+    let out = arca(
+        dir.path(),
+        &[
+            "bench-generate",
+            "-m",
+            &model("gen-target"),
+            "--draft",
+            &model("gen-draft-kd"),
+            "--from",
+            alice.to_str().unwrap(),
+            "--prompts",
+            "2",
+            "--prompt-len",
+            "64",
+            "-n",
+            "48",
+            "-o",
+            "report.md",
+        ],
+    );
+    ok(&out);
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for row in [
+        "| target only |",
+        "| draft kd |",
+        "| prompt lookup |",
+        "| ratio |",
+    ] {
+        assert!(report.contains(row), "no '{row}' in {report}");
+    }
+    assert_eq!(report.matches(" 2/2 |").count(), 3, "{report}");
+}
