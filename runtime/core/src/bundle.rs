@@ -566,6 +566,45 @@ impl Bundle {
         self.payload().get(start..start.checked_add(len)?)
     }
 
+    /// The tensor `name` as values of at most 4 bytes each, decoded by `read` from a
+    /// little-endian word (zero-padded past the element size), after checking its type and
+    /// shape; the error says which check failed, for a loader's "cannot load" message.
+    pub(crate) fn tensor_values<T>(
+        &self,
+        name: &str,
+        dtype: DType,
+        shape: &[u64],
+        read: impl Fn([u8; 4]) -> T,
+    ) -> Result<Vec<T>, String> {
+        let entry = self
+            .manifest()
+            .tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("it has no tensor `{name}`"))?;
+        if entry.dtype != dtype || entry.shape != shape {
+            return Err(format!(
+                "tensor `{name}` is {} {:?}, expected {} {shape:?}",
+                entry.dtype.as_str(),
+                entry.shape,
+                dtype.as_str()
+            ));
+        }
+        let bytes = self
+            .tensor(name)
+            .ok_or_else(|| format!("tensor `{name}` lies outside the payload"))?;
+        let size = dtype.size();
+        debug_assert!(size <= 4, "tensor_values reads elements of at most 4 bytes");
+        Ok(bytes
+            .chunks_exact(size)
+            .map(|c| {
+                let mut word = [0u8; 4];
+                word[..size].copy_from_slice(c);
+                read(word)
+            })
+            .collect())
+    }
+
     /// `key: value` lines for `arca inspect`: identity, shape, provenance, metrics, sizes.
     pub fn manifest_lines(&self) -> Vec<(String, String)> {
         let m = &self.inner.manifest;

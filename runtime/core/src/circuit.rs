@@ -137,42 +137,6 @@ impl fmt::Debug for Circuit {
 
 const NONE: u32 = u32::MAX;
 
-/// The tensor `name` of `bundle` as little-endian values, checked for type and shape.
-fn tensor<T: Copy>(
-    bundle: &Bundle,
-    name: &str,
-    dtype: DType,
-    shape: &[u64],
-    read: impl Fn([u8; 4]) -> T,
-) -> Result<Vec<T>, String> {
-    let entry = bundle
-        .manifest()
-        .tensors
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| format!("it has no tensor `{name}`"))?;
-    if entry.dtype != dtype || entry.shape != shape {
-        return Err(format!(
-            "tensor `{name}` is {} {:?}, expected {} {shape:?}",
-            entry.dtype.as_str(),
-            entry.shape,
-            dtype.as_str()
-        ));
-    }
-    let bytes = bundle
-        .tensor(name)
-        .ok_or_else(|| format!("tensor `{name}` lies outside the payload"))?;
-    let size = dtype.size();
-    Ok(bytes
-        .chunks_exact(size)
-        .map(|c| {
-            let mut word = [0u8; 4];
-            word[..size].copy_from_slice(c);
-            read(word)
-        })
-        .collect())
-}
-
 /// Checks that every row of `table` (rows of `len`) sums to [`ROW_SUM`] with entries >= 1.
 fn check_rows(table: &[u32], len: usize, what: &str) -> Result<(), String> {
     for (i, row) in table.chunks_exact(len).enumerate() {
@@ -199,7 +163,9 @@ impl Circuit {
         }
         let u16_le = |w: [u8; 4]| u32::from(u16::from_le_bytes([w[0], w[1]]));
         let i32_le = i32::from_le_bytes;
-        let shape = tensor(bundle, "image_shape", DType::I32, &[2], i32_le).map_err(bad)?;
+        let shape = bundle
+            .tensor_values("image_shape", DType::I32, &[2], i32_le)
+            .map_err(bad)?;
         let (height, width) = match shape[..] {
             [h, w] if h >= 1 && w >= 1 => (h as usize, w as usize),
             _ => return Err(bad(format!("image_shape is {shape:?}"))),
@@ -223,18 +189,18 @@ impl Circuit {
             }
         };
         let (du, su) = (d as u64, states as u64);
-        let prior = tensor(bundle, "root_prior", DType::U16, &[su], u16_le).map_err(bad)?;
-        let transitions =
-            tensor(bundle, "transitions", DType::U16, &[du, su, su], u16_le).map_err(bad)?;
-        let leaves = tensor(
-            bundle,
-            "leaves",
-            DType::U16,
-            &[du, su, VALUES as u64],
-            u16_le,
-        )
-        .map_err(bad)?;
-        let parent = tensor(bundle, "parent", DType::I32, &[du], i32_le).map_err(bad)?;
+        let prior = bundle
+            .tensor_values("root_prior", DType::U16, &[su], u16_le)
+            .map_err(bad)?;
+        let transitions = bundle
+            .tensor_values("transitions", DType::U16, &[du, su, su], u16_le)
+            .map_err(bad)?;
+        let leaves = bundle
+            .tensor_values("leaves", DType::U16, &[du, su, VALUES as u64], u16_le)
+            .map_err(bad)?;
+        let parent = bundle
+            .tensor_values("parent", DType::I32, &[du], i32_le)
+            .map_err(bad)?;
         check_rows(&prior, states, "root_prior").map_err(bad)?;
         check_rows(&leaves, VALUES, "leaves").map_err(bad)?;
         let (parent, order, levels) = tree(&parent).map_err(bad)?;
@@ -922,7 +888,8 @@ impl Likelihood {
                 bundle.manifest().kind
             )));
         }
-        let shape = tensor(bundle, "image_shape", DType::I32, &[2], i32::from_le_bytes)
+        let shape = bundle
+            .tensor_values("image_shape", DType::I32, &[2], i32::from_le_bytes)
             .map_err(contract)?;
         let d = match shape[..] {
             [h, w] if h >= 1 && w >= 1 => h as usize * w as usize,

@@ -141,30 +141,6 @@ pub struct Scratch {
     scores: Vec<f32>,
 }
 
-fn read_f32(bundle: &Bundle, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
-    let entry = bundle
-        .manifest()
-        .tensors
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| format!("tensor `{name}` is missing"))?;
-    let want: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
-    if entry.dtype != DType::F32 || entry.shape != want {
-        return Err(format!(
-            "tensor `{name}` is {} {:?}, expected float32 {want:?}",
-            entry.dtype.as_str(),
-            entry.shape
-        ));
-    }
-    let bytes = bundle
-        .tensor(name)
-        .ok_or_else(|| format!("tensor `{name}` is outside the payload"))?;
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}
-
 fn arch_value(bundle: &Bundle, key: &str) -> Result<String, String> {
     let full = format!("architecture.{key}");
     bundle
@@ -235,7 +211,12 @@ impl Net {
         let eps = arch_f32(bundle, "norm_eps").map_err(contract)?;
         let d = cfg.d_model;
         let f = cfg.mlp_mult * d;
-        let t = |name: &str, shape: &[usize]| read_f32(bundle, name, shape).map_err(contract);
+        let t = |name: &str, shape: &[usize]| {
+            let shape: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+            bundle
+                .tensor_values(name, DType::F32, &shape, f32::from_le_bytes)
+                .map_err(contract)
+        };
         let emb = t("emb.weight", &[VOCAB, d])?;
         let mut blocks = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
