@@ -285,13 +285,13 @@ pub struct BenchGenerateArgs {
     )]
     pub from: Vec<PathBuf>,
     /// Number of prompts
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one)]
     pub prompts: usize,
     /// Bytes per prompt
-    #[arg(long, value_name = "BYTES", default_value_t = 128)]
+    #[arg(long, value_name = "BYTES", default_value_t = 128, value_parser = at_least_one)]
     pub prompt_len: usize,
     /// Bytes to generate per prompt
-    #[arg(short, long = "n-predict", value_name = "N", default_value_t = 256)]
+    #[arg(short, long = "n-predict", value_name = "N", default_value_t = 256, value_parser = at_least_one)]
     pub n: usize,
     /// Longest draft
     #[arg(long, value_name = "K", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -312,6 +312,13 @@ pub struct BenchGenerateArgs {
     /// Overwrite the report if it exists
     #[arg(short, long)]
     pub force: bool,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a count of at least 1")),
+    }
 }
 
 fn parse_temp(s: &str) -> Result<f32, String> {

@@ -209,6 +209,10 @@ fn bad_input_is_refused() {
         ),
         "cannot read prompt file",
     );
+    fails_with(
+        &arca(dir.path(), &["bench-generate", "-m", &t, "--prompts", "0"]),
+        "not a count of at least 1",
+    );
 }
 
 #[test]

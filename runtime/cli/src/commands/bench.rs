@@ -259,12 +259,18 @@ fn run_tool(program: &str, flags: &[&str], path: &Path) -> Result<Vec<u8>> {
 
 /// The median of `times` in seconds (the mean of the middle two for an even count).
 fn median(times: &[Duration]) -> f64 {
-    let mut secs: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
-    secs.sort_by(f64::total_cmp);
-    match secs.len() {
+    let secs: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
+    median_of(&secs)
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 for none).
+pub fn median_of(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
         0 => 0.0,
-        n if n % 2 == 1 => secs[n / 2],
-        n => (secs[n / 2 - 1] + secs[n / 2]) / 2.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

@@ -13,6 +13,7 @@ use arca_runtime::shipped;
 
 use crate::Ui;
 use crate::args::{BenchGenerateArgs, GenerateArgs};
+use crate::commands::bench::median_of;
 use crate::io::Output;
 
 fn load(name: &str) -> Result<(Bundle, Net)> {
@@ -191,13 +192,17 @@ struct Method<'a> {
     identical: usize,
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+impl<'a> Method<'a> {
+    fn new(label: String, detail: String, drafter: Option<Box<dyn Drafter + 'a>>) -> Self {
+        Method {
+            label,
+            detail,
+            drafter,
+            speeds: vec![],
+            speedups: vec![],
+            stats: vec![],
+            identical: 0,
+        }
     }
 }
 
@@ -239,48 +244,36 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
     };
 
     let cost = CallCost::measure(&target, 17, 15)?;
-    let mut methods: Vec<Method<'_>> = vec![Method {
-        label: "target only".into(),
-        detail: format!(
+    let mut methods: Vec<Method<'_>> = vec![Method::new(
+        "target only".into(),
+        format!(
             "{} ({} parameters)",
             target.name(),
             target.config().parameters()
         ),
-        drafter: None,
-        speeds: vec![],
-        speedups: vec![],
-        stats: vec![],
-        identical: 0,
-    }];
+        None,
+    )];
     for d in &drafts {
         let per_token = CallCost::measure(d, 1, 15)?.seconds[0];
-        methods.push(Method {
-            label: format!("draft {}", d.distill().unwrap_or("?")),
-            detail: format!(
+        methods.push(Method::new(
+            format!("draft {}", d.distill().unwrap_or("?")),
+            format!(
                 "{} ({} parameters, {:.3} ms/token vs target {:.3})",
                 d.name(),
                 d.config().parameters(),
                 per_token * 1e3,
                 cost.seconds[0] * 1e3
             ),
-            drafter: Some(Box::new(ModelDrafter::new(d, args.draft_p_min))),
-            speeds: vec![],
-            speedups: vec![],
-            stats: vec![],
-            identical: 0,
-        });
+            Some(Box::new(ModelDrafter::new(d, args.draft_p_min))),
+        ));
     }
     if !args.no_lookup {
         let lookup = LookupDrafter::default();
-        methods.push(Method {
-            label: "prompt lookup".into(),
-            detail: lookup.describe(),
-            drafter: Some(Box::new(lookup)),
-            speeds: vec![],
-            speedups: vec![],
-            stats: vec![],
-            identical: 0,
-        });
+        methods.push(Method::new(
+            "prompt lookup".into(),
+            lookup.describe(),
+            Some(Box::new(lookup)),
+        ));
     }
 
     for (i, prompt) in prompts.iter().enumerate() {
@@ -295,7 +288,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
                 last = Some((out, stats));
             }
             let (out, mut stats) = last.context("no run")?;
-            stats.decode_seconds = median(&times);
+            stats.decode_seconds = median_of(&times);
             let speed = stats.speed();
             match &reference {
                 None => {
@@ -353,12 +346,12 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         doc.push_str(&format!(
             "| {} | {:.0} | {:.2}x | {} | {:.2} | {} | {}/{} | {} |\n",
             m.label,
-            median(&m.speeds),
-            median(&m.speedups),
+            median_of(&m.speeds),
+            median_of(&m.speedups),
             accept,
             decoded as f64 / calls.max(1) as f64,
             if m.drafter.is_some() {
-                format!("{}", median(&starts))
+                format!("{}", median_of(&starts))
             } else {
                 "-".into()
             },

@@ -234,6 +234,8 @@ pub trait Drafter {
 pub struct ModelDrafter<'a> {
     lm: Lm<'a>,
     p_min: f64,
+    /// The sequence and the tokens drafted so far (reused between proposals).
+    ext: Vec<u8>,
 }
 
 impl<'a> ModelDrafter<'a> {
@@ -242,6 +244,7 @@ impl<'a> ModelDrafter<'a> {
         ModelDrafter {
             lm: Lm::new(draft),
             p_min,
+            ext: Vec::new(),
         }
     }
 }
@@ -300,11 +303,12 @@ impl Drafter for ModelDrafter<'_> {
     ) -> Result<(), GenError> {
         out.tokens.clear();
         out.q.clear();
-        let mut ext = seq.to_vec();
+        self.ext.clear();
+        self.ext.extend_from_slice(seq);
         let mut q = [0.0; VOCAB];
         while out.tokens.len() < max {
-            let logits = self.lm.score(&ext, ext.len() - 1)?;
-            if top_prob(logits) < self.p_min {
+            let logits = self.lm.score(&self.ext, self.ext.len() - 1)?;
+            if self.p_min > 0.0 && top_prob(logits) < self.p_min {
                 break;
             }
             let token = if sampling.is_greedy() {
@@ -315,7 +319,7 @@ impl Drafter for ModelDrafter<'_> {
                 rng.pick(&q)
             };
             out.tokens.push(token);
-            ext.push(token);
+            self.ext.push(token);
         }
         Ok(())
     }
