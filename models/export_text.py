@@ -236,6 +236,10 @@ def main():
     ap.add_argument("--valid-limit", type=int, default=0,
                     help="bytes per valid file for the bpb report (0 = whole files)")
     ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--name", default="text-small", help="model name in the manifest")
+    ap.add_argument("--codec", default=None,
+                    help="the codec streams made with this model use by default (text-nn for the "
+                         "models made for microcontrollers); stored as manifest provenance `codec`")
     ap.add_argument("--jobs", type=int, default=1, help="parallel onnxruntime workers (1 thread each) for the bpb report")
     ap.add_argument("--tract-check", default=os.path.join(tt.WORK, "tract_target", "debug", "tractcheck"),
                     help="tractcheck binary (models/work/tractcheck, a dev build of tract-onnx 0.23.9 with "
@@ -259,7 +263,7 @@ def main():
     nparams = int(P["E"].size + sum(L["W"].size + L["b"].size for L in P["layers"]))
     arch = (f"byte MLP: embedding 257x{cfg['d_emb']} (int8) -> concat {N} positions ({N * cfg['d_emb']}) -> "
             + " -> ".join(f"{h} (int8 GELU table)" for h in cfg["hidden"]) + " -> 256 logits")
-    doc = (f"arca text-small: {arch}; integer-exact; input context int64 [batch,{N}] "
+    doc = (f"arca {args.name}: {arch}; integer-exact; input context int64 [batch,{N}] "
            f"(oldest first, PAD=256); output logits int32 [batch,256], natural-log with {F} fractional bits")
     m = build_onnx(P, args.int8_matmul, doc)
     onnx.save_model(m, out, save_as_external_data=False)
@@ -323,7 +327,7 @@ def main():
 
     a = ck.get("args", {})
     manifest = {
-        "name": "text-small",
+        "name": args.name,
         "kind": "compressor",
         "description": "Byte-level next-byte predictor for neural text compression (English). " + arch
                        + ". Integer-exact: identical int32 logits on any CPU/runtime.",
@@ -338,14 +342,19 @@ def main():
         "training": {
             "command": "python models/train_text.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in a.items()
-                if k in ("n_ctx", "d_emb", "hidden", "frac_bits", "batch", "lr", "time_budget", "float_steps")),
-            "data": "/work/shared/data/train/*.txt (101 files, 58 MB; selection on valid/)",
+                if k in ("n_ctx", "d_emb", "hidden", "frac_bits", "batch", "lr", "time_budget", "float_steps",
+                         "lf_frac")),
+            "data": "/work/shared/data/train/*.txt (101 files, 58 MB; selection on valid/)"
+                    + (f"; {a['lf_frac']:.0%} of positions from a copy with CR removed"
+                       if a.get("lf_frac") else ""),
             "steps": int(ck["step"]),
             "tokens_seen": int(ck["tokens"]),
             "date": ck.get("date", time.strftime("%Y-%m-%d %H:%M:%S")),
         },
         "metrics": metrics,
     }
+    if args.codec:
+        manifest["codec"] = args.codec
     if args.valid_limit:
         manifest["metrics"]["valid_note"] = f"first {args.valid_limit} bytes of each valid file"
     jpath = os.path.splitext(out)[0] + ".json"

@@ -187,15 +187,24 @@ class TextMLP(nn.Module):
 
 # ----------------------------------------------------------------------------- data
 
-def load_corpus(pattern):
+def load_corpus(pattern, lf_copy=False):
+    """The files matching `pattern` as one byte array with each file's start offset. With
+    `lf_copy`, every file is followed by a copy of itself with CR bytes removed (LF line ends), so
+    a model trained on CRLF books also sees LF text; returns the offset where the copies start
+    in `starts` order (files, then copies) so sampling can weight the two halves."""
     files = sorted(glob.glob(pattern))
     arrs, starts, pos = [], [], 0
-    for f in files:
-        with open(f, "rb") as fh:
-            a = np.frombuffer(fh.read(), dtype=np.uint8)
-        arrs.append(a)
-        starts.append(pos)
-        pos += len(a)
+    variants = [False, True] if lf_copy else [False]
+    for strip in variants:
+        for f in files:
+            with open(f, "rb") as fh:
+                raw = fh.read()
+            if strip:
+                raw = raw.replace(b"\r", b"")
+            a = np.frombuffer(raw, dtype=np.uint8)
+            arrs.append(a)
+            starts.append(pos)
+            pos += len(a)
     return np.concatenate(arrs), np.array(starts, dtype=np.int64), files
 
 
@@ -260,6 +269,9 @@ def main():
     ap.add_argument("--valid-positions", type=int, default=200000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lf-frac", type=float, default=0.0,
+                    help="fraction of training positions drawn from a copy of the corpus with CR "
+                         "removed (the books are CRLF; much real text is LF)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -267,7 +279,9 @@ def main():
     logf = open(args.log, "a")
     log("start: " + " ".join(sys.argv), logf)
 
-    data, starts, files = load_corpus(os.path.join(DATA, "train", "*.txt"))
+    data, starts, files = load_corpus(os.path.join(DATA, "train", "*.txt"), args.lf_frac > 0)
+    # With --lf-frac the second half of `starts` are the LF copies.
+    lf_from = int(starts[len(files)]) if args.lf_frac > 0 else len(data)
     vdata, vstarts, _ = load_corpus(os.path.join(DATA, "valid", "*.txt"))
     log(f"train bytes {len(data)} in {len(files)} files; valid bytes {len(vdata)}", logf)
     vrng = np.random.default_rng(12345)
@@ -306,7 +320,12 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (1.0 - (1.0 - args.lr_min_frac) * frac)
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = rng.integers(0, len(data), size=args.batch)
+        if args.lf_frac > 0:
+            n_lf = int(rng.binomial(args.batch, args.lf_frac))
+            idx = np.concatenate([rng.integers(0, lf_from, size=args.batch - n_lf),
+                                  rng.integers(lf_from, len(data), size=n_lf)])
+        else:
+            idx = rng.integers(0, len(data), size=args.batch)
         ctx = torch.from_numpy(make_contexts(data, starts, idx, args.n_ctx, rng, args.p_trunc))
         y = torch.from_numpy(data[idx].astype(np.int64))
         logits = model(ctx, qat=qat)

@@ -35,6 +35,8 @@
 //!
 //! Nested objects are flattened with dots; keys are sorted.
 
+pub mod emit;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
@@ -615,6 +617,12 @@ fn parse_spec(spec: &Value) -> Result<Manifest, String> {
         }
     }
     Ok(manifest)
+}
+
+/// Writes `bytes` to `out` through a temporary file beside it, renamed over `out` once
+/// complete: `out` is never half-written.
+pub fn write_file_atomically(out: &Path, bytes: &[u8]) -> Result<(), PackError> {
+    write_atomically(out, bytes)
 }
 
 /// Writes `bytes` to a temporary file beside `out`, then renames it over `out`.

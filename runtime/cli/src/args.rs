@@ -415,6 +415,7 @@ Examples:
   arca compress -m my-model.arcm data.csv
   cat book.txt | arca compress > book.arca
   arca compress --eiw 32 book.txt      Equal-Info Windows of 32 bits (see `arca tokenize`)
+  arca compress -m text-embedded log.txt   text-nn: decodes on a Cortex-M (targets/cortex-m)
   arca compress -m models/pc/trained/hclt-mnist-M32.arcm t10k-images-idx3-ubyte.gz   images";
 
 const DECOMPRESS_EXAMPLES: &str = "\
@@ -463,14 +464,30 @@ pub struct CompressArgs {
     pub io: Transform,
     /// Block size: blocks are coded independently and in parallel; larger blocks compress
     /// better, smaller ones use more cores on small files. Accepts K, M and G suffixes
-    /// (powers of 1024).
-    #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
-    pub block_size: u32,
+    /// (powers of 1024). Default 1M; 16K with the text-nn codec (a microcontroller holds one
+    /// block in RAM)
+    #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
+    pub block_size: Option<u32>,
+    /// Text codec: `cm` mixes the network with adaptive context models (best ratio); `nn` codes
+    /// with the network alone, so a decoder needs only the network and one block of RAM (the
+    /// codec of `targets/cortex-m`). Default: the model's own choice (`nn` for text-embedded,
+    /// `cm` otherwise)
+    #[arg(long, value_name = "CODEC", conflicts_with = "eiw")]
+    pub codec: Option<TextCodecChoice>,
     /// Equal-Info Windows: cut the output into windows of exactly W bits (a multiple of 8 from
     /// 16 to 4096), each coded with a fresh model, so any window decodes on its own. The
     /// network alone codes (no context models), so the ratio is lower than without --eiw
     #[arg(long, value_name = "W", value_parser = parse_window_bits, conflicts_with = "block_size")]
     pub eiw: Option<u32>,
+}
+
+/// `--codec` of `arca compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextCodecChoice {
+    /// The network mixed with context models (`text-cm`).
+    Cm,
+    /// The network alone (`text-nn`), decodable on a microcontroller.
+    Nn,
 }
 
 /// `arca decompress`.
@@ -757,9 +774,13 @@ pub struct BenchArgs {
     /// Worker threads for arca; 0 uses every core (the tools run with their own defaults)
     #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
-    /// Block size of plain arca (K, M and G suffixes)
-    #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
-    pub block_size: u32,
+    /// Block size of plain arca (K, M and G suffixes). Default 1M; 16K with the text-nn codec
+    #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
+    pub block_size: Option<u32>,
+    /// Codec of plain arca: `cm` (network and context models) or `nn` (the network alone);
+    /// default: the model's own choice, as in `arca compress`
+    #[arg(long, value_name = "CODEC")]
+    pub codec: Option<TextCodecChoice>,
     /// Where the markdown report goes (`-` for stdout)
     #[arg(short, long, value_name = "REPORT.md", default_value = "-")]
     pub output: PathBuf,

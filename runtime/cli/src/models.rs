@@ -111,6 +111,19 @@ impl Loaded {
         }
     }
 
+    /// Whether the model's manifest asks for the `text-nn` codec (provenance `codec: text-nn`,
+    /// as the models made for microcontrollers do).
+    pub fn prefers_nn(&self) -> bool {
+        match self {
+            Loaded::Network { bundle, .. } => bundle
+                .manifest()
+                .provenance
+                .iter()
+                .any(|(k, v)| k == "codec" && v == "text-nn"),
+            _ => false,
+        }
+    }
+
     /// The model's id (0 for none).
     pub fn id(&self) -> u128 {
         match self {

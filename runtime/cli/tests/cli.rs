@@ -705,3 +705,58 @@ fn arith_answers_checks_and_refuses() {
         "{text}"
     );
 }
+
+/// `-m text-embedded` writes `text-nn` (the network alone, 16 KiB blocks) by default; every
+/// sample round trips, `list` names the codec, and `--codec` overrides either way.
+#[test]
+fn text_nn_codec_for_the_embedded_model() {
+    for (name, data) in samples() {
+        let packed = compress_pipe(&data, &["-m", "text-embedded"]);
+        let dir = tempdir();
+        fs::write(dir.path().join("s.arca"), &packed).expect("write");
+        let out = run_in(dir.path(), &["decompress", "-c"], Some(&packed));
+        assert_ok(&out);
+        assert_eq!(out.stdout, data, "{name}");
+        let out = arca(dir.path(), &["list", "s.arca"]);
+        assert_ok(&out);
+        assert!(stdout(&out).contains("text-nn"), "{name}: {}", stdout(&out));
+    }
+    let alice = canterbury("alice29.txt");
+    let nn = compress_pipe(&alice[..40_000], &["-m", "text-embedded"]);
+    let cm = compress_pipe(&alice[..40_000], &["-m", "text-embedded", "--codec", "cm"]);
+    let small_nn = compress_pipe(&alice[..40_000], &["--codec", "nn"]);
+    assert_ne!(nn, cm);
+    let dir = tempdir();
+    for (label, s) in [("cm", &cm), ("small-nn", &small_nn)] {
+        let out = run_in(dir.path(), &["decompress", "-c"], Some(s));
+        assert_ok(&out);
+        assert_eq!(out.stdout, &alice[..40_000], "{label}");
+    }
+    // 16 KiB blocks by default, -B overrides.
+    let header_blocks = |s: &[u8]| u32::from_le_bytes([s[72], s[73], s[74], s[75]]);
+    assert_eq!(header_blocks(&nn), 3);
+    let one = compress_pipe(&alice[..40_000], &["-m", "text-embedded", "-B", "64K"]);
+    assert_eq!(header_blocks(&one), 1);
+}
+
+#[test]
+fn text_nn_refusals() {
+    let dir = tempdir();
+    fs::write(dir.path().join("a.txt"), b"hello").expect("write");
+    let out = arca(
+        dir.path(),
+        &["compress", "-m", "none", "--codec", "nn", "a.txt"],
+    );
+    assert_error(&out, "no network");
+    let out = arca(
+        dir.path(),
+        &["compress", "--codec", "nn", "--eiw", "32", "a.txt"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(listing(dir.path()), ["a.txt"]);
+}

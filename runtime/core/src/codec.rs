@@ -186,6 +186,11 @@ pub struct Options {
 /// that books split into blocks for both cores.
 pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 
+/// Default block size of `text-nn` streams: a decoder holds one block in RAM to check its CRC
+/// before writing it, and the Cortex-M firmware (`targets/cortex-m`) has 16 KiB for it. The
+/// network alone codes, so smaller blocks cost only the PAD context at each block's start.
+pub const NN_BLOCK_SIZE: u32 = 16 << 10;
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -380,6 +385,171 @@ pub fn code_block<C: BitCoder, S: CdfSource>(
     Ok(out)
 }
 
+/// A [`ByteModel`] seen as an [`arca_embedded::Network`]: one context per call.
+struct NnNetwork<'m> {
+    model: &'m dyn ByteModel,
+    logits: Vec<i32>,
+}
+
+impl<'m> NnNetwork<'m> {
+    fn new(model: &'m dyn ByteModel) -> Self {
+        NnNetwork {
+            model,
+            logits: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl arca_embedded::Network for NnNetwork<'_> {
+    type Error = ModelError;
+    fn context_len(&self) -> usize {
+        self.model.context_len()
+    }
+    fn pad(&self) -> u16 {
+        self.model.pad_id()
+    }
+    fn frac_bits(&self) -> u32 {
+        self.model.logit_frac_bits()
+    }
+    fn logits(&mut self, context: &[u16], out: &mut [i32; 256]) -> Result<(), ModelError> {
+        self.logits.clear();
+        self.model.logits(context, 1, &mut self.logits)?;
+        let row = self
+            .logits
+            .get(..256)
+            .ok_or_else(|| ModelError::from("the network gave fewer than 256 logits"))?;
+        out.copy_from_slice(row);
+        Ok(())
+    }
+}
+
+/// The `text-nn` encoder's source: the whole block is known, so positions are evaluated
+/// [`ENCODE_BATCH`] at a time (the same integers as one at a time: the model is integer-exact,
+/// and `tests/tests/embedded.rs` checks the streams are identical).
+struct NnBatched<'m> {
+    model: &'m dyn ByteModel,
+    data: &'m [u8],
+    start: usize,
+    rows: usize,
+    contexts: Vec<u16>,
+    logits: Vec<i32>,
+}
+
+impl arca_embedded::LogitsSource for NnBatched<'_> {
+    type Error = ModelError;
+
+    fn frac_bits(&self) -> u32 {
+        self.model.logit_frac_bits()
+    }
+
+    fn logits(&mut self, pos: usize, _history: &[u8]) -> Result<&[i32; 256], ModelError> {
+        if pos < self.start || pos >= self.start + self.rows {
+            let n = self.model.context_len();
+            let batch = ENCODE_BATCH.min(self.data.len().saturating_sub(pos)).max(1);
+            self.contexts.resize(batch * n, 0);
+            for (b, row) in self.contexts.chunks_exact_mut(n).enumerate() {
+                arca_embedded::context_at(self.data, pos + b, self.model.pad_id(), row);
+            }
+            self.logits.clear();
+            self.model.logits(&self.contexts, batch, &mut self.logits)?;
+            if self.logits.len() != batch * 256 {
+                return Err("the network gave the wrong number of logits".into());
+            }
+            self.start = pos;
+            self.rows = batch;
+        }
+        let at = (pos - self.start) * 256;
+        self.logits
+            .get(at..at + 256)
+            .and_then(|r| <&[i32; 256]>::try_from(r).ok())
+            .ok_or_else(|| "logits out of range".into())
+    }
+}
+
+/// A `text-nn` coding error as a codec error (a decoder's failure is block corruption; the
+/// caller sets the index).
+fn nn_error<E: Into<ModelError>>(e: arca_embedded::CodeError<E>) -> CodecError {
+    match e {
+        arca_embedded::CodeError::Codec(arca_embedded::Error::Corrupt) => {
+            CodecError::BlockCorrupt { index: usize::MAX }
+        }
+        arca_embedded::CodeError::Codec(e) => CodecError::Model(Box::new(e)),
+        arca_embedded::CodeError::Source(e) => CodecError::Model(e.into()),
+    }
+}
+
+/// Encodes one `text-nn` block, batched (`true`) or one network call per byte: the stream is
+/// the same either way (the encoder's batches are a speed-up only).
+fn encode_nn_block(model: &dyn ByteModel, block: &[u8], batched: bool) -> CodedBlock {
+    let mut enc = arca_embedded::Encoding::new(RangeEncoder::new(Vec::new()));
+    let mut copy = block.to_vec();
+    if batched {
+        let mut source = NnBatched {
+            model,
+            data: block,
+            start: 0,
+            rows: 0,
+            contexts: Vec::new(),
+            logits: Vec::new(),
+        };
+        arca_embedded::code_block(&mut enc, &mut source, &mut copy).map_err(nn_error)?;
+    } else {
+        let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
+        arca_embedded::code_block(&mut enc, &mut source, &mut copy).map_err(nn_error)?;
+    }
+    let words = enc
+        .finish()
+        .map_err(|e| CodecError::Options(format!("range coder: {e}")))?;
+    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes.truncate(arca_embedded::stored_len(&words));
+    Ok(if bytes.len() >= block.len() {
+        (
+            BlockEntry::new(BlockMode::Stored, block, block.len() as u32),
+            block.to_vec(),
+        )
+    } else {
+        let len = bytes.len() as u32;
+        (BlockEntry::new(BlockMode::Coded, block, len), bytes)
+    })
+}
+
+/// Compresses `input` into a `text-nn` stream with one network call per byte, the decoder's
+/// call sequence: for tests that prove the batched encoder writes the same stream.
+#[doc(hidden)]
+pub fn compress_nn_stepwise(
+    model: &dyn ByteModel,
+    model_id: u128,
+    model_name: &str,
+    input: &[u8],
+    block_size: u32,
+) -> Result<Vec<u8>, CodecError> {
+    let coded: Vec<CodedBlock> = input
+        .chunks(block_size.max(1) as usize)
+        .map(|b| encode_nn_block(model, b, false))
+        .collect();
+    let (entries, datas) = unzip_blocks(coded)?;
+    Ok(Stream::write(
+        &nn_header(model_id, model_name, block_size, input.len()),
+        &entries,
+        &datas,
+    ))
+}
+
+/// The header of a `text-nn` stream.
+fn nn_header(model_id: u128, model_name: &str, block_size: u32, len: usize) -> Header {
+    Header {
+        codec: Codec::TextNn,
+        precision: arca_embedded::PRECISION as u8,
+        model_id,
+        model_name: model_name.to_owned(),
+        window_bits: 0,
+        codec_revision: arca_embedded::REVISION,
+        block_size,
+        original_len: len as u64,
+        block_count: container::block_count(len as u64, block_size),
+    }
+}
+
 /// Compresses and decompresses with one model (or with none: context models only).
 pub struct TextCodec<'m> {
     model: Option<&'m dyn ByteModel>,
@@ -508,6 +678,61 @@ impl<'m> TextCodec<'m> {
         }
     }
 
+    /// Compresses `input` into a `text-nn` stream: the network alone codes every byte (no
+    /// context models), so a decoder needs only the network and one block of memory; that is
+    /// the codec of `arca_embedded` and the Cortex-M firmware. Use [`NN_BLOCK_SIZE`] blocks for
+    /// streams a microcontroller will decode.
+    pub fn compress_nn(
+        &self,
+        input: &[u8],
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let model = self
+            .model
+            .ok_or_else(|| CodecError::Options("the text-nn codec needs a network model".into()))?;
+        if opts.block_size == 0 {
+            return Err(CodecError::Options(
+                "block size must be at least 1 byte".into(),
+            ));
+        }
+        let blocks: Vec<&[u8]> = input.chunks(opts.block_size as usize).collect();
+        if blocks.len() > u32::MAX as usize {
+            return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
+        }
+        let coded: Vec<CodedBlock> = Self::pool(opts.threads)?.install(|| {
+            blocks
+                .par_iter()
+                .map(|block| {
+                    let r = encode_nn_block(model, block, true);
+                    progress(block.len() as u64);
+                    r
+                })
+                .collect()
+        });
+        let (entries, datas) = unzip_blocks(coded)?;
+        let header = nn_header(
+            self.model_id,
+            &self.model_name,
+            opts.block_size,
+            input.len(),
+        );
+        Ok(Stream::write(&header, &entries, &datas))
+    }
+
+    /// Decodes one coded `text-nn` block of `len` bytes, one network call per byte.
+    fn decode_nn_block(&self, data: &[u8], len: usize) -> Result<Vec<u8>, CodecError> {
+        let model = self
+            .model
+            .ok_or_else(|| CodecError::Options("the text-nn codec needs a network model".into()))?;
+        let mut out = vec![0u8; len];
+        let mut dec = arca_embedded::Decoding::new(data)
+            .map_err(|_| CodecError::BlockCorrupt { index: 0 })?;
+        let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
+        arca_embedded::code_block(&mut dec, &mut source, &mut out).map_err(nn_error)?;
+        Ok(out)
+    }
+
     /// Checks that `stream` was made for this codec's model.
     fn check_stream(&self, stream: &Stream<'_>) -> Result<(), CodecError> {
         let h = stream.header();
@@ -516,6 +741,7 @@ impl<'m> TextCodec<'m> {
         }
         let revision = match h.codec {
             Codec::TextEiw => eiw::REVISION,
+            Codec::TextNn => arca_embedded::REVISION,
             _ => cm::REVISION,
         };
         check_header(h, revision, self.model_id, &self.model_name)
@@ -713,16 +939,27 @@ impl<'m> TextCodec<'m> {
             }
             BlockMode::Coded => {
                 // Every binary decision costs at least -log2(65535/65536) bits, so a byte costs
-                // at least 1/5680 bit: a block claiming far more bytes than its bits can carry
-                // is corrupt (and would otherwise make us decode gigabytes from nothing).
-                if entry.original_len as u64 > (u64::from(entry.compressed_len) + 16) * 65536 {
+                // at least 1/5680 bit (text-nn: a 24-bit distribution gives every other byte at
+                // least 1, so a byte costs at least 1/45,600 bit): a block claiming far more
+                // bytes than its bits can carry is corrupt (and would otherwise make us decode
+                // gigabytes from nothing).
+                let per_byte: u64 = if stream.header().codec == Codec::TextNn {
+                    1 << 19
+                } else {
+                    1 << 16
+                };
+                if entry.original_len as u64 > (u64::from(entry.compressed_len) + 16) * per_byte {
                     return Err(corrupt);
                 }
-                let cursor = ByteWordCursor::new(data);
-                let decoder =
-                    RangeDecoder::new(cursor).map_err(|_| CodecError::BlockCorrupt { index })?;
-                let mut dec = Decoding(decoder);
-                match self.code_one(&mut dec, &[], len, false, progress) {
+                let decoded = if stream.header().codec == Codec::TextNn {
+                    self.decode_nn_block(data, len)
+                } else {
+                    let cursor = ByteWordCursor::new(data);
+                    let decoder = RangeDecoder::new(cursor)
+                        .map_err(|_| CodecError::BlockCorrupt { index })?;
+                    self.code_one(&mut Decoding(decoder), &[], len, false, progress)
+                };
+                match decoded {
                     Ok(p) => p,
                     Err(CodecError::BlockCorrupt { .. }) => return Err(corrupt),
                     Err(e) => return Err(e),

@@ -11,9 +11,12 @@
 //! 4       2     format version (1)
 //! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models,
 //!               2 = text-eiw: the byte model alone, in Equal-Info Windows,
-//!               3 = image-pc: images coded by a probabilistic circuit)
+//!               3 = image-pc: images coded by a probabilistic circuit,
+//!               4 = text-nn: the byte model alone, one 24-bit distribution per byte, the codec
+//!               of small devices; see the `arca-embedded` crate)
 //! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities;
-//!               text-eiw: 16-bit byte distributions; image-pc: 24-bit pixel intervals)
+//!               text-eiw: 16-bit byte distributions; image-pc: 24-bit pixel intervals;
+//!               text-nn: 24-bit byte distributions)
 //! 8       16    model id (u128, little endian; 0 for the stored codec)
 //! 24      32    model name, UTF-8, zero padded
 //! 56      2     window bits W (0 = no Equal-Info Windows; text-eiw: 16..=4096, a multiple of 8)
@@ -160,6 +163,9 @@ pub enum Codec {
     /// Images coded by a probabilistic circuit (see `crate::circuit`); the stream carries the
     /// file's layout.
     ImagePc,
+    /// The byte-level model alone, one 24-bit distribution per byte and no context models: the
+    /// codec a microcontroller decodes (`arca_embedded`).
+    TextNn,
 }
 
 impl Codec {
@@ -169,6 +175,7 @@ impl Codec {
             Codec::TextCm => 1,
             Codec::TextEiw => 2,
             Codec::ImagePc => 3,
+            Codec::TextNn => 4,
         }
     }
 
@@ -178,6 +185,7 @@ impl Codec {
             1 => Some(Codec::TextCm),
             2 => Some(Codec::TextEiw),
             3 => Some(Codec::ImagePc),
+            4 => Some(Codec::TextNn),
             _ => None,
         }
     }
@@ -189,6 +197,7 @@ impl Codec {
             Codec::TextCm => "text-cm",
             Codec::TextEiw => "text-eiw",
             Codec::ImagePc => "image-pc",
+            Codec::TextNn => "text-nn",
         }
     }
 }

@@ -919,6 +919,102 @@ pub(crate) fn lower(
     })
 }
 
+/// One per-channel integer operation of a [`LoweredLayer`], applied in order to the layer's
+/// int32 accumulators with ONNX semantics (`i32` arithmetic that wraps, division truncating
+/// toward zero). Lowering proved no result overflows and no division traps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoweredOp {
+    /// `acc[j] *= c[j]`.
+    Mul(Vec<i32>),
+    /// `acc[j] += c[j]`.
+    Add(Vec<i32>),
+    /// `acc[j] -= c[j]`.
+    Sub(Vec<i32>),
+    /// `acc[j] /= c[j]`, truncating toward zero.
+    Div(Vec<i32>),
+    /// `acc[j] /= 2^s[j]`, truncating toward zero.
+    DivPow2(Vec<u32>),
+    /// `acc[j] = clamp(acc[j], lo, hi)`.
+    Clip(i32, i32),
+}
+
+/// One dense layer of a [`LoweredMlp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoweredLayer {
+    /// Inputs per output channel.
+    pub inputs: usize,
+    /// Output channels.
+    pub outputs: usize,
+    /// Weights `[outputs][inputs]`: output `j` is `sum_i x[i] * weights[j * inputs + i]`.
+    pub weights: Vec<i8>,
+    /// The elementwise chain on the accumulators.
+    pub ops: Vec<LoweredOp>,
+    /// The nonlinearity `x'[j] = table[acc[j]]` (indices proven in range), or `None` for the
+    /// output layer, whose accumulators are the logits.
+    pub table: Option<Vec<i16>>,
+}
+
+/// The integer MLP a bundle's graph lowers to, as plain data: what the native engine runs,
+/// and what `arca-codegen emit` writes out as `no_std` Rust. A copy: changing it changes
+/// nothing in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoweredMlp {
+    /// Context bytes per prediction.
+    pub context_len: usize,
+    /// Rows of the embedding (context values are below this).
+    pub vocab_rows: usize,
+    /// Embedding width.
+    pub dim: usize,
+    /// Embedding `[vocab_rows][dim]`: `x[p * dim + d] = embedding[context[p] * dim + d]`.
+    pub embedding: Vec<i16>,
+    /// Dense layers, first to last.
+    pub layers: Vec<LoweredLayer>,
+}
+
+/// Lowers a compressor bundle's graph to its integer MLP, or says why it can't be.
+pub fn lower_bundle(bundle: &Bundle) -> Result<LoweredMlp, String> {
+    let m = bundle.manifest();
+    let proto = crate::onnx::decode_model(bundle.onnx_graph_bytes())
+        .map_err(|e| format!("bad ONNX graph: {e}"))?;
+    let input = m.inputs.first().map_or("context", String::as_str);
+    let output = m.outputs.first().map_or("logits", String::as_str);
+    let context_len = usize::try_from(m.context_len)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("context_len {} is not positive", m.context_len))?;
+    let mlp = lower(bundle, &proto, input, output, context_len)?;
+    let layers = mlp
+        .layers
+        .iter()
+        .map(|l| LoweredLayer {
+            inputs: l.k,
+            outputs: l.m,
+            weights: l.wt.clone(),
+            ops: l
+                .ops
+                .iter()
+                .map(|op| match op {
+                    Elementwise::Mul(c) => LoweredOp::Mul(c.clone()),
+                    Elementwise::Add(c) => LoweredOp::Add(c.clone()),
+                    Elementwise::Sub(c) => LoweredOp::Sub(c.clone()),
+                    Elementwise::Div(c) => LoweredOp::Div(c.clone()),
+                    Elementwise::DivPow2(c) => LoweredOp::DivPow2(c.clone()),
+                    Elementwise::Clip(lo, hi) => LoweredOp::Clip(*lo, *hi),
+                })
+                .collect(),
+            table: l.table.clone(),
+        })
+        .collect();
+    Ok(LoweredMlp {
+        context_len: mlp.context_len,
+        vocab_rows: mlp.rows,
+        dim: mlp.dim,
+        embedding: mlp.emb,
+        layers,
+    })
+}
+
 /// Precomputes every position's contribution to the first dense layer (see [`IntMlp::first`]).
 fn fold_first_layer(
     emb: &[i16],

@@ -45,10 +45,14 @@ impl ShippedModel {
 /// Without tract (the native-only board builds) only what the native engine runs is embedded:
 /// the arithmetic models are float transformers that need tract.
 #[cfg(feature = "tract")]
-static SHIPPED: [ShippedModel; 3] = [
+static SHIPPED: [ShippedModel; 4] = [
     ShippedModel {
         name: "text-small",
         bytes: crate::include_bundle!("../../../models/text-small.arcm"),
+    },
+    ShippedModel {
+        name: "text-embedded",
+        bytes: crate::include_bundle!("../../../models/text-embedded.arcm"),
     },
     ShippedModel {
         name: "arith-add-padrev",
@@ -61,10 +65,16 @@ static SHIPPED: [ShippedModel; 3] = [
 ];
 
 #[cfg(not(feature = "tract"))]
-static SHIPPED: [ShippedModel; 1] = [ShippedModel {
-    name: "text-small",
-    bytes: crate::include_bundle!("../../../models/text-small.arcm"),
-}];
+static SHIPPED: [ShippedModel; 2] = [
+    ShippedModel {
+        name: "text-small",
+        bytes: crate::include_bundle!("../../../models/text-small.arcm"),
+    },
+    ShippedModel {
+        name: "text-embedded",
+        bytes: crate::include_bundle!("../../../models/text-embedded.arcm"),
+    },
+];
 
 /// Every model compiled into this build.
 pub fn shipped() -> &'static [ShippedModel] {

@@ -26,7 +26,7 @@ use arca_runtime::codec::{EiwOptions, Options, TextCodec};
 use arca_runtime::eiw;
 
 use crate::Ui;
-use crate::args::{BenchArgs, Tool};
+use crate::args::{BenchArgs, TextCodecChoice, Tool};
 use crate::io::Output;
 use crate::models::Loaded;
 use crate::progress::Progress;
@@ -110,6 +110,8 @@ struct Bench<'a> {
     codec: Option<TextCodec<'a>>,
     threads: usize,
     block_size: u32,
+    /// Plain arca codes with the network alone (`text-nn`).
+    nn: bool,
     runs: usize,
     /// Scratch folder for the tools' inputs and outputs.
     scratch: &'a Path,
@@ -130,7 +132,12 @@ impl Bench<'_> {
                     block_size: self.block_size,
                     threads: self.threads,
                 };
-                self.codec()?.compress(data, &opts, &|n| progress.inc(n))?
+                if self.nn {
+                    self.codec()?
+                        .compress_nn(data, &opts, &|n| progress.inc(n))?
+                } else {
+                    self.codec()?.compress(data, &opts, &|n| progress.inc(n))?
+                }
             }
             Method::ArcaEiw(bits) => {
                 let mut opts = EiwOptions::new(bits);
@@ -785,12 +792,25 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
     } else {
         None
     };
+    let nn = match args.codec {
+        Some(choice) => choice == TextCodecChoice::Nn,
+        None => loaded.as_ref().is_some_and(Loaded::prefers_nn),
+    };
+    if nn && matches!(loaded, Some(Loaded::None)) {
+        bail!("the nn codec codes with a network alone; -m none has no network");
+    }
+    let block_size = args.block_size.unwrap_or(if nn {
+        arca_runtime::codec::NN_BLOCK_SIZE
+    } else {
+        arca_runtime::codec::DEFAULT_BLOCK_SIZE
+    });
     let arca = match &loaded {
         Some(Loaded::Network { bundle, model }) => format!(
-            "arca {}, model {} (id {}), engine {}, device {}, threads {}",
+            "arca {}, model {} (id {}), plain codec {}, engine {}, device {}, threads {}",
             env!("CARGO_PKG_VERSION"),
             bundle.manifest().name,
             bundle.id_hex(),
+            if nn { "text-nn" } else { "text-cm" },
             model.engine(),
             model.device(),
             threads_label(args.threads)
@@ -816,7 +836,8 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
     let bench = Bench {
         codec: loaded.as_ref().map(Loaded::codec).transpose()?,
         threads: args.threads,
-        block_size: args.block_size,
+        block_size,
+        nn,
         runs: args.runs as usize,
         scratch: scratch.path(),
         progress: ui.progress(),

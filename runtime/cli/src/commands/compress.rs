@@ -10,7 +10,7 @@ use arca_runtime::container::Stream;
 use arca_runtime::eiw::{self, Schedule};
 
 use crate::Ui;
-use crate::args::{ByteRange, CompressArgs, DecompressArgs, Transform};
+use crate::args::{ByteRange, CompressArgs, DecompressArgs, TextCodecChoice, Transform};
 use crate::io::{self, Input, Output};
 use crate::models::Loaded;
 use crate::progress::Progress;
@@ -153,7 +153,25 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         }
         _ => Job::Text(model.codec()?),
     };
-    let opts = options(io.threads, args.block_size);
+    let nn = match (args.codec, &job) {
+        (Some(_), Job::Image(circuit)) => {
+            bail!(
+                "--codec is for text models; '{}' codes images",
+                circuit.name()
+            )
+        }
+        (Some(choice), _) => choice == TextCodecChoice::Nn,
+        (None, _) => model.prefers_nn(),
+    };
+    if nn && matches!(model, Loaded::None) {
+        bail!("the nn codec codes with a network alone; -m none has no network");
+    }
+    let block_size = args.block_size.unwrap_or(if nn {
+        arca_runtime::codec::NN_BLOCK_SIZE
+    } else {
+        arca_runtime::codec::DEFAULT_BLOCK_SIZE
+    });
+    let opts = options(io.threads, block_size);
     for_each_input(&inputs, |input| {
         let out = destination(io, input, |path| {
             if io::has_suffix(path) && !io.force {
@@ -173,7 +191,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         let progress = Progress::new(&label, data.len() as u64, ui.progress());
         let packed = match (&job, args.eiw) {
             (Job::Image(circuit), _) => {
-                let opts = image_options(circuit, io.threads, args.block_size);
+                let opts = image_options(circuit, io.threads, block_size);
                 ImageCodec::new(circuit).compress(&data, &opts, &|n| progress.inc(n))
             }
             (Job::Text(codec), Some(bits)) => {
@@ -187,6 +205,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
                 };
                 codec.compress_eiw(&data, &eiw, &|n| progress.inc(n))
             }
+            (Job::Text(codec), None) if nn => codec.compress_nn(&data, &opts, &|n| progress.inc(n)),
             (Job::Text(codec), None) => codec.compress(&data, &opts, &|n| progress.inc(n)),
         }
         .with_context(|| label.clone())?;

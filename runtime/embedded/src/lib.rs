@@ -1,0 +1,461 @@
+//! arca-embedded: the `text-nn` codec, `no_std` and allocation-free, for PCs and microcontrollers.
+//!
+//! `text-nn` is arca's text codec for small devices: an integer-exact byte-level network alone
+//! predicts each byte, and its fixed-point logits become a 24-bit integer CDF that drives the
+//! range coder of [`arca_coder`], one symbol per byte. There are no adaptive context models (their
+//! tables take megabytes), so the whole decoder state is the network's scratch buffers, the range
+//! decoder and one block of output: a Cortex-M4 with 64 KB of RAM decodes what `arca compress`
+//! wrote on a PC.
+//!
+//! The crate is the single implementation of that codec:
+//!
+//! * [`code_block`] codes one block in either direction. The encoder and the decoder call it
+//!   with the same model, in the same order; they differ only in the [`SymbolCoder`] (encode the
+//!   known byte, or decode one) and in where the logits come from ([`LogitsSource`]: the PC
+//!   encoder evaluates many positions in one batch, a decoder one position at a time; allowed
+//!   because the model is integer-exact, so its logits do not depend on the batch).
+//! * [`stream`] reads a `.arca` stream from a byte slice without copying (header, block table,
+//!   CRCs) and [`stream::decode`] decodes a whole `text-nn` stream block by block into a caller's
+//!   buffer, checking each block's CRC-32 before handing it to a sink.
+//!
+//! The PC runtime (`arca-runtime`) writes `text-nn` streams with [`code_block`] and its own
+//! container writer; the firmware in `targets/cortex-m` decodes them with [`stream::decode`] and
+//! a model emitted by `arca-codegen emit`.
+//!
+//! ```
+//! use arca_embedded::{Decoding, Encoding, Network, StepSource, code_block};
+//!
+//! /// A toy network: prefers the byte after the previous one.
+//! struct Next;
+//! impl Network for Next {
+//!     type Error = core::convert::Infallible;
+//!     fn context_len(&self) -> usize { 2 }
+//!     fn pad(&self) -> u16 { 256 }
+//!     fn frac_bits(&self) -> u32 { 8 }
+//!     fn logits(&mut self, ctx: &[u16], out: &mut [i32; 256]) -> Result<(), Self::Error> {
+//!         out.fill(0);
+//!         out[usize::from(ctx[1].wrapping_add(1) as u8)] = 8 << 8;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut plain = *b"abcdefgh";
+//! let mut enc = Encoding::new(arca_coder::RangeEncoder::new(Vec::new()));
+//! code_block(&mut enc, &mut StepSource::new(Next), &mut plain).unwrap();
+//! let words = enc.finish().unwrap();
+//! let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+//! bytes.truncate(arca_embedded::stored_len(&words));
+//! assert!(bytes.len() < 8);
+//!
+//! let mut out = [0u8; 8];
+//! let mut dec = Decoding::new(&bytes).unwrap();
+//! code_block(&mut dec, &mut StepSource::new(Next), &mut out).unwrap();
+//! assert_eq!(&out, b"abcdefgh");
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(test)]
+extern crate alloc;
+
+use core::fmt;
+
+use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder, WriteWords};
+
+pub mod stream;
+
+/// Bits of precision of the byte distributions (the range coder's maximum).
+pub const PRECISION: u32 = 24;
+/// Codec revision: bumped whenever a change here changes the coded bits; stored in each stream.
+pub const REVISION: u16 = 1;
+/// Longest network context [`StepSource`] builds (bytes).
+pub const MAX_CONTEXT: usize = 256;
+
+/// An integer-exact byte-level network: fixed-point logits of the next byte from the
+/// `context_len` bytes before it.
+pub trait Network {
+    /// What can go wrong evaluating it (`Infallible` for generated code).
+    type Error;
+    /// Number of previous bytes the network sees (at most [`MAX_CONTEXT`] for [`StepSource`]).
+    fn context_len(&self) -> usize;
+    /// The context value before the start of a block.
+    fn pad(&self) -> u16;
+    /// Fractional bits of the logits (logit in nats = value / 2^frac_bits), at most 16.
+    fn frac_bits(&self) -> u32;
+    /// Logits of the 256 byte values after `context` (`context_len` values, oldest first).
+    fn logits(&mut self, context: &[u16], out: &mut [i32; 256]) -> Result<(), Self::Error>;
+}
+
+/// Where the logits of each position of a block come from.
+pub trait LogitsSource {
+    /// What can go wrong.
+    type Error;
+    /// Fractional bits of the logits.
+    fn frac_bits(&self) -> u32;
+    /// The logits of the byte at `pos` given the block's bytes before it (`history`, exactly
+    /// `pos` bytes).
+    fn logits(&mut self, pos: usize, history: &[u8]) -> Result<&[i32; 256], Self::Error>;
+}
+
+/// Writes the network context of position `pos` (the `out.len()` bytes before it, oldest first,
+/// `pad` before the block's start) into `out`.
+pub fn context_at(history: &[u8], pos: usize, pad: u16, out: &mut [u16]) {
+    let n = out.len();
+    for (j, slot) in out.iter_mut().enumerate() {
+        // Slot j holds the byte at pos - n + j.
+        *slot = match (pos + j).checked_sub(n) {
+            Some(i) => history.get(i).map_or(pad, |&b| u16::from(b)),
+            None => pad,
+        };
+    }
+}
+
+/// A [`LogitsSource`] that evaluates the network once per position, from the history.
+pub struct StepSource<N: Network> {
+    net: N,
+    context: [u16; MAX_CONTEXT],
+    logits: [i32; 256],
+}
+
+impl<N: Network> StepSource<N> {
+    /// A source over `net`.
+    pub fn new(net: N) -> Self {
+        StepSource {
+            net,
+            context: [0; MAX_CONTEXT],
+            logits: [0; 256],
+        }
+    }
+
+    /// The network back.
+    pub fn into_inner(self) -> N {
+        self.net
+    }
+}
+
+/// Errors of a [`StepSource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError<E> {
+    /// The network's context is longer than [`MAX_CONTEXT`].
+    ContextTooLong(usize),
+    /// The network failed.
+    Network(E),
+}
+
+impl<E: fmt::Display> fmt::Display for StepError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::ContextTooLong(n) => write!(
+                f,
+                "network context of {n} bytes is longer than the {MAX_CONTEXT} supported"
+            ),
+            StepError::Network(e) => write!(f, "network: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for StepError<E> {}
+
+impl<N: Network> LogitsSource for StepSource<N> {
+    type Error = StepError<N::Error>;
+
+    fn frac_bits(&self) -> u32 {
+        self.net.frac_bits()
+    }
+
+    fn logits(&mut self, pos: usize, history: &[u8]) -> Result<&[i32; 256], Self::Error> {
+        let n = self.net.context_len();
+        let ctx = self
+            .context
+            .get_mut(..n)
+            .ok_or(StepError::ContextTooLong(n))?;
+        context_at(history, pos, self.net.pad(), ctx);
+        self.net
+            .logits(ctx, &mut self.logits)
+            .map_err(StepError::Network)?;
+        Ok(&self.logits)
+    }
+}
+
+/// One byte through the range coder, in either direction.
+pub trait SymbolCoder {
+    /// Codes a byte with the cumulative table `cdf` (257 entries, total `2^PRECISION`). The
+    /// encoder codes `byte` and returns it; the decoder ignores `byte` and returns the decoded
+    /// one.
+    fn code(&mut self, cdf: &[u32; 257], byte: u8) -> Result<u8, Error>;
+}
+
+/// The encoding direction: a range encoder writing words to `W`.
+pub struct Encoding<W: WriteWords>(RangeEncoder<W>);
+
+impl<W: WriteWords> Encoding<W> {
+    /// Encodes into `encoder`.
+    pub fn new(encoder: RangeEncoder<W>) -> Self {
+        Encoding(encoder)
+    }
+
+    /// Flushes the encoder and returns its sink (see [`stored_len`] for what to keep).
+    pub fn finish(self) -> Result<W, Error> {
+        self.0.finish().map_err(|_| Error::Encoder)
+    }
+}
+
+impl<W: WriteWords> SymbolCoder for Encoding<W> {
+    #[inline]
+    fn code(&mut self, cdf: &[u32; 257], byte: u8) -> Result<u8, Error> {
+        self.0
+            .encode_with_cdf(cdf, usize::from(byte), PRECISION)
+            .map_err(|_| Error::Encoder)?;
+        Ok(byte)
+    }
+}
+
+/// Length in bytes of the little-endian form of `words` worth storing: trailing zero bytes are
+/// dropped, because the decoder reads zeros past the end.
+pub fn stored_len(words: &[u32]) -> usize {
+    let mut n = words.len() * 4;
+    for w in words.iter().rev() {
+        let zeros = (w.leading_zeros() / 8) as usize;
+        n -= zeros;
+        if zeros < 4 {
+            break;
+        }
+    }
+    n
+}
+
+/// The decoding direction: a range decoder over a block's bytes.
+pub struct Decoding<'a>(RangeDecoder<ByteWordCursor<'a>>);
+
+impl<'a> Decoding<'a> {
+    /// A decoder over one coded block.
+    pub fn new(block: &'a [u8]) -> Result<Self, Error> {
+        RangeDecoder::new(ByteWordCursor::new(block))
+            .map(Decoding)
+            .map_err(|_| Error::Corrupt)
+    }
+}
+
+impl SymbolCoder for Decoding<'_> {
+    #[inline]
+    fn code(&mut self, cdf: &[u32; 257], _byte: u8) -> Result<u8, Error> {
+        // A decoder error can only come from malformed data.
+        let s = self
+            .0
+            .decode_with_cdf(cdf, PRECISION)
+            .map_err(|_| Error::Corrupt)?;
+        u8::try_from(s).map_err(|_| Error::Corrupt)
+    }
+}
+
+/// Errors of [`code_block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The coded data is damaged.
+    Corrupt,
+    /// The range encoder failed (its sink is full).
+    Encoder,
+    /// The logits do not form a distribution (a bad `frac_bits`).
+    Distribution,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::Corrupt => "coded data is corrupted",
+            Error::Encoder => "range encoder failed (output buffer full)",
+            Error::Distribution => "network logits do not form a distribution",
+        })
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Turns a row of fixed-point logits into the cumulative table the coder uses (the codec's
+/// one quantization step: every byte gets a frequency of at least 1, the total is `2^24`).
+pub fn cdf_of_logits(
+    logits: &[i32; 256],
+    frac_bits: u32,
+    cdf: &mut [u32; 257],
+) -> Result<(), Error> {
+    let mut freqs = [0u32; 256];
+    arca_coder::quantize_logits(logits, frac_bits, PRECISION, &mut freqs)
+        .map_err(|_| Error::Distribution)?;
+    arca_coder::cumulative(&freqs, cdf).map_err(|_| Error::Distribution)
+}
+
+/// Codes one block, in either direction. Encoding: `block` holds the plaintext and is left
+/// unchanged. Decoding: `block` is overwritten with the decoded bytes (its length is the
+/// block's original length). The same steps run in the same order either way; a failure of the
+/// source comes back as [`CodeError::Source`] with its own error, so callers keep its message.
+pub fn code_block<C: SymbolCoder, S: LogitsSource>(
+    coder: &mut C,
+    source: &mut S,
+    block: &mut [u8],
+) -> Result<(), CodeError<S::Error>> {
+    let frac = source.frac_bits();
+    let mut cdf = [0u32; 257];
+    for pos in 0..block.len() {
+        let (history, rest) = block.split_at_mut(pos);
+        let logits = source.logits(pos, history).map_err(CodeError::Source)?;
+        cdf_of_logits(logits, frac, &mut cdf).map_err(CodeError::Codec)?;
+        let byte = rest.first().copied().unwrap_or(0);
+        let coded = coder.code(&cdf, byte).map_err(CodeError::Codec)?;
+        if let Some(slot) = rest.first_mut() {
+            *slot = coded;
+        }
+    }
+    Ok(())
+}
+
+/// Errors of [`code_block`]: the codec's, or the logits source's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeError<E> {
+    /// Coding failed.
+    Codec(Error),
+    /// The logits source failed.
+    Source(E),
+}
+
+impl<E: fmt::Display> fmt::Display for CodeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodeError::Codec(e) => e.fmt(f),
+            CodeError::Source(e) => e.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use core::convert::Infallible;
+    use proptest::prelude::*;
+
+    /// A deterministic toy network: logits from a hash of the context.
+    struct Hashy;
+    impl Network for Hashy {
+        type Error = Infallible;
+        fn context_len(&self) -> usize {
+            3
+        }
+        fn pad(&self) -> u16 {
+            256
+        }
+        fn frac_bits(&self) -> u32 {
+            6
+        }
+        fn logits(&mut self, ctx: &[u16], out: &mut [i32; 256]) -> Result<(), Infallible> {
+            let h = ctx.iter().fold(0x811c_9dc5u32, |h, &c| {
+                (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
+            });
+            for (i, o) in out.iter_mut().enumerate() {
+                let x = (h ^ (i as u32).wrapping_mul(0x9E37_79B1)).rotate_left(7);
+                *o = (x % 400) as i32 - 200 + if i == usize::from(b'e') { 300 } else { 0 };
+            }
+            Ok(())
+        }
+    }
+
+    fn finish(enc: Encoding<Vec<u32>>) -> Vec<u8> {
+        let words = enc.finish().unwrap();
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        bytes.truncate(stored_len(&words));
+        bytes
+    }
+
+    #[test]
+    fn stored_len_drops_trailing_zero_bytes() {
+        assert_eq!(stored_len(&[]), 0);
+        assert_eq!(stored_len(&[0, 0]), 0);
+        assert_eq!(stored_len(&[0x0102_0304]), 4);
+        assert_eq!(stored_len(&[5, 0x0000_0100]), 6);
+        assert_eq!(stored_len(&[5, 0x0000_0001, 0]), 5);
+    }
+
+    fn roundtrip(plain: &[u8]) -> Vec<u8> {
+        let mut copy = plain.to_vec();
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        code_block(&mut enc, &mut StepSource::new(Hashy), &mut copy).unwrap();
+        assert_eq!(copy, plain, "encoding leaves the block unchanged");
+        let bytes = finish(enc);
+        let mut out = alloc::vec![0u8; plain.len()];
+        let mut dec = Decoding::new(&bytes).unwrap();
+        code_block(&mut dec, &mut StepSource::new(Hashy), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn empty_and_single_bytes_round_trip() {
+        assert_eq!(roundtrip(b""), b"");
+        for b in 0..=255u8 {
+            assert_eq!(roundtrip(&[b]), [b]);
+        }
+    }
+
+    #[test]
+    fn context_is_padded_before_the_start() {
+        let mut ctx = [0u16; 4];
+        context_at(b"ab", 2, 256, &mut ctx);
+        assert_eq!(ctx, [256, 256, 97, 98]);
+        context_at(b"abcdef", 6, 256, &mut ctx);
+        assert_eq!(ctx, [99, 100, 101, 102]);
+        context_at(b"", 0, 7, &mut ctx);
+        assert_eq!(ctx, [7; 4]);
+    }
+
+    #[test]
+    fn too_long_a_context_is_an_error() {
+        struct Long;
+        impl Network for Long {
+            type Error = Infallible;
+            fn context_len(&self) -> usize {
+                MAX_CONTEXT + 1
+            }
+            fn pad(&self) -> u16 {
+                0
+            }
+            fn frac_bits(&self) -> u32 {
+                0
+            }
+            fn logits(&mut self, _: &[u16], _: &mut [i32; 256]) -> Result<(), Infallible> {
+                Ok(())
+            }
+        }
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        let r = code_block(&mut enc, &mut StepSource::new(Long), &mut [1u8, 2]);
+        assert_eq!(
+            r,
+            Err(CodeError::Source(StepError::ContextTooLong(
+                MAX_CONTEXT + 1
+            )))
+        );
+    }
+
+    #[test]
+    fn damaged_data_is_an_error_or_other_bytes_never_a_panic() {
+        let plain: Vec<u8> = b"the quick brown fox jumps over the lazy dog ".repeat(20);
+        let mut copy = plain.clone();
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        code_block(&mut enc, &mut StepSource::new(Hashy), &mut copy).unwrap();
+        let bytes = finish(enc);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            let mut out = alloc::vec![0u8; plain.len()];
+            if let Ok(mut dec) = Decoding::new(&bad) {
+                let _ = code_block(&mut dec, &mut StepSource::new(Hashy), &mut out);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_round_trip(plain in proptest::collection::vec(any::<u8>(), 0..600)) {
+            prop_assert_eq!(roundtrip(&plain), plain);
+        }
+    }
+}

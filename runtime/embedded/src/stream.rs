@@ -1,0 +1,702 @@
+//! A zero-copy reader of `.arca` streams and the `text-nn` stream decoder.
+//!
+//! The layout is the one `arca-runtime`'s `container` module writes (header of 80 bytes with a
+//! CRC-32, a block table of 16 bytes per block with its own CRC-32, then the blocks; all
+//! integers little endian). This reader makes the same checks as that one, without allocating:
+//! a test in `tests/tests/embedded.rs` parses every stream the CLI writes with both and compares
+//! what they find. [`decode`] then decodes a `text-nn` stream (codec id
+//! [`CODEC_TEXT_NN`]) one block at a time into a caller's buffer and hands each block to a sink
+//! only after its CRC-32 matched, so a damaged block never reaches the output.
+//!
+//! ```
+//! use arca_embedded::stream::{Stream, StreamError};
+//! assert_eq!(Stream::parse(b"GZIP").err(), Some(StreamError::BadMagic));
+//! ```
+
+use core::fmt;
+
+use crate::{
+    CodeError, Decoding, Error, Network, PRECISION, REVISION, StepError, StepSource, code_block,
+};
+
+/// The four bytes every `.arca` stream starts with.
+pub const MAGIC: [u8; 4] = *b"ARCA";
+/// The container format version.
+pub const VERSION: u16 = 1;
+/// Size of the fixed header, including its CRC.
+pub const HEADER_LEN: usize = 80;
+/// Size of one block-table entry.
+pub const ENTRY_LEN: usize = 16;
+/// Codec id of a stream whose blocks are all stored.
+pub const CODEC_STORED: u8 = 0;
+/// Codec id of Equal-Info Window streams (their blocks hold whole windows).
+pub const CODEC_TEXT_EIW: u8 = 2;
+/// Codec id of image streams (they carry a layout section after the table).
+pub const CODEC_IMAGE_PC: u8 = 3;
+/// Codec id of `text-nn`: the network alone, one 24-bit distribution per byte.
+pub const CODEC_TEXT_NN: u8 = 4;
+/// The highest codec id the format defines.
+const LAST_CODEC: u8 = 4;
+
+/// What is wrong with a stream's structure. Each names what is wrong, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The input does not start with the `.arca` magic bytes.
+    BadMagic,
+    /// Another format version.
+    UnsupportedVersion(u16),
+    /// The stream ends before a structure it announces.
+    Truncated {
+        /// Which structure was cut.
+        what: &'static str,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes that are there.
+        available: u64,
+    },
+    /// The header's checksum does not match.
+    HeaderCorrupt,
+    /// The block table's checksum does not match.
+    TableCorrupt,
+    /// The image layout's checksum does not match.
+    LayoutCorrupt,
+    /// Fields contradict each other: what, and the block it concerns.
+    Inconsistent {
+        /// What contradicts what.
+        what: &'static str,
+        /// The block, if one.
+        block: Option<u32>,
+    },
+    /// There is data after the last block.
+    TrailingBytes(u64),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StreamError::BadMagic => f.write_str("not an arca stream (bad magic bytes)"),
+            StreamError::UnsupportedVersion(v) => write!(
+                f,
+                "unsupported arca format version {v} (this build reads version {VERSION})"
+            ),
+            StreamError::Truncated {
+                what,
+                needed,
+                available,
+            } => write!(
+                f,
+                "stream is truncated: {what} needs {needed} bytes, only {available} present"
+            ),
+            StreamError::HeaderCorrupt => {
+                f.write_str("stream header is corrupted (checksum mismatch)")
+            }
+            StreamError::TableCorrupt => {
+                f.write_str("stream block table is corrupted (checksum mismatch)")
+            }
+            StreamError::LayoutCorrupt => {
+                f.write_str("stream image layout is corrupted (checksum mismatch)")
+            }
+            StreamError::Inconsistent { what, block: None } => {
+                write!(f, "stream is inconsistent: {what}")
+            }
+            StreamError::Inconsistent {
+                what,
+                block: Some(b),
+            } => write!(f, "stream is inconsistent: block {b}: {what}"),
+            StreamError::TrailingBytes(n) => {
+                write!(
+                    f,
+                    "stream has {n} unexpected trailing bytes after the last block"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for StreamError {}
+
+/// The fixed header of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Codec id.
+    pub codec: u8,
+    /// Coder precision in bits.
+    pub precision: u8,
+    /// Model id: the payload hash of the bundle the stream was made with.
+    pub model_id: u128,
+    name: [u8; 32],
+    /// Equal-Info Window size in bits (0 = none).
+    pub window_bits: u16,
+    /// Revision of the codec's fixed parameters.
+    pub codec_revision: u16,
+    /// Maximum bytes per block.
+    pub block_size: u32,
+    /// Length of the original input.
+    pub original_len: u64,
+    /// Number of blocks.
+    pub block_count: u32,
+}
+
+impl Header {
+    /// The model's name (up to its first zero byte; `"?"` if that is not UTF-8).
+    pub fn model_name(&self) -> &str {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(32);
+        core::str::from_utf8(&self.name[..end]).unwrap_or("?")
+    }
+}
+
+/// One block: its table entry and its bytes in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block<'a> {
+    /// Bytes the block decodes to.
+    pub original_len: u32,
+    /// CRC-32 of the decoded bytes.
+    pub crc32: u32,
+    /// Stored as is (`data` is the plaintext) rather than coded.
+    pub stored: bool,
+    /// The block's bytes in the stream.
+    pub data: &'a [u8],
+}
+
+/// A parsed, checked stream: header, table and a view of each block's bytes.
+#[derive(Debug, Clone)]
+pub struct Stream<'a> {
+    header: Header,
+    table: &'a [u8],
+    body: &'a [u8],
+    layout: &'a [u8],
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        w.copy_from_slice(s);
+    }
+    u32::from_le_bytes(w)
+}
+
+fn truncated(what: &'static str, needed: usize, available: usize) -> StreamError {
+    StreamError::Truncated {
+        what,
+        needed: needed as u64,
+        available: available as u64,
+    }
+}
+
+const fn inconsistent(what: &'static str, block: Option<u32>) -> StreamError {
+    StreamError::Inconsistent { what, block }
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header, StreamError> {
+    if bytes.get(..4) != Some(&MAGIC[..]) {
+        return Err(StreamError::BadMagic);
+    }
+    let version = bytes
+        .get(4..6)
+        .map(|v| u16::from_le_bytes([v[0], v[1]]))
+        .ok_or_else(|| truncated("header", HEADER_LEN, bytes.len()))?;
+    if version != VERSION {
+        return Err(StreamError::UnsupportedVersion(version));
+    }
+    let h = bytes
+        .get(..HEADER_LEN)
+        .ok_or_else(|| truncated("header", HEADER_LEN, bytes.len()))?;
+    if crc32fast::hash(&h[..76]) != le_u32(h, 76) {
+        return Err(StreamError::HeaderCorrupt);
+    }
+    if h[6] > LAST_CODEC {
+        return Err(inconsistent("unknown codec id", None));
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[8..24]);
+    let mut name = [0u8; 32];
+    name.copy_from_slice(&h[24..56]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&h[64..72]);
+    let header = Header {
+        codec: h[6],
+        precision: h[7],
+        model_id: u128::from_le_bytes(id),
+        name,
+        window_bits: u16::from_le_bytes([h[56], h[57]]),
+        codec_revision: u16::from_le_bytes([h[58], h[59]]),
+        block_size: le_u32(h, 60),
+        original_len: u64::from_le_bytes(len),
+        block_count: le_u32(h, 72),
+    };
+    if header.block_size == 0 {
+        return Err(inconsistent("block size is 0", None));
+    }
+    let w = header.window_bits;
+    if header.codec == CODEC_TEXT_EIW && (!w.is_multiple_of(8) || !(16..=4096).contains(&w)) {
+        return Err(inconsistent(
+            "Equal-Info Windows of an unsupported size",
+            None,
+        ));
+    }
+    let blocks = header.original_len.div_ceil(u64::from(header.block_size));
+    if u64::from(header.block_count) != blocks {
+        return Err(inconsistent(
+            "block count does not match the original length and block size",
+            None,
+        ));
+    }
+    Ok(header)
+}
+
+impl<'a> Stream<'a> {
+    /// Parses and checks the header and block table of `bytes`. Blocks themselves are checked
+    /// when decoded (their CRC covers the plaintext).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, StreamError> {
+        let header = parse_header(bytes)?;
+        let n = header.block_count as usize;
+        let table_len = n
+            .checked_mul(ENTRY_LEN)
+            .and_then(|t| t.checked_add(4))
+            .ok_or(inconsistent("block count overflows", None))?;
+        let table_end = HEADER_LEN
+            .checked_add(table_len)
+            .ok_or(inconsistent("block count overflows", None))?;
+        let table = bytes
+            .get(HEADER_LEN..table_end)
+            .ok_or_else(|| truncated("block table", table_end, bytes.len()))?;
+        let (entries, crc) = table.split_at(table_len - 4);
+        if crc32fast::hash(entries) != le_u32(crc, 0) {
+            return Err(StreamError::TableCorrupt);
+        }
+        let (layout, body_start) = if header.codec == CODEC_IMAGE_PC {
+            let len = bytes
+                .get(table_end..table_end + 4)
+                .map(|_| le_u32(bytes, table_end) as usize)
+                .ok_or_else(|| truncated("layout", table_end + 4, bytes.len()))?;
+            let end = (table_end + 4)
+                .checked_add(len)
+                .and_then(|e| e.checked_add(4))
+                .ok_or(inconsistent("layout length overflows", None))?;
+            let section = bytes
+                .get(table_end..end)
+                .ok_or_else(|| truncated("layout", end, bytes.len()))?;
+            if crc32fast::hash(&section[..len + 4]) != le_u32(section, len + 4) {
+                return Err(StreamError::LayoutCorrupt);
+            }
+            (&section[4..len + 4], end)
+        } else {
+            (&bytes[..0], table_end)
+        };
+        let mut total: u64 = 0;
+        let mut offset = body_start;
+        for (i, e) in entries.chunks_exact(ENTRY_LEN).enumerate() {
+            let block = Some(i as u32);
+            let compressed = le_u32(e, 0);
+            let original = le_u32(e, 4);
+            let stored = match e[12] {
+                0 => false,
+                1 => true,
+                _ => return Err(inconsistent("unknown block mode", block)),
+            };
+            let expected = if i + 1 < n {
+                u64::from(header.block_size)
+            } else {
+                header.original_len - u64::from(header.block_size) * (n as u64 - 1)
+            };
+            if u64::from(original) != expected {
+                return Err(inconsistent(
+                    "original length does not match the block size",
+                    block,
+                ));
+            }
+            if stored && compressed != original {
+                return Err(inconsistent("stored block of another length", block));
+            }
+            if !stored && header.codec == CODEC_STORED {
+                return Err(inconsistent("coded block in a stream with no codec", block));
+            }
+            if !stored
+                && header.codec == CODEC_TEXT_EIW
+                && !compressed.is_multiple_of(u32::from(header.window_bits) / 8)
+            {
+                return Err(inconsistent("not a whole number of windows", block));
+            }
+            total += u64::from(original);
+            offset = offset.saturating_add(compressed as usize);
+        }
+        if total != header.original_len {
+            return Err(inconsistent("block lengths do not add up", None));
+        }
+        if offset > bytes.len() {
+            return Err(truncated("blocks", offset, bytes.len()));
+        }
+        if offset < bytes.len() {
+            return Err(StreamError::TrailingBytes((bytes.len() - offset) as u64));
+        }
+        Ok(Stream {
+            header,
+            table: entries,
+            body: &bytes[body_start..],
+            layout,
+        })
+    }
+
+    /// The stream header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The file layout an image stream carries (empty for the other codecs).
+    pub fn layout(&self) -> &'a [u8] {
+        self.layout
+    }
+
+    /// The blocks, in order.
+    pub fn blocks(&self) -> impl Iterator<Item = Block<'a>> + 'a {
+        let body = self.body;
+        let mut at = 0usize;
+        self.table.chunks_exact(ENTRY_LEN).map(move |e| {
+            let len = le_u32(e, 0) as usize;
+            // `parse` checked that the blocks fill the body exactly.
+            let data = body.get(at..at + len).unwrap_or(&[]);
+            at += len;
+            Block {
+                original_len: le_u32(e, 4),
+                crc32: le_u32(e, 8),
+                stored: e[12] == 1,
+                data,
+            }
+        })
+    }
+}
+
+/// Why a stream could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError<N, S> {
+    /// The stream's structure is bad.
+    Stream(StreamError),
+    /// Not a `text-nn` (or stored) stream.
+    Codec(u8),
+    /// Another revision or precision of the codec.
+    Revision {
+        /// Revision in the stream.
+        found: u16,
+        /// Precision in the stream.
+        precision: u8,
+    },
+    /// The stream was made with another model.
+    Model {
+        /// The stream's model id.
+        stream: u128,
+        /// The model this decoder has.
+        have: u128,
+    },
+    /// A block is larger than the decode buffer.
+    BlockTooLarge {
+        /// The block's length.
+        len: u32,
+        /// The buffer's length.
+        buffer: usize,
+    },
+    /// A block did not decode to its checksum.
+    BlockCorrupt(u32),
+    /// The network's context is longer than [`crate::MAX_CONTEXT`].
+    ContextTooLong(usize),
+    /// The network's logits do not form a distribution (its fractional bits are out of range).
+    Distribution,
+    /// The network failed.
+    Network(N),
+    /// The sink refused the output.
+    Sink(S),
+}
+
+impl<N: fmt::Display, S: fmt::Display> fmt::Display for DecodeError<N, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Stream(e) => e.fmt(f),
+            DecodeError::Codec(c) => {
+                write!(f, "stream uses codec {c}, not text-nn ({CODEC_TEXT_NN})")
+            }
+            DecodeError::Revision { found, precision } => write!(
+                f,
+                "stream uses text-nn revision {found} at {precision} bits; this build decodes revision {REVISION} at {PRECISION} bits"
+            ),
+            DecodeError::Model { stream, have } => write!(
+                f,
+                "stream was compressed with model id {stream:032x}, not this model ({have:032x})"
+            ),
+            DecodeError::BlockTooLarge { len, buffer } => write!(
+                f,
+                "a block of {len} bytes does not fit the {buffer}-byte decode buffer"
+            ),
+            DecodeError::BlockCorrupt(i) => {
+                write!(
+                    f,
+                    "block {i} is corrupted (checksum mismatch after decoding)"
+                )
+            }
+            DecodeError::ContextTooLong(n) => write!(
+                f,
+                "network context of {n} bytes is longer than the {} supported",
+                crate::MAX_CONTEXT
+            ),
+            DecodeError::Distribution => f.write_str("network logits do not form a distribution"),
+            DecodeError::Network(e) => write!(f, "network: {e}"),
+            DecodeError::Sink(e) => write!(f, "output: {e}"),
+        }
+    }
+}
+
+impl<N: fmt::Debug + fmt::Display, S: fmt::Debug + fmt::Display> core::error::Error
+    for DecodeError<N, S>
+{
+}
+
+/// Decodes a `text-nn` stream (or one whose blocks are all stored) made for the model with id
+/// `model_id`, one block at a time into `buf`; each block goes to `sink` once its CRC-32 has
+/// matched. Returns the number of bytes written. Every structural check, and the check that
+/// each block fits `buf`, comes before the first byte is written; a damaged block stops the
+/// decoding with [`DecodeError::BlockCorrupt`] before anything of it is written.
+pub fn decode<N: Network, S>(
+    bytes: &[u8],
+    model_id: u128,
+    net: N,
+    buf: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> Result<(), S>,
+) -> Result<u64, DecodeError<N::Error, S>> {
+    let stream = Stream::parse(bytes).map_err(DecodeError::Stream)?;
+    let h = stream.header();
+    match h.codec {
+        CODEC_STORED => {}
+        CODEC_TEXT_NN => {
+            if h.codec_revision != REVISION || u32::from(h.precision) != PRECISION {
+                return Err(DecodeError::Revision {
+                    found: h.codec_revision,
+                    precision: h.precision,
+                });
+            }
+            if h.model_id != model_id {
+                return Err(DecodeError::Model {
+                    stream: h.model_id,
+                    have: model_id,
+                });
+            }
+        }
+        other => return Err(DecodeError::Codec(other)),
+    }
+    if let Some(b) = stream
+        .blocks()
+        .find(|b| !b.stored && b.original_len as usize > buf.len())
+    {
+        return Err(DecodeError::BlockTooLarge {
+            len: b.original_len,
+            buffer: buf.len(),
+        });
+    }
+    let mut source = StepSource::new(net);
+    let mut written = 0u64;
+    for (i, block) in stream.blocks().enumerate() {
+        let index = i as u32;
+        let plain: &[u8] = if block.stored {
+            block.data
+        } else {
+            let out = &mut buf[..block.original_len as usize];
+            let mut dec =
+                Decoding::new(block.data).map_err(|_| DecodeError::BlockCorrupt(index))?;
+            match code_block(&mut dec, &mut source, out) {
+                Ok(()) => {}
+                Err(CodeError::Source(StepError::Network(e))) => {
+                    return Err(DecodeError::Network(e));
+                }
+                Err(CodeError::Source(StepError::ContextTooLong(n))) => {
+                    return Err(DecodeError::ContextTooLong(n));
+                }
+                Err(CodeError::Codec(Error::Distribution)) => {
+                    return Err(DecodeError::Distribution);
+                }
+                Err(CodeError::Codec(_)) => return Err(DecodeError::BlockCorrupt(index)),
+            }
+            out
+        };
+        if crc32fast::hash(plain) != block.crc32 {
+            return Err(DecodeError::BlockCorrupt(index));
+        }
+        sink(plain).map_err(DecodeError::Sink)?;
+        written += plain.len() as u64;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Encoding, stored_len};
+    use alloc::vec::Vec;
+    use arca_coder::RangeEncoder;
+    use core::convert::Infallible;
+
+    /// Prefers the byte after the previous one.
+    struct Next;
+    impl Network for Next {
+        type Error = Infallible;
+        fn context_len(&self) -> usize {
+            2
+        }
+        fn pad(&self) -> u16 {
+            256
+        }
+        fn frac_bits(&self) -> u32 {
+            8
+        }
+        fn logits(&mut self, ctx: &[u16], out: &mut [i32; 256]) -> Result<(), Infallible> {
+            out.fill(0);
+            out[usize::from(ctx[1].wrapping_add(1) as u8)] = 6 << 8;
+            Ok(())
+        }
+    }
+
+    const ID: u128 = 0x1234_5678_9abc_def0_1122_3344_5566_7788;
+
+    /// A `text-nn` stream of `plain` in blocks of `block_size`, laid out as the runtime's
+    /// container writer lays it out.
+    fn write(plain: &[u8], block_size: usize) -> Vec<u8> {
+        let mut table = Vec::new();
+        let mut body = Vec::new();
+        for block in plain.chunks(block_size) {
+            let mut copy = block.to_vec();
+            let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+            code_block(&mut enc, &mut StepSource::new(Next), &mut copy).unwrap();
+            let words = enc.finish().unwrap();
+            let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            bytes.truncate(stored_len(&words));
+            let stored = bytes.len() >= block.len();
+            let data = if stored { block.to_vec() } else { bytes };
+            table.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            table.extend_from_slice(&(block.len() as u32).to_le_bytes());
+            table.extend_from_slice(&crc32fast::hash(block).to_le_bytes());
+            table.extend_from_slice(&[u8::from(stored), 0, 0, 0]);
+            body.extend_from_slice(&data);
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        h[6] = CODEC_TEXT_NN;
+        h[7] = PRECISION as u8;
+        h[8..24].copy_from_slice(&ID.to_le_bytes());
+        h[24..28].copy_from_slice(b"next");
+        h[58..60].copy_from_slice(&REVISION.to_le_bytes());
+        h[60..64].copy_from_slice(&(block_size as u32).to_le_bytes());
+        h[64..72].copy_from_slice(&(plain.len() as u64).to_le_bytes());
+        h[72..76].copy_from_slice(&(plain.len().div_ceil(block_size) as u32).to_le_bytes());
+        let crc = crc32fast::hash(&h[..76]);
+        h[76..80].copy_from_slice(&crc.to_le_bytes());
+        let mut out = h.to_vec();
+        let crc = crc32fast::hash(&table);
+        out.extend_from_slice(&table);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn decode_all(
+        bytes: &[u8],
+        buf: usize,
+    ) -> Result<Vec<u8>, DecodeError<Infallible, Infallible>> {
+        let mut out = Vec::new();
+        let mut buf = alloc::vec![0u8; buf];
+        decode(bytes, ID, Next, &mut buf, |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn text() -> Vec<u8> {
+        let mut t: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        t.extend_from_slice(b"random-ish: \x00\xff qwerty");
+        t
+    }
+
+    #[test]
+    fn streams_decode_block_by_block() {
+        let t = text();
+        for bs in [1, 7, 100, 4096] {
+            let s = write(&t, bs);
+            let p = Stream::parse(&s).unwrap();
+            assert_eq!(p.header().model_name(), "next");
+            assert_eq!(p.blocks().count(), t.len().div_ceil(bs));
+            assert_eq!(decode_all(&s, 4096).unwrap(), t, "block size {bs}");
+        }
+        assert_eq!(decode_all(&write(b"", 16), 16).unwrap(), b"");
+    }
+
+    #[test]
+    fn every_damaged_byte_is_an_error_or_a_checked_block_never_wrong_output() {
+        let t = text();
+        let s = write(&t[..700], 128);
+        for i in 0..s.len() {
+            for flip in [0x01u8, 0x80] {
+                let mut bad = s.clone();
+                bad[i] ^= flip;
+                match decode_all(&bad, 4096) {
+                    Ok(out) => assert_eq!(out, &t[..700], "byte {i}: wrong output accepted"),
+                    Err(e) => {
+                        // Every error has a message.
+                        assert!(!alloc::format!("{e}").is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncations_are_errors() {
+        let s = write(&text(), 512);
+        for n in 0..s.len() {
+            assert!(decode_all(&s[..n], 4096).is_err(), "truncated to {n}");
+        }
+        let mut long = s.clone();
+        long.push(0);
+        assert_eq!(
+            decode_all(&long, 4096),
+            Err(DecodeError::Stream(StreamError::TrailingBytes(1)))
+        );
+    }
+
+    #[test]
+    fn refusals_say_why_before_writing_anything() {
+        let s = write(&text(), 1024);
+        let mut written = 0;
+        let mut buf = [0u8; 512];
+        let r = decode(
+            &s,
+            ID,
+            Next,
+            &mut buf,
+            |b: &[u8]| -> Result<(), Infallible> {
+                written += b.len();
+                Ok(())
+            },
+        );
+        assert_eq!(
+            r,
+            Err(DecodeError::BlockTooLarge {
+                len: 1024,
+                buffer: 512
+            })
+        );
+        assert_eq!(written, 0);
+        let mut buf = [0u8; 1024];
+        let r = decode(
+            &s,
+            ID ^ 1,
+            Next,
+            &mut buf,
+            |_: &[u8]| -> Result<(), Infallible> { Ok(()) },
+        );
+        assert!(matches!(r, Err(DecodeError::Model { .. })));
+        let msg = alloc::format!("{}", r.unwrap_err());
+        assert!(
+            msg.contains("another") || msg.contains("not this model"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The Cortex-M decoder under qemu-system-arm (issue #5), as CI runs it: a text-nn stream made by
+# `arca compress -m text-embedded` decodes to the original on the emulated board, and damaged,
+# truncated and foreign streams make the firmware report an error and exit non-zero (never hang:
+# ARCA_QEMU_TIMEOUT bounds each run). ARCA (default target/debug/arca) is the PC binary.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+arca=${ARCA:-$root/target/debug/arca}
+run="$root/targets/cortex-m/run.sh"
+export ARCA_QEMU_TIMEOUT=${ARCA_QEMU_TIMEOUT:-300}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+src="$root/tests/data/canterbury/${ARCA_CORTEX_FILE:-grammar.lsp}"
+
+"$arca" compress -q -m text-embedded "$src" -o "$work/good.arca"
+start=$(date +%s)
+"$run" "$work/good.arca" > "$work/out" 2> "$work/err"
+cat "$work/err" >&2
+cmp "$work/out" "$src"
+echo "cortex-m: $(basename "$src") decoded exactly under qemu in $(( $(date +%s) - start )) s"
+
+# Refusals: exit status 1 and a message that says what is wrong.
+expect_error() {
+  local name=$1 pattern=$2 rc=0
+  "$run" "$work/$name.arca" > "$work/$name.out" 2> "$work/$name.err" || rc=$?
+  if [ "$rc" -ne 1 ] || ! grep -q "$pattern" "$work/$name.err"; then
+    echo "cortex-m: $name: expected exit 1 and '$pattern', got exit $rc:" >&2
+    cat "$work/$name.err" >&2
+    exit 1
+  fi
+  echo "cortex-m: $name refused: $(grep arca-firmware "$work/$name.err" | head -1)"
+}
+# A flipped bit in the coded data (past the 80-byte header and 20-byte table of one block).
+python3 - "$work/good.arca" "$work/damaged.arca" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[len(b) // 2] ^= 0x08
+open(sys.argv[2], "wb").write(b)
+PY
+expect_error damaged "corrupted"
+head -c 1000 "$work/good.arca" > "$work/truncated.arca"
+expect_error truncated "truncated"
+"$arca" compress -q -m text-small --codec nn "$src" -o "$work/foreign.arca"
+expect_error foreign "not this model"
+printf 'not an arca stream' > "$work/garbage.arca"
+expect_error garbage "bad magic"
