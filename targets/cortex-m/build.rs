@@ -11,9 +11,8 @@ fn main() {
     let stream = match std::env::var_os("ARCA_STREAM") {
         Some(path) => {
             println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
-            std::fs::read(&path).unwrap_or_else(|e| {
-                panic!("ARCA_STREAM={}: {e}", PathBuf::from(&path).display())
-            })
+            std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("ARCA_STREAM={}: {e}", PathBuf::from(&path).display()))
         }
         None => Vec::new(),
     };

@@ -580,6 +580,27 @@ impl<'m> TextCodec<'m> {
         thread_pool(threads)
     }
 
+    /// Cuts `input` into blocks of `opts.block_size` and codes them with `code` on
+    /// `opts.threads` workers; the table entries and the block data, in order.
+    fn code_blocks(
+        input: &[u8],
+        opts: &Options,
+        code: impl Fn(&[u8]) -> CodedBlock + Sync,
+    ) -> Result<(Vec<BlockEntry>, Vec<Vec<u8>>), CodecError> {
+        if opts.block_size == 0 {
+            return Err(CodecError::Options(
+                "block size must be at least 1 byte".into(),
+            ));
+        }
+        let blocks: Vec<&[u8]> = input.chunks(opts.block_size as usize).collect();
+        if blocks.len() > u32::MAX as usize {
+            return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
+        }
+        let coded: Vec<CodedBlock> = Self::pool(opts.threads)?
+            .install(|| blocks.par_iter().map(|block| code(block)).collect());
+        unzip_blocks(coded)
+    }
+
     fn code_one(
         &self,
         coder: &mut impl BitCoder,
@@ -621,22 +642,8 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        if opts.block_size == 0 {
-            return Err(CodecError::Options(
-                "block size must be at least 1 byte".into(),
-            ));
-        }
-        let blocks: Vec<&[u8]> = input.chunks(opts.block_size as usize).collect();
-        if blocks.len() > u32::MAX as usize {
-            return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
-        }
-        let coded: Vec<CodedBlock> = Self::pool(opts.threads)?.install(|| {
-            blocks
-                .par_iter()
-                .map(|block| self.compress_block(block, progress))
-                .collect()
-        });
-        let (entries, datas) = unzip_blocks(coded)?;
+        let (entries, datas) =
+            Self::code_blocks(input, opts, |block| self.compress_block(block, progress))?;
         let header = Header {
             codec: Codec::TextCm,
             precision: BIT_PRECISION,
@@ -691,26 +698,11 @@ impl<'m> TextCodec<'m> {
         let model = self
             .model
             .ok_or_else(|| CodecError::Options("the text-nn codec needs a network model".into()))?;
-        if opts.block_size == 0 {
-            return Err(CodecError::Options(
-                "block size must be at least 1 byte".into(),
-            ));
-        }
-        let blocks: Vec<&[u8]> = input.chunks(opts.block_size as usize).collect();
-        if blocks.len() > u32::MAX as usize {
-            return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
-        }
-        let coded: Vec<CodedBlock> = Self::pool(opts.threads)?.install(|| {
-            blocks
-                .par_iter()
-                .map(|block| {
-                    let r = encode_nn_block(model, block, true);
-                    progress(block.len() as u64);
-                    r
-                })
-                .collect()
-        });
-        let (entries, datas) = unzip_blocks(coded)?;
+        let (entries, datas) = Self::code_blocks(input, opts, |block| {
+            let r = encode_nn_block(model, block, true);
+            progress(block.len() as u64);
+            r
+        })?;
         let header = nn_header(
             self.model_id,
             &self.model_name,
