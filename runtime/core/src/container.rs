@@ -94,6 +94,35 @@ pub enum ContainerError {
     TrailingBytes(u64),
 }
 
+impl From<arca_embedded::stream::StreamError> for ContainerError {
+    fn from(e: arca_embedded::stream::StreamError) -> Self {
+        use arca_embedded::stream::StreamError as E;
+        match e {
+            E::BadMagic => ContainerError::BadMagic,
+            E::UnsupportedVersion(v) => ContainerError::UnsupportedVersion(v),
+            E::Truncated {
+                what,
+                needed,
+                available,
+            } => ContainerError::Truncated {
+                what,
+                needed,
+                available,
+            },
+            E::HeaderCorrupt => ContainerError::HeaderCorrupt,
+            E::TableCorrupt => ContainerError::TableCorrupt,
+            E::LayoutCorrupt => ContainerError::LayoutCorrupt,
+            E::TrailingBytes(n) => ContainerError::TrailingBytes(n),
+            other => ContainerError::Inconsistent(
+                other
+                    .to_string()
+                    .trim_start_matches("stream is inconsistent: ")
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
 /// How a block's bytes are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockMode {
@@ -237,61 +266,6 @@ impl Header {
         h[76..80].copy_from_slice(&crc.to_le_bytes());
         h
     }
-
-    fn parse(bytes: &[u8]) -> Result<Self, ContainerError> {
-        if bytes.len() < 4 || bytes[0..4] != MAGIC {
-            return Err(ContainerError::BadMagic);
-        }
-        if bytes.len() < 6 {
-            return Err(truncated("header", HEADER_LEN, bytes.len()));
-        }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != VERSION {
-            return Err(ContainerError::UnsupportedVersion(version));
-        }
-        let h = bytes
-            .get(..HEADER_LEN)
-            .ok_or_else(|| truncated("header", HEADER_LEN, bytes.len()))?;
-        if crc32fast::hash(&h[..76]) != le_u32(h, 76) {
-            return Err(ContainerError::HeaderCorrupt);
-        }
-        let codec = Codec::from_byte(h[6])
-            .ok_or_else(|| ContainerError::Inconsistent(format!("unknown codec id {}", h[6])))?;
-        let name_bytes = &h[24..56];
-        let name_end = name_bytes.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
-        let model_name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&h[8..24]);
-        let header = Header {
-            codec,
-            precision: h[7],
-            model_id: u128::from_le_bytes(id),
-            model_name,
-            window_bits: u16::from_le_bytes([h[56], h[57]]),
-            codec_revision: u16::from_le_bytes([h[58], h[59]]),
-            block_size: le_u32(h, 60),
-            original_len: u64::from_le_bytes(h[64..72].try_into().unwrap_or([0; 8])),
-            block_count: le_u32(h, 72),
-        };
-        if header.block_size == 0 {
-            return Err(ContainerError::Inconsistent("block size is 0".into()));
-        }
-        if header.codec == Codec::TextEiw
-            && crate::eiw::check_bits(header.window_bits.into()).is_err()
-        {
-            return Err(ContainerError::Inconsistent(format!(
-                "Equal-Info Windows of {} bits",
-                header.window_bits
-            )));
-        }
-        if header.block_count != block_count(header.original_len, header.block_size) {
-            return Err(ContainerError::Inconsistent(format!(
-                "{} blocks of at most {} bytes cannot hold {} bytes",
-                header.block_count, header.block_size, header.original_len
-            )));
-        }
-        Ok(header)
-    }
 }
 
 /// Number of blocks needed for `len` bytes in blocks of `block_size`.
@@ -357,114 +331,49 @@ impl<'a> Stream<'a> {
 
     /// Parses and checks the header and block table of `bytes`.
     ///
-    /// Blocks themselves are checked when decoded (their CRC covers the plaintext).
+    /// Blocks themselves are checked when decoded (their CRC covers the plaintext). The checks
+    /// are those of [`arca_embedded::stream::Stream::parse`], the allocation-free reader that
+    /// microcontrollers use, so the two never disagree on what a valid stream is.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ContainerError> {
-        let header = Header::parse(bytes)?;
-        let n = header.block_count as usize;
-        let table_len = n
-            .checked_mul(ENTRY_LEN)
-            .and_then(|t| t.checked_add(4))
-            .ok_or_else(|| ContainerError::Inconsistent("block count overflows".into()))?;
-        let table_end = HEADER_LEN + table_len;
-        let table = bytes
-            .get(HEADER_LEN..table_end)
-            .ok_or_else(|| truncated("block table", table_end, bytes.len()))?;
-        let (entries_raw, crc_raw) = table.split_at(table_len - 4);
-        if crc32fast::hash(entries_raw) != le_u32(crc_raw, 0) {
-            return Err(ContainerError::TableCorrupt);
-        }
-        let mut entries = Vec::with_capacity(n);
-        let mut offsets = Vec::with_capacity(n);
-        let (layout, mut offset) = if header.codec == Codec::ImagePc {
-            let len = bytes
-                .get(table_end..table_end + 4)
-                .map(|_| le_u32(bytes, table_end) as usize)
-                .ok_or_else(|| truncated("layout", table_end + 4, bytes.len()))?;
-            let end = (table_end + 4)
-                .checked_add(len)
-                .and_then(|e| e.checked_add(4))
-                .ok_or_else(|| ContainerError::Inconsistent("layout length overflows".into()))?;
-            let section = bytes
-                .get(table_end..end)
-                .ok_or_else(|| truncated("layout", end, bytes.len()))?;
-            if crc32fast::hash(&section[..len + 4]) != le_u32(section, len + 4) {
-                return Err(ContainerError::LayoutCorrupt);
-            }
-            (&section[4..len + 4], end)
-        } else {
-            (&bytes[..0], table_end)
+        let view = arca_embedded::stream::Stream::parse(bytes)?;
+        let h = view.header();
+        let codec = Codec::from_byte(h.codec)
+            .ok_or_else(|| ContainerError::Inconsistent(format!("unknown codec id {}", h.codec)))?;
+        let header = Header {
+            codec,
+            precision: h.precision,
+            model_id: h.model_id,
+            model_name: String::from_utf8_lossy(h.model_name_bytes()).into_owned(),
+            window_bits: h.window_bits,
+            codec_revision: h.codec_revision,
+            block_size: h.block_size,
+            original_len: h.original_len,
+            block_count: h.block_count,
         };
-        let mut total: u64 = 0;
-        for (i, e) in entries_raw.chunks_exact(ENTRY_LEN).enumerate() {
-            let mode = match e[12] {
-                0 => BlockMode::Coded,
-                1 => BlockMode::Stored,
-                m => {
-                    return Err(ContainerError::Inconsistent(format!(
-                        "block {i} has unknown mode {m}"
-                    )));
-                }
-            };
-            let entry = BlockEntry {
-                compressed_len: le_u32(e, 0),
-                original_len: le_u32(e, 4),
-                crc32: le_u32(e, 8),
-                mode,
-            };
-            let expected = if i + 1 < n {
-                u64::from(header.block_size)
-            } else {
-                header.original_len - u64::from(header.block_size) * (n as u64 - 1)
-            };
-            if u64::from(entry.original_len) != expected {
-                return Err(ContainerError::Inconsistent(format!(
-                    "block {i} claims {} bytes, expected {expected}",
-                    entry.original_len
-                )));
-            }
-            if mode == BlockMode::Stored && entry.compressed_len != entry.original_len {
-                return Err(ContainerError::Inconsistent(format!(
-                    "stored block {i} has {} bytes for {} bytes of data",
-                    entry.compressed_len, entry.original_len
-                )));
-            }
-            if mode == BlockMode::Coded && header.codec == Codec::Stored {
-                return Err(ContainerError::Inconsistent(format!(
-                    "block {i} is coded but the stream has no codec"
-                )));
-            }
-            if mode == BlockMode::Coded
-                && header.codec == Codec::TextEiw
-                && !entry
-                    .compressed_len
-                    .is_multiple_of(u32::from(header.window_bits) / 8)
-            {
-                return Err(ContainerError::Inconsistent(format!(
-                    "block {i} is not a whole number of {}-bit windows",
-                    header.window_bits
-                )));
-            }
-            total += u64::from(entry.original_len);
+        let mut entries = Vec::with_capacity(h.block_count as usize);
+        let mut offsets = Vec::with_capacity(h.block_count as usize);
+        // The blocks fill the end of the stream, back to back (checked by the reader).
+        let body: usize = view.blocks().map(|b| b.data.len()).sum();
+        let mut offset = bytes.len() - body;
+        for b in view.blocks() {
             offsets.push(offset);
-            offset = offset.saturating_add(entry.compressed_len as usize);
-            entries.push(entry);
-        }
-        if total != header.original_len {
-            return Err(ContainerError::Inconsistent(
-                "block lengths do not add up".into(),
-            ));
-        }
-        if offset > bytes.len() {
-            return Err(truncated("blocks", offset, bytes.len()));
-        }
-        if offset < bytes.len() {
-            return Err(ContainerError::TrailingBytes((bytes.len() - offset) as u64));
+            offset += b.data.len();
+            entries.push(BlockEntry {
+                compressed_len: b.data.len() as u32,
+                original_len: b.original_len,
+                crc32: b.crc32,
+                mode: if b.stored {
+                    BlockMode::Stored
+                } else {
+                    BlockMode::Coded
+                },
+            });
         }
         Ok(Stream {
             header,
             entries,
             offsets,
-            layout,
+            layout: view.layout(),
             bytes,
         })
     }
@@ -499,22 +408,6 @@ impl<'a> Stream<'a> {
     /// True for a stream of no bytes (never the case for a parsed stream).
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
-    }
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        w.copy_from_slice(s);
-    }
-    u32::from_le_bytes(w)
-}
-
-fn truncated(what: &'static str, needed: usize, available: usize) -> ContainerError {
-    ContainerError::Truncated {
-        what,
-        needed: needed as u64,
-        available: available as u64,
     }
 }
 

@@ -44,16 +44,25 @@ use crate::bundle::Bundle;
 /// Largest magnitude an f32 partial sum may reach and stay exact.
 const F32_EXACT: i64 = 1 << 24;
 
-/// One per-channel integer operation between a dense layer and its table (or the output).
-#[derive(Debug, Clone)]
-enum Elementwise {
+/// One per-channel integer operation between a dense layer and its table (or the output),
+/// applied in order to the layer's int32 accumulators with ONNX semantics (`i32` arithmetic that
+/// wraps, division truncating toward zero). Lowering proved no result overflows and no division
+/// traps. Also what [`LoweredLayer::ops`] holds, for code generators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoweredOp {
+    /// `acc[j] *= c[j]`.
     Mul(Vec<i32>),
+    /// `acc[j] += c[j]`.
     Add(Vec<i32>),
+    /// `acc[j] -= c[j]`.
     Sub(Vec<i32>),
+    /// `acc[j] /= c[j]`, truncating toward zero.
     Div(Vec<i32>),
-    /// `Div` by per-channel powers of two (shift amounts), with the same truncation toward
-    /// zero; integer division costs ~25 cycles per channel, a shift one.
+    /// `acc[j] /= 2^s[j]`, truncating toward zero (integer division costs ~25 cycles per
+    /// channel, a shift one).
     DivPow2(Vec<u32>),
+    /// `acc[j] = clamp(acc[j], lo, hi)`.
     Clip(i32, i32),
 }
 
@@ -68,7 +77,7 @@ struct Dense {
     wt: Vec<i8>,
     /// The same weights packed for the AVX2 kernel ([`pack_pairs`]), or empty.
     packed: Vec<i8>,
-    ops: Vec<Elementwise>,
+    ops: Vec<LoweredOp>,
     /// The nonlinearity `x' = table[v]` (indices proven in range), or `None` for the output.
     table: Option<Vec<i16>>,
 }
@@ -457,31 +466,31 @@ unsafe fn gemm_avx2<const R: usize>(xs: [&[i16]; R], layer: &Dense, accs: [&mut 
 }
 
 #[inline(always)]
-fn apply(op: &Elementwise, v: &mut [i32]) {
+fn apply(op: &LoweredOp, v: &mut [i32]) {
     match op {
-        Elementwise::Mul(c) => v
+        LoweredOp::Mul(c) => v
             .iter_mut()
             .zip(c)
             .for_each(|(a, &b)| *a = a.wrapping_mul(b)),
-        Elementwise::Add(c) => v
+        LoweredOp::Add(c) => v
             .iter_mut()
             .zip(c)
             .for_each(|(a, &b)| *a = a.wrapping_add(b)),
-        Elementwise::Sub(c) => v
+        LoweredOp::Sub(c) => v
             .iter_mut()
             .zip(c)
             .for_each(|(a, &b)| *a = a.wrapping_sub(b)),
         // Divisors are non-zero and `i32::MIN / -1` is excluded by `lower`.
-        Elementwise::Div(c) => v
+        LoweredOp::Div(c) => v
             .iter_mut()
             .zip(c)
             .for_each(|(a, &b)| *a = a.wrapping_div(b)),
-        Elementwise::DivPow2(c) => v.iter_mut().zip(c).for_each(|(a, &s)| {
+        LoweredOp::DivPow2(c) => v.iter_mut().zip(c).for_each(|(a, &s)| {
             // Round toward zero: add 2^s - 1 to negative dividends before the arithmetic shift.
             let bias = (*a >> 31) & ((1i32 << s) - 1);
             *a = a.wrapping_add(bias) >> s;
         }),
-        Elementwise::Clip(lo, hi) => v.iter_mut().for_each(|a| *a = (*a).clamp(*lo, *hi)),
+        LoweredOp::Clip(lo, hi) => v.iter_mut().for_each(|a| *a = (*a).clamp(*lo, *hi)),
     }
 }
 
@@ -813,16 +822,16 @@ pub(crate) fn lower(
                 let vals: Vec<i32> = vals.iter().map(|&v| v as i32).collect();
                 let layer = layers.last_mut().ok_or_else(what)?;
                 layer.ops.push(match bin {
-                    "Mul" => Elementwise::Mul(vals),
-                    "Add" => Elementwise::Add(vals),
-                    "Sub" => Elementwise::Sub(vals),
+                    "Mul" => LoweredOp::Mul(vals),
+                    "Add" => LoweredOp::Add(vals),
+                    "Sub" => LoweredOp::Sub(vals),
                     _ if vals
                         .iter()
                         .all(|&v| v > 0 && v.count_ones() == 1 && v < 1 << 30) =>
                     {
-                        Elementwise::DivPow2(vals.iter().map(|v| v.trailing_zeros()).collect())
+                        LoweredOp::DivPow2(vals.iter().map(|v| v.trailing_zeros()).collect())
                     }
-                    _ => Elementwise::Div(vals),
+                    _ => LoweredOp::Div(vals),
                 });
                 Cur::Int { ranges: next }
             }
@@ -843,7 +852,7 @@ pub(crate) fn lower(
                     return Err(format!("{}: empty clip range", what()));
                 }
                 let layer = layers.last_mut().ok_or_else(what)?;
-                layer.ops.push(Elementwise::Clip(lo as i32, hi as i32));
+                layer.ops.push(LoweredOp::Clip(lo as i32, hi as i32));
                 Cur::Int {
                     ranges: ranges
                         .iter()
@@ -919,26 +928,6 @@ pub(crate) fn lower(
     })
 }
 
-/// One per-channel integer operation of a [`LoweredLayer`], applied in order to the layer's
-/// int32 accumulators with ONNX semantics (`i32` arithmetic that wraps, division truncating
-/// toward zero). Lowering proved no result overflows and no division traps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LoweredOp {
-    /// `acc[j] *= c[j]`.
-    Mul(Vec<i32>),
-    /// `acc[j] += c[j]`.
-    Add(Vec<i32>),
-    /// `acc[j] -= c[j]`.
-    Sub(Vec<i32>),
-    /// `acc[j] /= c[j]`, truncating toward zero.
-    Div(Vec<i32>),
-    /// `acc[j] /= 2^s[j]`, truncating toward zero.
-    DivPow2(Vec<u32>),
-    /// `acc[j] = clamp(acc[j], lo, hi)`.
-    Clip(i32, i32),
-}
-
 /// One dense layer of a [`LoweredMlp`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoweredLayer {
@@ -991,18 +980,7 @@ pub fn lower_bundle(bundle: &Bundle) -> Result<LoweredMlp, String> {
             inputs: l.k,
             outputs: l.m,
             weights: l.wt.clone(),
-            ops: l
-                .ops
-                .iter()
-                .map(|op| match op {
-                    Elementwise::Mul(c) => LoweredOp::Mul(c.clone()),
-                    Elementwise::Add(c) => LoweredOp::Add(c.clone()),
-                    Elementwise::Sub(c) => LoweredOp::Sub(c.clone()),
-                    Elementwise::Div(c) => LoweredOp::Div(c.clone()),
-                    Elementwise::DivPow2(c) => LoweredOp::DivPow2(c.clone()),
-                    Elementwise::Clip(lo, hi) => LoweredOp::Clip(*lo, *hi),
-                })
-                .collect(),
+            ops: l.ops.clone(),
             table: l.table.clone(),
         })
         .collect();
@@ -1244,9 +1222,9 @@ mod tests {
         .collect();
         for s in 0..30u32 {
             let mut shifted = values.clone();
-            apply(&Elementwise::DivPow2(vec![s; values.len()]), &mut shifted);
+            apply(&LoweredOp::DivPow2(vec![s; values.len()]), &mut shifted);
             let mut divided = values.clone();
-            apply(&Elementwise::Div(vec![1 << s; values.len()]), &mut divided);
+            apply(&LoweredOp::Div(vec![1 << s; values.len()]), &mut divided);
             assert_eq!(shifted, divided, "shift {s}");
         }
     }

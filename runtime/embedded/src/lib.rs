@@ -329,13 +329,33 @@ impl<E: fmt::Display> fmt::Display for CodeError<E> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::vec::Vec;
     use core::convert::Infallible;
     use proptest::prelude::*;
 
     /// A deterministic toy network: logits from a hash of the context.
+    /// Prefers the byte after the previous one (the stream tests' network).
+    pub(crate) struct Next;
+    impl Network for Next {
+        type Error = Infallible;
+        fn context_len(&self) -> usize {
+            2
+        }
+        fn pad(&self) -> u16 {
+            256
+        }
+        fn frac_bits(&self) -> u32 {
+            8
+        }
+        fn logits(&mut self, ctx: &[u16], out: &mut [i32; 256]) -> Result<(), Infallible> {
+            out.fill(0);
+            out[usize::from(ctx[1].wrapping_add(1) as u8)] = 6 << 8;
+            Ok(())
+        }
+    }
+
     struct Hashy;
     impl Network for Hashy {
         type Error = Infallible;

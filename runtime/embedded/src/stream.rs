@@ -141,8 +141,13 @@ pub struct Header {
 impl Header {
     /// The model's name (up to its first zero byte; `"?"` if that is not UTF-8).
     pub fn model_name(&self) -> &str {
+        core::str::from_utf8(self.model_name_bytes()).unwrap_or("?")
+    }
+
+    /// The model name's bytes, up to the first zero byte.
+    pub fn model_name_bytes(&self) -> &[u8] {
         let end = self.name.iter().position(|&b| b == 0).unwrap_or(32);
-        core::str::from_utf8(&self.name[..end]).unwrap_or("?")
+        &self.name[..end]
     }
 }
 
@@ -528,30 +533,11 @@ pub fn decode<N: Network, S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::Next;
     use crate::{Encoding, stored_len};
     use alloc::vec::Vec;
     use arca_coder::RangeEncoder;
     use core::convert::Infallible;
-
-    /// Prefers the byte after the previous one.
-    struct Next;
-    impl Network for Next {
-        type Error = Infallible;
-        fn context_len(&self) -> usize {
-            2
-        }
-        fn pad(&self) -> u16 {
-            256
-        }
-        fn frac_bits(&self) -> u32 {
-            8
-        }
-        fn logits(&mut self, ctx: &[u16], out: &mut [i32; 256]) -> Result<(), Infallible> {
-            out.fill(0);
-            out[usize::from(ctx[1].wrapping_add(1) as u8)] = 6 << 8;
-            Ok(())
-        }
-    }
 
     const ID: u128 = 0x1234_5678_9abc_def0_1122_3344_5566_7788;
 
