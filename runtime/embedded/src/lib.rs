@@ -335,8 +335,7 @@ pub(crate) mod tests {
     use core::convert::Infallible;
     use proptest::prelude::*;
 
-    /// A deterministic toy network: logits from a hash of the context.
-    /// Prefers the byte after the previous one (the stream tests' network).
+    /// A toy network that bets on the byte after the previous one (the stream tests' network).
     pub(crate) struct Next;
     impl Network for Next {
         type Error = Infallible;
@@ -356,6 +355,7 @@ pub(crate) mod tests {
         }
     }
 
+    /// A deterministic toy network: logits from a hash of the context, with a lean to `e`.
     struct Hashy;
     impl Network for Hashy {
         type Error = Infallible;

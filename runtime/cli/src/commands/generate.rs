@@ -243,9 +243,6 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         ..Options::default()
     };
 
-    // The first calls of a process run slow (page faults, cold caches: a one-token call
-    // measured 0.68 ms at start-up against 0.3 ms while decoding), so one untimed sweep first.
-    CallCost::measure(&target, 17, 1)?;
     let cost = CallCost::measure(&target, 17, 15)?;
     let mut methods: Vec<Method<'_>> = vec![Method::new(
         "target only".into(),

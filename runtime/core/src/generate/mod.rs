@@ -390,7 +390,7 @@ impl Drafter for LookupDrafter {
 }
 
 /// Measured seconds of one forward call of `k` tokens, `k = 1..=max`, on a model holding 64
-/// tokens (median of `reps`).
+/// tokens (median of `reps`, after one untimed call of each length).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallCost {
     /// `seconds[k - 1]`: a `k`-token call.
@@ -415,6 +415,12 @@ impl CallCost {
             .copied()
             .collect();
         net.forward(&mut cache, &text[..base], &mut scratch, &mut logits)?;
+        // One untimed sweep first: the first calls of a process run slow (a one-token call
+        // measured 0.68 ms at start-up, 0.3 ms while decoding: page faults, cold caches).
+        for k in 1..=max {
+            cache.truncate(base);
+            net.forward(&mut cache, &text[base..base + k], &mut scratch, &mut logits)?;
+        }
         let mut seconds = Vec::with_capacity(max);
         for k in 1..=max {
             let mut times = Vec::with_capacity(reps);
