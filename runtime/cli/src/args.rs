@@ -163,7 +163,7 @@ pub enum Command {
     /// Measure bits per byte and speed of arca and classic compressors on files
     #[command(long_about = BENCH_ABOUT, after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
-    /// Generate text with a byte-level model, speculatively with a draft model or prompt lookup
+    /// Generate text with a prose or arithmetic model, speculatively with a draft model or prompt lookup
     #[command(long_about = GENERATE_ABOUT, after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
     /// Compare plain and speculative generation (each draft, prompt lookup) on fixed prompts
@@ -172,8 +172,10 @@ pub enum Command {
 }
 
 const GENERATE_ABOUT: &str = "\
-Generate text with a byte-level model (vocabulary: the 256 byte values), streaming it to stdout
-after the prompt. Statistics go to stderr in llama.cpp's words (`decoded N tokens in S seconds,
+Generate text with a target model, streaming it to stdout after the prompt. A prose model's
+vocabulary is the 256 byte values. An arithmetic model's is its 16 symbols (`0123456789+*= $_`):
+the prompt is a question in its format (the padded adder: `0000000123+0000000045=`), and
+generation stops at its end token `$` (counted as decoded, not printed). Statistics go to stderr in llama.cpp's words (`decoded N tokens in S seconds,
 speed: X t/s`, `n_drafted`, `n_accept`, `accept`), so tools that parse llama.cpp parse arca.
 
 With a draft (-md DRAFT, or --lookup for prompt lookup), decoding is speculative: the draft
@@ -184,22 +186,26 @@ measured cost of a k-byte target call against a 1-byte call makes drafting pay b
 while drafts are accepted whole, shrinks on early rejections, and a model draft stops early when
 its top probability falls under --draft-p-min.
 
-Edge cases: an empty prompt is read as one newline (the start of a line; not echoed); -n 0
-prints the prompt and the statistics and generates nothing; a prompt longer than the model's
-context (512 bytes) is read through its last window (at least half a context), and generation
-past the context slides that window by half a context at a time (plain and speculative alike).
-A draft must share the target's vocabulary.";
+Edge cases: an empty prompt is read as one newline by a prose model (the start of a line; not
+echoed) and refused by an arithmetic one, as is a character outside its symbols; -n 0 prints
+the prompt and the statistics and generates nothing; a prompt longer than the model's context
+(512 bytes for prose, 34 tokens for the adder) is read through its last window (at least half a
+context), and generation past the context slides that window by half a context at a time (plain
+and speculative alike). A draft must share the target's vocabulary (size and symbols).";
 
 const GENERATE_EXAMPLES: &str = "\
 Examples:
   arca generate -m models/gen/trained/gen-target.arcm -p 'The old man' -n 200
   arca generate -m models/gen/trained/gen-target.arcm -md models/gen/trained/gen-draft-adaspec.arcm \\
       -p 'The old man' -n 256 --temp 0
-  arca generate -m models/gen/trained/gen-target.arcm --lookup -f notes.txt -n 100";
+  arca generate -m models/gen/trained/gen-target.arcm --lookup -f notes.txt -n 100
+  arca generate -m models/arith/trained/arith-add-padrev-target.arcm \\
+      -md models/arith/trained/arith-add-padrev-draft-kd.arcm -p 0000000123+0000000045= --temp 0";
 
 const BENCH_GENERATE_ABOUT: &str = "\
 Measure generation speed on prompts cut from text files (by default the validation books in
-../shared/data/valid): target-only decoding against speculative decoding with each --draft and
+../shared/data/valid), or for an arithmetic target on held-out problems (--prompts of them,
+spread over its operand digit counts, each answered up to the end token): target-only decoding against speculative decoding with each --draft and
 with prompt lookup, in one run, greedy, the same prompts for every method. Reports median
 tokens/s over the prompts, the median per-prompt speedup over target-only, acceptance, tokens
 per target call, and checks that every speculative output equals the target's. Also prints the
@@ -209,12 +215,15 @@ const BENCH_GENERATE_EXAMPLES: &str = "\
 Example:
   arca bench-generate -m models/gen/trained/gen-target.arcm \\
       --draft models/gen/trained/gen-draft-kd.arcm --draft models/gen/trained/gen-draft-adaspec.arcm \\
-      -n 256 --prompts 8 -o docs/bench/generate.md";
+      -n 256 --prompts 8 -o docs/bench/generate.md
+  arca bench-generate -m models/arith/trained/arith-add-padrev-target.arcm \\
+      --draft models/arith/trained/arith-add-padrev-draft-kd.arcm \\
+      --draft models/arith/trained/arith-add-padrev-draft-adaspec.arcm --prompts 90 --runs 3";
 
 /// `arca generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Target model: a .arcm bundle path (kind `target`)
+    /// Target model: a .arcm bundle path (kind `target`), prose or arithmetic
     #[arg(short, long, value_name = "TARGET")]
     pub model: String,
     /// Draft model for speculative decoding (`-md` works too, as in llama.cpp)
@@ -223,7 +232,7 @@ pub struct GenerateArgs {
     /// Draft by prompt lookup: copy what followed the last occurrence of the current suffix
     #[arg(long)]
     pub lookup: bool,
-    /// The prompt (bytes of this UTF-8 string)
+    /// The prompt (bytes of this UTF-8 string; for an arithmetic model, its symbols)
     #[arg(
         short,
         long,
@@ -235,7 +244,7 @@ pub struct GenerateArgs {
     /// Read the prompt from a file (raw bytes)
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Bytes to generate
+    /// Tokens to generate (bytes for prose; an arithmetic model also stops at its end token)
     #[arg(short, long = "n-predict", value_name = "N", default_value_t = 128)]
     pub n: usize,
     /// Sampling temperature; 0 is greedy (argmax)
@@ -277,20 +286,20 @@ pub struct BenchGenerateArgs {
     /// Leave out prompt lookup
     #[arg(long)]
     pub no_lookup: bool,
-    /// Text files (or directories of .txt files) the prompts are cut from
+    /// Text files (or directories of .txt files) the prompts are cut from (prose targets)
     #[arg(
         long = "from",
         value_name = "PATH",
         default_value = "../shared/data/valid"
     )]
     pub from: Vec<PathBuf>,
-    /// Number of prompts
+    /// Number of prompts (held-out problems for an arithmetic target)
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one)]
     pub prompts: usize,
-    /// Bytes per prompt
+    /// Bytes per prompt (prose targets)
     #[arg(long, value_name = "BYTES", default_value_t = 128, value_parser = at_least_one)]
     pub prompt_len: usize,
-    /// Bytes to generate per prompt
+    /// Tokens to generate per prompt (an arithmetic target stops at its end token)
     #[arg(short, long = "n-predict", value_name = "N", default_value_t = 256, value_parser = at_least_one)]
     pub n: usize,
     /// Longest draft

@@ -358,7 +358,14 @@ impl ArithSpec {
     pub fn of(bundle: &crate::Bundle) -> Result<ArithSpec, ArithError> {
         let m = bundle.manifest();
         let model = |reason: String| ArithError::Model(format!("model `{}`: {reason}", m.name));
-        if m.kind != crate::ModelKind::Arith {
+        // `target` and `draft` bundles of an arithmetic model (its KV-cache export for
+        // speculative generation) carry the same `arith.*` keys.
+        if !matches!(
+            m.kind,
+            crate::ModelKind::Arith | crate::ModelKind::Target | crate::ModelKind::Draft
+        ) || (m.kind != crate::ModelKind::Arith
+            && !m.provenance.iter().any(|(k, _)| k == "arith.task"))
+        {
             return Err(model(format!(
                 "is a {} model, not an arith one",
                 m.kind.as_str()
@@ -448,6 +455,13 @@ mod model {
         pub fn load(bundle: &Bundle) -> Result<ArithModel, ArithError> {
             let spec = ArithSpec::of(bundle)?;
             let m = bundle.manifest();
+            if m.kind != crate::ModelKind::Arith {
+                return Err(ArithError::Model(format!(
+                    "model `{}` is a {} bundle with a KV cache, for `arca generate`; `arca arith` runs `arith` bundles",
+                    m.name,
+                    m.kind.as_str()
+                )));
+            }
             let err = |stage: &str, e: String| {
                 ArithError::Model(format!("model `{}`: cannot {stage}: {e}", m.name))
             };

@@ -1,13 +1,15 @@
-//! `arca generate` and `arca bench-generate`: byte-level text generation, plain or speculative.
+//! `arca generate` and `arca bench-generate`: generation with a target model, plain or
+//! speculative: prose (bytes) or arithmetic (the 16 symbols of `models/arith`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use arca_runtime::arith::{self, ArithSpec, Format};
 use arca_runtime::bundle::Bundle;
 use arca_runtime::generate::{
-    self, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling, Stats,
+    self, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling, Stats, Tokenizer,
 };
 use arca_runtime::shipped;
 
@@ -16,10 +18,12 @@ use crate::args::{BenchGenerateArgs, GenerateArgs};
 use crate::commands::bench::median_of;
 use crate::io::Output;
 
-fn load(name: &str) -> Result<(Bundle, Net)> {
+fn load(name: &str) -> Result<(Bundle, Net, Tokenizer)> {
     let bundle = shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?;
     let net = Net::load(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
-    Ok((bundle, net))
+    let tokenizer =
+        Tokenizer::of(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
+    Ok((bundle, net, tokenizer))
 }
 
 fn load_draft(name: &str, target: &Bundle) -> Result<Net> {
@@ -35,7 +39,8 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
             .with_context(|| format!("cannot read prompt file '{}'", path.display()))?,
         None => args.prompt.as_bytes().to_vec(),
     };
-    let (target_bundle, target) = load(&args.model)?;
+    let (target_bundle, target, tokenizer) = load(&args.model)?;
+    let tokens = tokenizer.encode(&prompt)?;
     let draft = args
         .model_draft
         .as_deref()
@@ -56,6 +61,7 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
         draft_max: usize::from(args.draft_max),
         draft_start: args.draft_start,
         fixed_length: args.draft_fixed,
+        stop: tokenizer.stop(),
     };
     let mut model_drafter = draft
         .as_ref()
@@ -73,8 +79,8 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
         out.write_all(&prompt)?;
         out.flush()?;
     }
-    let stats = generate::generate(&target, drafter, &prompt, &options, &mut |bytes| {
-        out.write_all(bytes)?;
+    let stats = generate::generate(&target, drafter, &tokens, &options, &mut |new| {
+        out.write_all(&tokenizer.decode(new))?;
         out.flush()
     })?;
     writeln!(out)?;
@@ -182,6 +188,86 @@ pub fn cut_prompts(files: &[PathBuf], count: usize, len: usize) -> Result<Vec<Ve
     Ok(prompts)
 }
 
+/// `count` held-out problems for an arithmetic model, spread evenly over the operand digit
+/// counts it was trained on (one of each count in turn; counts without held-out pairs, such as
+/// one-digit addition, are skipped), from `arca arith --eval`'s draw.
+pub fn arith_problems(spec: ArithSpec, count: usize) -> Vec<arith::Problem> {
+    let max = match spec.format {
+        Format::PadRev { width } => width.min(spec.max_digits),
+        _ => spec.max_digits,
+    };
+    let pools: Vec<Vec<arith::Problem>> = (1..=max as u32)
+        .map(|d| arith::eval_problems(spec.op, d, count, 0))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut out = Vec::with_capacity(count);
+    for i in 0.. {
+        if out.len() == count || pools.iter().all(|p| i >= p.len()) {
+            break;
+        }
+        for pool in &pools {
+            if let Some(&p) = pool.get(i).filter(|_| out.len() < count) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// What the bench runs: prompts in the target's tokens, how they were made, and for
+/// arithmetic the answers a correct model writes.
+struct Workload {
+    prompts: Vec<Vec<u8>>,
+    source: String,
+    answers: Option<Vec<Vec<u8>>>,
+}
+
+fn workload(args: &BenchGenerateArgs, bundle: &Bundle, tokenizer: &Tokenizer) -> Result<Workload> {
+    if *tokenizer == Tokenizer::Bytes {
+        let files = prompt_files(&args.from)?;
+        return Ok(Workload {
+            prompts: cut_prompts(&files, args.prompts, args.prompt_len)?,
+            source: format!(
+                "{} prompts of {} bytes cut from {}, {} bytes generated each",
+                args.prompts,
+                args.prompt_len,
+                args.from
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                args.n
+            ),
+            answers: None,
+        });
+    }
+    let spec = ArithSpec::of(bundle).context("an arithmetic target's problems")?;
+    let problems = arith_problems(spec, args.prompts);
+    let mut prompts = Vec::with_capacity(problems.len());
+    let mut answers = Vec::with_capacity(problems.len());
+    for p in &problems {
+        prompts.push(tokenizer.encode(p.question(spec.format)?.as_bytes())?);
+        answers.push(tokenizer.encode(p.answer(spec.format)?.as_bytes())?);
+    }
+    let digits: Vec<usize> = problems
+        .iter()
+        .map(|p| arith::digits(p.a.max(p.b).into()))
+        .collect();
+    Ok(Workload {
+        source: format!(
+            "{} held-out {} problems ({}-{} digit operands, in turn; questions in the {} format), each answered up to the end token (at most {} tokens)",
+            prompts.len(),
+            spec.op.task(),
+            digits.iter().min().unwrap_or(&0),
+            digits.iter().max().unwrap_or(&0),
+            spec.format,
+            args.n
+        ),
+        prompts,
+        answers: Some(answers),
+    })
+}
+
 struct Method<'a> {
     label: String,
     detail: String,
@@ -189,6 +275,8 @@ struct Method<'a> {
     speeds: Vec<f64>,
     speedups: Vec<f64>,
     stats: Vec<Stats>,
+    /// Per prompt: the drafter's share of the decoding time.
+    draft_share: Vec<f64>,
     identical: usize,
 }
 
@@ -201,6 +289,7 @@ impl<'a> Method<'a> {
             speeds: vec![],
             speedups: vec![],
             stats: vec![],
+            draft_share: vec![],
             identical: 0,
         }
     }
@@ -226,15 +315,16 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
     if let Some(out) = &report_out {
         out.check(args.force, false)?;
     }
-    let (target_bundle, target) = load(&args.model)?;
+    let (target_bundle, target, tokenizer) = load(&args.model)?;
     let drafts = args
         .drafts
         .iter()
         .map(|d| load_draft(d, &target_bundle))
         .collect::<Result<Vec<_>>>()?;
-    let files = prompt_files(&args.from)?;
-    let prompts = cut_prompts(&files, args.prompts, args.prompt_len)?;
+    let work = workload(args, &target_bundle, &tokenizer)?;
+    let prompts = &work.prompts;
     let options = Options {
+        stop: tokenizer.stop(),
         n: args.n,
         sampling: Sampling::GREEDY,
         draft_max: usize::from(args.draft_max),
@@ -243,7 +333,21 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         ..Options::default()
     };
 
-    let cost = CallCost::measure(&target, 17, 15)?;
+    let verify_max = 16.min(target.context_len() - 1);
+    // The curve at 64 cached tokens, and where the middle of a generation runs (attention
+    // makes every token of a call dearer as the cache grows).
+    let room = target.context_len() - verify_max - 1;
+    let mean_prompt = prompts.iter().map(Vec::len).sum::<usize>() / prompts.len().max(1);
+    let mut cached = vec![64.min(room)];
+    let middle = (mean_prompt + args.n.min(target.context_len()) / 2).min(room);
+    if middle != cached[0] {
+        cached.push(middle);
+    }
+    let curves = cached
+        .iter()
+        .map(|&c| CallCost::measure_at(&target, c, verify_max + 1, 15))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cost = &curves[0];
     let mut methods: Vec<Method<'_>> = vec![Method::new(
         "target only".into(),
         format!(
@@ -276,6 +380,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         ));
     }
 
+    let mut reference_outputs = work.answers.as_ref().map(|_| Vec::new());
     for (i, prompt) in prompts.iter().enumerate() {
         let mut reference: Option<Vec<u8>> = None;
         let mut base_speed = 0.0;
@@ -288,10 +393,15 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
                 last = Some((out, stats));
             }
             let (out, mut stats) = last.context("no run")?;
+            m.draft_share
+                .push(stats.draft_seconds / stats.decode_seconds.max(1e-12));
             stats.decode_seconds = median_of(&times);
             let speed = stats.speed();
             match &reference {
                 None => {
+                    if let Some(outs) = &mut reference_outputs {
+                        outs.push(out.clone());
+                    }
                     reference = Some(out);
                     base_speed = speed;
                     m.identical += 1;
@@ -302,7 +412,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
             m.speeds.push(speed);
             m.stats.push(stats);
         }
-        if !ui.quiet {
+        if !ui.quiet && (prompts.len() <= 10 || (i + 1) % 10 == 0 || i + 1 == prompts.len()) {
             let line: Vec<String> = methods
                 .iter()
                 .map(|m| format!("{} {:.0} t/s", m.label, m.speeds[i]))
@@ -313,16 +423,9 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
 
     let mut doc = String::new();
     doc.push_str(&format!(
-        "# Speculative generation: {}\n\nGreedy, {} prompts of {} bytes cut from {}, {} bytes generated each, draft length {} (model drafts stop under top probability {}), median of {} run(s) per prompt. One thread.\n\n",
+        "# Speculative generation: {}\n\nGreedy, {}, draft length {} (model drafts stop under top probability {}), median of {} run(s) per prompt. One thread.\n\n",
         target.name(),
-        prompts.len(),
-        args.prompt_len,
-        args.from
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        args.n,
+        work.source,
         match args.draft_fixed {
             Some(k) => format!("fixed at {k}"),
             None => format!("adaptive up to {}", args.draft_max),
@@ -330,8 +433,8 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         args.draft_p_min,
         args.runs
     ));
-    doc.push_str("| method | tokens/s (median) | speedup (median) | accept | tokens per target call | first draft length | output = target's | model |\n");
-    doc.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    doc.push_str("| method | tokens/s (median) | speedup (median) | accept | tokens per target call | first draft length | time drafting | output = target's | model |\n");
+    doc.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for m in &methods {
         let drafted: u64 = m.stats.iter().map(|s| s.drafted).sum();
         let accepted: u64 = m.stats.iter().map(|s| s.accepted).sum();
@@ -344,7 +447,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         };
         let starts: Vec<f64> = m.stats.iter().map(|s| s.draft_start as f64).collect();
         doc.push_str(&format!(
-            "| {} | {:.0} | {:.2}x | {} | {:.2} | {} | {}/{} | {} |\n",
+            "| {} | {:.0} | {:.2}x | {} | {:.2} | {} | {} | {}/{} | {} |\n",
             m.label,
             median_of(&m.speeds),
             median_of(&m.speedups),
@@ -355,25 +458,43 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
             } else {
                 "-".into()
             },
+            if m.drafter.is_some() {
+                format!("{:.0}%", 100.0 * median_of(&m.draft_share))
+            } else {
+                "-".into()
+            },
             m.identical,
             prompts.len(),
             m.detail
         ));
     }
-    doc.push_str("\nVerify cost: a k-token target call's time over a 1-token call's (median of 15, 64 tokens cached):\n\n| k |");
-    for k in 1..=16 {
+    if let (Some(answers), Some(reference)) = (&work.answers, &reference_outputs) {
+        let right = answers
+            .iter()
+            .zip(reference)
+            .filter(|(a, r)| a == r)
+            .count();
+        doc.push_str(&format!(
+            "\nThe target's answers (greedy, up to its end token) are correct for {right} of {} problems.\n",
+            answers.len()
+        ));
+    }
+    doc.push_str(
+        "\nVerify cost: a k-token target call's time over a 1-token call's (median of 15), with the tokens cached that each row says:\n\n| k |",
+    );
+    for k in 1..=verify_max {
         doc.push_str(&format!(" {k} |"));
     }
-    doc.push_str("\n| --- |");
-    doc.push_str(&" ---: |".repeat(16));
-    doc.push_str("\n| ratio |");
-    for k in 1..=16 {
-        doc.push_str(&format!(" {:.2} |", cost.ratio(k)));
+    doc.push_str(" 1-token call |\n| --- |");
+    doc.push_str(&" ---: |".repeat(verify_max + 1));
+    for (c, curve) in cached.iter().zip(&curves) {
+        doc.push_str(&format!("\n| ratio, {c} cached |"));
+        for k in 1..=verify_max {
+            doc.push_str(&format!(" {:.2} |", curve.ratio(k)));
+        }
+        doc.push_str(&format!(" {:.3} ms |", curve.seconds[0] * 1e3));
     }
-    doc.push_str(&format!(
-        "\n\n1-token target call: {:.3} ms.\n",
-        cost.seconds[0] * 1e3
-    ));
+    doc.push('\n');
     crate::io::write_report(report_out.as_ref(), &doc, args.force, ui.quiet)
 }
 

@@ -1,7 +1,9 @@
-//! Text generation with byte-level models, plain or speculative.
+//! Generation with a target model, plain or speculative: prose with the byte-level models of
+//! `models/gen`, and arithmetic answers with the 16-symbol models of `models/arith` (whose
+//! [`Tokenizer`] maps text to symbols and whose end token stops a generation, [`Options::stop`]).
 //!
 //! Speculative decoding (Leviathan et al. 2023; Chen et al. 2023): a cheap [`Drafter`] proposes
-//! up to k bytes, the target scores all of them in one call, and [`verify`]'s exact rule keeps
+//! up to k tokens, the target scores all of them in one call, and [`verify`]'s exact rule keeps
 //! the target's output distribution: greedy output is the target's own greedy output, sampled
 //! output follows the target's (temperature, top-p) law. Two drafters: a small distilled model
 //! ([`ModelDrafter`]) and prompt lookup ([`LookupDrafter`], copying what followed the last
@@ -14,13 +16,15 @@
 //! shrinks on an early rejection, and a model draft stops early when its own top probability
 //! falls under `p_min`.
 //!
-//! **Context.** The models are trained on windows of `context_len` bytes (512). The byte at
+//! **Context.** The models are trained on windows of `context_len` tokens (512 bytes for prose,
+//! 34 symbols for the adder, which a question and its answer fill exactly). The token at
 //! position `p` is predicted from `seq[window_start(p)..p]`: the whole prefix while it fits, then
 //! a window that moves in steps of half the context, so it always holds between half and all of
 //! a context. Plain and speculative decoding use the same windows (a verify call never spans a
 //! window change), so their greedy outputs stay identical past the context. A prompt longer than
 //! the context is read through the same rule: only its last bytes (at least half a context) are
-//! seen. An empty prompt is read as a single `"\n"` (the start of a line), which is not echoed.
+//! seen. An empty prompt is read by a byte model as a single `"\n"` (the start of a line),
+//! which is not echoed; a model of other symbols has no such start and refuses it.
 
 pub mod net;
 pub mod verify;
@@ -38,15 +42,15 @@ pub use verify::{Rng, Sampling, Verdict, argmax, verify_greedy, verify_sample};
 #[derive(Debug, Error)]
 pub enum GenError {
     /// The bundle is not a generation model.
-    #[error("model '{model}' is a {kind} model, not a generation target or draft")]
+    #[error("model '{model}' (kind {kind}) is not a generation target or draft")]
     Kind {
         /// Model name.
         model: String,
         /// Its kind.
         kind: &'static str,
     },
-    /// The model's vocabulary is not the 256 bytes.
-    #[error("model '{model}' has a vocabulary of {vocab} symbols; arca generates bytes (256)")]
+    /// The model's vocabulary is empty or larger than a byte can index.
+    #[error("model '{model}' has a vocabulary of {vocab} symbols; generation models have 1 to 256")]
     Vocab {
         /// Model name.
         model: String,
@@ -67,6 +71,26 @@ pub enum GenError {
         /// Draft vocabulary.
         draft_vocab: u32,
     },
+    /// Target and draft have vocabularies of one size but different symbols.
+    #[error(
+        "draft '{draft}' and target '{target}' have vocabularies of one size but different symbols ({detail}): a draft must propose the target's tokens"
+    )]
+    SymbolMismatch {
+        /// Target name.
+        target: String,
+        /// Draft name.
+        draft: String,
+        /// The two tokenizers.
+        detail: String,
+    },
+    /// Prompt text the model's symbols cannot spell.
+    #[error("{what}; the model's symbols are {symbols:?}")]
+    Symbol {
+        /// What is wrong.
+        what: String,
+        /// The symbol table.
+        symbols: String,
+    },
     /// The bundle breaks the generation contract (missing tensor, wrong shape...).
     #[error("model '{model}' cannot be run: {reason}")]
     Contract {
@@ -84,6 +108,24 @@ pub enum GenError {
         len: usize,
         /// The model's context.
         context_len: usize,
+    },
+    /// An empty prompt to a model without a natural start token.
+    #[error(
+        "model '{model}' does not read bytes, so an empty prompt has no meaning: give a prompt"
+    )]
+    EmptyPrompt {
+        /// Model name.
+        model: String,
+    },
+    /// A token the model has no embedding for (a caller bug; [`generate`] checks prompts).
+    #[error("model '{model}': token {token} is outside its vocabulary of {vocab}")]
+    Token {
+        /// Model name.
+        model: String,
+        /// The token.
+        token: u8,
+        /// The model's vocabulary size.
+        vocab: usize,
     },
     /// The token sink failed (stdout closed...).
     #[error("cannot write the generated text: {0}")]
@@ -226,6 +268,14 @@ pub trait Drafter {
 
     /// Seconds of one proposed token, measured (for the first draft length); 0 if negligible.
     fn token_cost(&mut self) -> f64;
+
+    /// The acceptance rate measured when the drafter was made (for the first draft length):
+    /// per-token argmax agreement with the target for greedy decoding, the mean
+    /// `sum_x min(p, q)` for sampling. `None` when unknown.
+    fn prior_accept(&self, greedy: bool) -> Option<f64> {
+        let _ = greedy;
+        None
+    }
 }
 
 /// A draft model: proposes its own greedy or sampled tokens, stopping when its top probability
@@ -249,8 +299,123 @@ impl<'a> ModelDrafter<'a> {
     }
 }
 
+/// How text becomes a model's tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tokenizer {
+    /// A token is a byte (the prose models, 256 symbols).
+    Bytes,
+    /// Token `i` is the `i`-th character of the model's symbol table (manifest `arith.vocab`,
+    /// the arithmetic models), and `end` (`arith.end_id`) ends an answer.
+    Symbols {
+        /// The symbols, by token.
+        chars: Vec<char>,
+        /// The end token.
+        end: Option<u8>,
+    },
+}
+
+impl Tokenizer {
+    /// The tokenizer a generation bundle's manifest describes: bytes for a 256-symbol
+    /// vocabulary, else the `arith.vocab` table.
+    ///
+    /// # Errors
+    ///
+    /// [`GenError::Contract`] when a smaller vocabulary has no symbol table of its size.
+    pub fn of(bundle: &Bundle) -> Result<Tokenizer, GenError> {
+        let m = bundle.manifest();
+        if m.vocab_size as usize == VOCAB {
+            return Ok(Tokenizer::Bytes);
+        }
+        let contract = |reason: String| GenError::Contract {
+            model: m.name.clone(),
+            reason,
+        };
+        let get = |key: &str| {
+            m.provenance
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let chars: Vec<char> = get("arith.vocab")
+            .ok_or_else(|| {
+                contract(format!(
+                    "a {}-symbol vocabulary needs its symbols in the manifest (`arith.vocab`)",
+                    m.vocab_size
+                ))
+            })?
+            .chars()
+            .collect();
+        if chars.len() != m.vocab_size as usize {
+            return Err(contract(format!(
+                "`arith.vocab` has {} symbols, the vocabulary {}",
+                chars.len(),
+                m.vocab_size
+            )));
+        }
+        let end = match get("arith.end_id") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u8>()
+                    .ok()
+                    .filter(|&e| usize::from(e) < chars.len())
+                    .ok_or_else(|| contract(format!("`arith.end_id` {v:?} is not a token")))?,
+            ),
+        };
+        Ok(Tokenizer::Symbols { chars, end })
+    }
+
+    /// The tokens of `text`.
+    ///
+    /// # Errors
+    ///
+    /// [`GenError::Symbol`] for text that is not UTF-8 or has a character outside the table.
+    pub fn encode(&self, text: &[u8]) -> Result<Vec<u8>, GenError> {
+        match self {
+            Tokenizer::Bytes => Ok(text.to_vec()),
+            Tokenizer::Symbols { chars, .. } => {
+                let table: String = chars.iter().collect();
+                let bad = |what: String| GenError::Symbol {
+                    what,
+                    symbols: table.clone(),
+                };
+                let text = std::str::from_utf8(text)
+                    .map_err(|_| bad("the prompt is not UTF-8 text".into()))?;
+                text.chars()
+                    .map(|c| {
+                        chars
+                            .iter()
+                            .position(|&s| s == c)
+                            .map(|i| i as u8)
+                            .ok_or_else(|| bad(format!("character {c:?} is not a symbol")))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The text of `tokens` (UTF-8 for symbols; `?` for a token outside the table).
+    pub fn decode(&self, tokens: &[u8]) -> Vec<u8> {
+        match self {
+            Tokenizer::Bytes => tokens.to_vec(),
+            Tokenizer::Symbols { chars, .. } => tokens
+                .iter()
+                .map(|&t| chars.get(usize::from(t)).copied().unwrap_or('?'))
+                .collect::<String>()
+                .into_bytes(),
+        }
+    }
+
+    /// The token that ends a generation, if the model has one.
+    pub fn stop(&self) -> Option<u8> {
+        match self {
+            Tokenizer::Bytes => None,
+            Tokenizer::Symbols { end, .. } => *end,
+        }
+    }
+}
+
 /// Checks that the bundle `draft` can draft for `target`: both generation models over the same
-/// vocabulary.
+/// vocabulary (size and symbols).
 ///
 /// # Errors
 ///
@@ -272,6 +437,14 @@ pub fn check_pair(target: &Bundle, draft: &Bundle) -> Result<(), GenError> {
             target_vocab: t.vocab_size,
             draft: d.name.clone(),
             draft_vocab: d.vocab_size,
+        });
+    }
+    let (tt, dt) = (Tokenizer::of(target)?, Tokenizer::of(draft)?);
+    if tt != dt {
+        return Err(GenError::SymbolMismatch {
+            target: t.name.clone(),
+            draft: d.name.clone(),
+            detail: format!("{tt:?} against {dt:?}"),
         });
     }
     Ok(())
@@ -328,6 +501,10 @@ impl Drafter for ModelDrafter<'_> {
         let net = self.lm.net();
         CallCost::measure(net, 1, 5).map_or(0.0, |c| c.seconds[0])
     }
+
+    fn prior_accept(&self, greedy: bool) -> Option<f64> {
+        self.lm.net().measured_acceptance(greedy)
+    }
 }
 
 /// Prompt lookup: finds the most recent earlier occurrence of the sequence's last `n` bytes
@@ -353,7 +530,7 @@ impl Default for LookupDrafter {
 impl Drafter for LookupDrafter {
     fn describe(&self) -> String {
         format!(
-            "prompt lookup ({}..{}-byte suffixes)",
+            "prompt lookup ({}..{}-token suffixes)",
             self.min_ngram, self.max_ngram
         )
     }
@@ -389,8 +566,8 @@ impl Drafter for LookupDrafter {
     }
 }
 
-/// Measured seconds of one forward call of `k` tokens, `k = 1..=max`, on a model holding 64
-/// tokens (median of `reps`, after one untimed call of each length).
+/// Measured seconds of one forward call of `k` tokens, `k = 1..=max`, on a model holding some
+/// tokens already (median of `reps`, after one untimed call of each length).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallCost {
     /// `seconds[k - 1]`: a `k`-token call.
@@ -398,21 +575,38 @@ pub struct CallCost {
 }
 
 impl CallCost {
-    /// Times `net`.
+    /// Times `net` holding 64 tokens (fewer if the context is short).
     ///
     /// # Errors
     ///
-    /// [`GenError::Window`] when the context is too short for 64 + `max` tokens.
+    /// [`GenError::Window`] when the context is shorter than `max` tokens.
     pub fn measure(net: &Net, max: usize, reps: usize) -> Result<CallCost, GenError> {
-        let base = 64.min(net.context_len().saturating_sub(max));
+        CallCost::measure_at(net, 64, max, reps)
+    }
+
+    /// Times `net` holding `cached` tokens (fewer if the context is short): attention makes
+    /// every token of a call cost more as the cache grows, and a model's matrix products do not.
+    ///
+    /// # Errors
+    ///
+    /// [`GenError::Window`] when the context is shorter than `max` tokens.
+    pub fn measure_at(
+        net: &Net,
+        cached: usize,
+        max: usize,
+        reps: usize,
+    ) -> Result<CallCost, GenError> {
+        let base = cached.min(net.context_len().saturating_sub(max));
         let mut cache = net.new_cache();
         let mut scratch = Scratch::default();
         let mut logits = Vec::new();
+        // Any tokens will do (the cost does not depend on them): text, folded into the vocabulary.
+        let vocab = net.vocab();
         let text: Vec<u8> = b"The quick brown fox jumps over the lazy dog. "
             .iter()
             .cycle()
             .take(base + max)
-            .copied()
+            .map(|&b| (usize::from(b) % vocab) as u8)
             .collect();
         net.forward(&mut cache, &text[..base], &mut scratch, &mut logits)?;
         // One untimed sweep first: the first calls of a process run slow (a one-token call
@@ -446,7 +640,8 @@ impl CallCost {
 ///
 /// With measured costs ([`DraftLength::from_costs`]) it keeps a running estimate of the
 /// per-token acceptance rate `a` (accepted tokens are successes, a rejection one failure, with
-/// a decay of [`DECAY`] per verify call and [`PRIOR_ACCEPT`] as a prior worth two tokens) and
+/// a decay of [`DECAY`] per verify call and a prior worth two tokens: the draft's own measured
+/// acceptance when its manifest has one ([`Drafter::prior_accept`]), else [`PRIOR_ACCEPT`]) and
 /// drafts the `k` that maximizes expected tokens per second,
 /// `(1 - a^(k+1)) / (1 - a) / (k * draft_token + verify(k))`: a whole accepted draft raises `a`
 /// and so the length, an early rejection lowers both, and the verify-cost curve caps it where
@@ -465,11 +660,12 @@ struct CostModel {
     /// `verify[k]`: seconds of a target call with k drafts (k + 1 tokens).
     verify: Vec<f64>,
     draft_token: f64,
+    prior: f64,
     accepted: f64,
     rejected: f64,
 }
 
-/// Acceptance rate assumed before any is observed.
+/// Acceptance rate assumed before any is observed, for a drafter that measured none.
 pub const PRIOR_ACCEPT: f64 = 0.7;
 
 /// Weight of the previous observations at each verify call.
@@ -477,7 +673,7 @@ pub const DECAY: f64 = 0.9;
 
 impl CostModel {
     fn accept_rate(&self) -> f64 {
-        (self.accepted + 2.0 * PRIOR_ACCEPT) / (self.accepted + self.rejected + 2.0)
+        (self.accepted + 2.0 * self.prior) / (self.accepted + self.rejected + 2.0)
     }
 
     fn best(&self, max: usize) -> usize {
@@ -504,12 +700,14 @@ impl DraftLength {
     }
 
     /// The cost-driven controller: `target.seconds[k]` is a verify call of k drafts plus the
-    /// pending token, `draft_token` the drafter's seconds per proposed token.
-    pub fn from_costs(target: &CallCost, draft_token: f64, max: usize) -> DraftLength {
+    /// pending token, `draft_token` the drafter's seconds per proposed token, `prior` the
+    /// acceptance rate believed before any is seen (clamped to `0..=1`).
+    pub fn from_costs(target: &CallCost, draft_token: f64, prior: f64, max: usize) -> DraftLength {
         let max = max.clamp(1, target.seconds.len().saturating_sub(1).max(1));
         let model = CostModel {
             verify: target.seconds.clone(),
             draft_token,
+            prior: prior.clamp(0.0, 1.0),
             accepted: 0.0,
             rejected: 0.0,
         };
@@ -564,6 +762,9 @@ pub struct Options {
     pub draft_start: Option<usize>,
     /// Keep the draft length fixed instead of adapting it.
     pub fixed_length: bool,
+    /// A token that ends the generation when the target emits it (the arithmetic models'
+    /// END): it counts as decoded but is not passed to the sink.
+    pub stop: Option<u8>,
 }
 
 impl Default for Options {
@@ -575,6 +776,7 @@ impl Default for Options {
             draft_max: 16,
             draft_start: None,
             fixed_length: false,
+            stop: None,
         }
     }
 }
@@ -586,10 +788,12 @@ pub struct Stats {
     pub prompt_tokens: usize,
     /// Seconds spent feeding them.
     pub prompt_seconds: f64,
-    /// Tokens generated.
+    /// Tokens generated (`n`, or fewer when the stop token came first; it counts).
     pub decoded: usize,
     /// Seconds from the first decoding step to the last token (drafting included).
     pub decode_seconds: f64,
+    /// Of those, seconds in the drafter.
+    pub draft_seconds: f64,
     /// Target forward calls while decoding.
     pub target_calls: u64,
     /// Draft tokens proposed.
@@ -621,12 +825,15 @@ impl Stats {
     }
 }
 
-/// Generates `options.n` bytes after `prompt` with `target`, speculatively when a `drafter` is
-/// given, passing each accepted run of bytes to `sink` as soon as it is decided.
+/// Generates `options.n` tokens after `prompt` with `target` (or fewer, up to `options.stop`),
+/// speculatively when a `drafter` is given, passing each accepted run of tokens to `sink` as
+/// soon as it is decided.
 ///
 /// # Errors
 ///
-/// Model errors, and `sink`'s.
+/// [`GenError::EmptyPrompt`] for an empty prompt to a model that does not read bytes (only a
+/// byte model has a natural start, `"\n"`), [`GenError::Token`] for a prompt token outside
+/// the vocabulary, other model errors, and `sink`'s.
 pub fn generate(
     target: &Net,
     mut drafter: Option<&mut (dyn Drafter + '_)>,
@@ -635,11 +842,22 @@ pub fn generate(
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<Stats, GenError> {
     let mut stats = Stats::default();
-    let mut seq: Vec<u8> = if prompt.is_empty() {
-        b"\n".to_vec()
-    } else {
-        prompt.to_vec()
+    let mut seq: Vec<u8> = match (prompt.is_empty(), target.vocab() == VOCAB) {
+        (false, _) => prompt.to_vec(),
+        (true, true) => b"\n".to_vec(),
+        (true, false) => {
+            return Err(GenError::EmptyPrompt {
+                model: target.name().to_owned(),
+            });
+        }
     };
+    if let Some(&token) = seq.iter().find(|&&t| usize::from(t) >= target.vocab()) {
+        return Err(GenError::Token {
+            model: target.name().to_owned(),
+            token,
+            vocab: target.vocab(),
+        });
+    }
     let skip = seq.len();
     let ctx = target.context_len();
     let mut lm = Lm::new(target);
@@ -662,8 +880,12 @@ pub fn generate(
         (None, _) => DraftLength::fixed(1, 1),
         (Some(_), Some(k)) => DraftLength::fixed(k, max),
         (Some(d), None) => {
-            let cost = CallCost::measure(target, max + 1, 3)?;
-            DraftLength::from_costs(&cost, d.token_cost(), max)
+            // Timed where decoding starts: attention makes calls dearer as the cache grows.
+            let cost = CallCost::measure_at(target, seq.len() - start, max + 1, 3)?;
+            let prior = d
+                .prior_accept(options.sampling.is_greedy())
+                .unwrap_or(PRIOR_ACCEPT);
+            DraftLength::from_costs(&cost, d.token_cost(), prior, max)
         }
     };
     if drafter.is_some() {
@@ -682,7 +904,17 @@ pub fn generate(
         draft.tokens.clear();
         draft.q.clear();
         if let Some(d) = drafter.as_mut().filter(|_| asked > 0) {
+            let t = Instant::now();
             d.propose(&seq, asked, &options.sampling, &mut rng, &mut draft)?;
+            stats.draft_seconds += t.elapsed().as_secs_f64();
+        }
+        // Nothing after a stop token can be emitted: do not verify it.
+        if let Some(cut) = options
+            .stop
+            .and_then(|stop| draft.tokens.iter().position(|&t| t == stop))
+        {
+            draft.tokens.truncate(cut + 1);
+            draft.q.truncate(cut + 1);
         }
         let k = draft.tokens.len();
         seq.extend_from_slice(&draft.tokens);
@@ -703,10 +935,18 @@ pub fn generate(
             length.update(asked, k, verdict.accepted);
         }
         let end = seq.len().min(skip + options.n);
+        let stop_at = options
+            .stop
+            .and_then(|stop| seq[len..end].iter().position(|&t| t == stop));
+        if let Some(at) = stop_at {
+            sink(&seq[len..len + at])?;
+            seq.truncate(len + at + 1);
+            break;
+        }
         sink(&seq[len..end])?;
     }
     stats.decode_seconds = t.elapsed().as_secs_f64();
-    stats.decoded = options.n;
+    stats.decoded = (seq.len() - skip).min(options.n);
     stats.target_calls = lm.calls() - calls_before;
     Ok(stats)
 }
@@ -718,11 +958,8 @@ mod tests {
     fn net(seed: u64) -> Net {
         Net::random(
             NetConfig {
-                d_model: 32,
-                n_layer: 2,
-                n_head: 2,
                 mlp_mult: 2,
-                context_len: 48,
+                ..NetConfig::gpt(32, 2, 2, 48)
             },
             seed,
         )
@@ -787,6 +1024,68 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(s.accepted, s.drafted);
         }
+    }
+
+    /// Speculative decoding with a stop token (the arithmetic models' END) on the arithmetic
+    /// architecture: output equals target-only output, ends before the stop token, and counts
+    /// it as decoded.
+    #[test]
+    fn stop_token_ends_plain_and_speculative_output_alike() {
+        let cfg = |seed| {
+            let c = NetConfig {
+                vocab: 16,
+                arch: net::Arch::ARITH,
+                ..NetConfig::gpt(32, 2, 2, 34)
+            };
+            Net::random(c, seed)
+        };
+        let (target, small) = (cfg(11), cfg(12));
+        let prompt: Vec<u8> = (0..12u8).map(|i| (i * 5 + 1) % 13).collect();
+        let collect = |drafter: Option<&mut dyn Drafter>, o: &Options| {
+            let mut out = Vec::new();
+            let stats = generate(&target, drafter, &prompt, o, &mut |b: &[u8]| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+            (out, stats)
+        };
+        let free = Options {
+            n: 20,
+            ..Options::default()
+        };
+        let (all, _) = collect(None, &free);
+        assert_eq!(all.len(), 20);
+        // Stop at the target's fourth token: its first occurrence ends the output.
+        let stop = all[3];
+        let cut = all.iter().position(|&t| t == stop).unwrap();
+        let o = Options {
+            stop: Some(stop),
+            ..free.clone()
+        };
+        let (want, stats) = collect(None, &o);
+        assert_eq!(want, all[..cut]);
+        assert_eq!(stats.decoded, cut + 1);
+        for k in [1, 3, 8] {
+            let o = Options {
+                draft_max: k,
+                draft_start: Some(k),
+                ..o.clone()
+            };
+            let mut d = ModelDrafter::new(&small, 0.0);
+            let (got, s) = collect(Some(&mut d), &o);
+            assert_eq!(got, want, "model draft, k {k}");
+            assert_eq!(s.decoded, cut + 1);
+            let mut d = ModelDrafter::new(&target, 0.0);
+            let (got, s) = collect(Some(&mut d), &o);
+            assert_eq!(got, want, "self draft, k {k}");
+            assert_eq!(s.accepted, s.drafted);
+        }
+        // An empty prompt has no meaning for a model that does not read bytes.
+        let err = generate(&target, None, &[], &o, &mut |_: &[u8]| Ok(())).unwrap_err();
+        assert!(matches!(err, GenError::EmptyPrompt { .. }), "{err}");
+        let err = generate(&target, None, &[1, 200], &o, &mut |_: &[u8]| Ok(())).unwrap_err();
+        assert!(matches!(err, GenError::Token { token: 200, .. }), "{err}");
     }
 
     #[test]
@@ -858,7 +1157,15 @@ mod tests {
         let cost = CallCost {
             seconds: vec![1.0, 1.05, 1.1, 1.15, 1.2, 3.0, 6.0],
         };
-        let mut l = DraftLength::from_costs(&cost, 0.0, 6);
+        // The prior sets the start: a draft measured to agree on every token starts where the
+        // cost curve caps it, one that rarely agrees at one token.
+        assert_eq!(DraftLength::from_costs(&cost, 0.0, 1.0, 6).get(), 4);
+        assert_eq!(DraftLength::from_costs(&cost, 0.0, 0.05, 6).get(), 1);
+        let cheap = CallCost {
+            seconds: vec![1.0; 7],
+        };
+        assert_eq!(DraftLength::from_costs(&cheap, 0.0, 1.0, 6).get(), 6);
+        let mut l = DraftLength::from_costs(&cost, 0.0, PRIOR_ACCEPT, 6);
         assert_eq!(l.get(), 4);
         // Rejections pull the estimate (and the length) down, whole drafts push them up, and
         // the cost curve caps the length (a 5-draft call costs 2.5x a 4-draft one).

@@ -1,10 +1,18 @@
 //! The generation models' forward pass, native f32, with a KV cache that rolls back for free.
 //!
-//! The bundles of `models/gen` hold an ONNX graph (byte-level GPT: RMSNorm, RoPE attention,
-//! GELU MLP, tied embedding; see `models/gen/README.md`) that tract runs too
-//! (`tests/tests/generate.rs` checks the two agree to 1e-3 on every shipped model). Generation
-//! runs this hand-written forward instead, for two reasons measured on the target model (1.8M
-//! parameters, one thread, this repo's 2-core AMD EPYC):
+//! Two families of decoder-only transformers are run, both exported with an explicit KV cache
+//! that tract runs too (`tests/tests/generate.rs` checks the two agree to 1e-3 on every
+//! shipped model):
+//!
+//! - the byte-level GPTs of `models/gen` (prose: RMSNorm, RoPE attention, GELU MLP, no biases,
+//!   the 256-byte embedding tied to the output; see `models/gen/README.md`);
+//! - the arithmetic transformers of `models/arith` (a 16-symbol vocabulary, learned absolute
+//!   positions, LayerNorm, biases on every projection, an untied output head; see the
+//!   speculative-generation section of `models/arith/README.md`).
+//!
+//! The manifest's `architecture.*` keys say which parts a model has ([`Arch`]). Generation runs
+//! this hand-written forward instead of tract, for two reasons measured on the prose target
+//! (1.8M parameters, one thread, this repo's 2-core AMD EPYC):
 //!
 //! - **cost**: tract re-derives every shape of the graph on each call because the sequence and
 //!   past lengths are symbolic; a one-token call took 1.5 ms at 64 cached tokens and 3.0 ms at
@@ -17,6 +25,10 @@
 //!   reproduces one-token decoding bit for bit and greedy speculative output equals greedy
 //!   target-only output by construction, not by luck of rounding.
 //!
+//! Logits rows are always [`VOCAB`] (256) wide, so samplers and verifiers have one shape: a
+//! model with a smaller vocabulary scores the symbols past it `-inf` (probability 0, never an
+//! argmax).
+//!
 //! Weights are copied out of the bundle's payload once at load (f32, `[in][out]` as the graph
 //! stores its `.T` matrices). The cache is preallocated for the whole context; rolling it back
 //! to an accepted length only moves its length.
@@ -27,12 +39,64 @@ use crate::bundle::{Bundle, DType, ModelKind};
 
 use super::GenError;
 
-/// Vocabulary of the generation models: the 256 byte values.
+/// Width of a logits row: the largest vocabulary, the 256 byte values. Tokens are `u8`.
 pub const VOCAB: usize = 256;
+
+/// How a model knows where a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Positions {
+    /// Rotary embeddings of queries and keys (rotate-half, all of the head).
+    Rope,
+    /// A learned `[context_len][d]` table added to the token embedding.
+    Learned,
+}
+
+/// The normalization before each block part and before the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    /// `x / sqrt(mean(x^2) + eps) * g`.
+    Rms,
+    /// `(x - mean) / sqrt(var + eps) * g + b`.
+    Layer,
+}
+
+/// The parts a model is built from (manifest `architecture.positions`, `.norm`, `.bias`,
+/// `.tied`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arch {
+    /// Position encoding.
+    pub positions: Positions,
+    /// Normalization.
+    pub norm: Norm,
+    /// Biases on the attention and MLP projections and on the head.
+    pub bias: bool,
+    /// The output projection is the transposed input embedding.
+    pub tied: bool,
+}
+
+impl Arch {
+    /// The byte-level GPT of `models/gen`.
+    pub const GPT: Arch = Arch {
+        positions: Positions::Rope,
+        norm: Norm::Rms,
+        bias: false,
+        tied: true,
+    };
+
+    /// The arithmetic transformer of `models/arith`.
+    pub const ARITH: Arch = Arch {
+        positions: Positions::Learned,
+        norm: Norm::Layer,
+        bias: true,
+        tied: false,
+    };
+}
 
 /// Shape of a generation model, read from its manifest (`architecture.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetConfig {
+    /// Symbols (at most [`VOCAB`]).
+    pub vocab: usize,
     /// Width of the residual stream.
     pub d_model: usize,
     /// Transformer blocks.
@@ -43,32 +107,82 @@ pub struct NetConfig {
     pub mlp_mult: usize,
     /// Longest window the model was trained on (cache capacity).
     pub context_len: usize,
+    /// Its parts.
+    pub arch: Arch,
 }
 
 impl NetConfig {
+    /// A byte-level GPT ([`Arch::GPT`], 256 symbols).
+    pub fn gpt(d_model: usize, n_layer: usize, n_head: usize, context_len: usize) -> NetConfig {
+        NetConfig {
+            vocab: VOCAB,
+            d_model,
+            n_layer,
+            n_head,
+            mlp_mult: 4,
+            context_len,
+            arch: Arch::GPT,
+        }
+    }
+
     /// Width of one head.
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_head
     }
 
-    /// Parameters (embedding, attention and MLP matrices, norm gains).
+    /// Parameters (embeddings, attention and MLP matrices, norms, biases, head).
     pub fn parameters(&self) -> usize {
-        let d = self.d_model;
-        VOCAB * d + self.n_layer * (4 * d * d + 2 * d * self.mlp_mult * d + 2 * d) + d
+        let (d, v, f) = (self.d_model, self.vocab, self.mlp_mult * self.d_model);
+        let norm = match self.arch.norm {
+            Norm::Rms => d,
+            Norm::Layer => 2 * d,
+        };
+        let bias = usize::from(self.arch.bias);
+        let block = 4 * d * d + 2 * d * f + 2 * norm + bias * (4 * d + f + d);
+        let positions = match self.arch.positions {
+            Positions::Rope => 0,
+            Positions::Learned => self.context_len * d,
+        };
+        let head = if self.arch.tied { 0 } else { d * v + bias * v };
+        v * d + positions + self.n_layer * block + norm + head
     }
 }
 
-/// One block's weights (matrices `[in][out]`, [`pack`]ed once assembled).
+/// One block's weights (matrices `[in][out]`, [`pack`]ed once assembled; a bias or a norm
+/// shift the model does not have is empty).
 #[derive(Clone)]
 struct Block {
     norm1: Vec<f32>,
+    norm1_b: Vec<f32>,
     wq: Vec<f32>,
     wk: Vec<f32>,
     wv: Vec<f32>,
     wo: Vec<f32>,
+    bq: Vec<f32>,
+    bk: Vec<f32>,
+    bv: Vec<f32>,
+    bo: Vec<f32>,
     norm2: Vec<f32>,
+    norm2_b: Vec<f32>,
     w1: Vec<f32>,
     w2: Vec<f32>,
+    b1: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+/// The weights outside the blocks, as loaded.
+struct Outer {
+    /// `[vocab][d]`.
+    emb: Vec<f32>,
+    /// `[context_len][d]` (learned positions) or empty.
+    pos: Vec<f32>,
+    norm_f: Vec<f32>,
+    norm_f_b: Vec<f32>,
+    /// `[d][vocab]` (untied) or empty.
+    head: Vec<f32>,
+    head_b: Vec<f32>,
+    /// `[head_dim / 2]` rotary frequencies (RoPE) or empty.
+    inv_freq: Vec<f32>,
 }
 
 /// A loaded generation model.
@@ -78,15 +192,21 @@ pub struct Net {
     kind: ModelKind,
     id: u128,
     distill: Option<String>,
+    /// Agreement with its target measured at export (greedy, sampling), from the manifest.
+    acceptance: (Option<f64>, Option<f64>),
     cfg: NetConfig,
     eps: f32,
-    /// `[VOCAB][d]`: input rows.
+    /// `[vocab][d]`: input rows.
     emb: Vec<f32>,
-    /// `[d][VOCAB]`: the tied output projection ([`pack`]ed).
-    emb_t: Vec<f32>,
+    /// `[context_len][d]`: learned positions (empty with RoPE).
+    pos: Vec<f32>,
+    /// `[d][vocab]`: the output projection ([`pack`]ed; the transposed embedding when tied).
+    head: Vec<f32>,
+    head_b: Vec<f32>,
     blocks: Vec<Block>,
     norm_f: Vec<f32>,
-    /// `[context_len][head_dim / 2]` cosines and sines of the rotary angles.
+    norm_f_b: Vec<f32>,
+    /// `[context_len][head_dim / 2]` cosines and sines of the rotary angles (empty without).
     cos: Vec<f32>,
     sin: Vec<f32>,
     fma: bool,
@@ -143,6 +263,8 @@ pub struct Scratch {
     scores: Vec<f32>,
     /// One head's query, scaled.
     qh: Vec<f32>,
+    /// `[n][vocab]` logits of a model with fewer than [`VOCAB`] symbols.
+    narrow: Vec<f32>,
 }
 
 fn arch_value(bundle: &Bundle, key: &str) -> Result<String, String> {
@@ -168,8 +290,65 @@ fn arch_f32(bundle: &Bundle, key: &str) -> Result<f32, String> {
         .map_err(|_| format!("`architecture.{key}` is {v:?}, not a number"))
 }
 
+/// `architecture.{key}` as a boolean; absent means `default` (the prose bundles predate the
+/// key).
+fn arch_bool(bundle: &Bundle, key: &str, default: bool) -> Result<bool, String> {
+    match arch_value(bundle, key) {
+        Err(_) => Ok(default),
+        Ok(v) => match v.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`architecture.{key}` is {v:?}, not true or false")),
+        },
+    }
+}
+
+/// The manifest's architecture, checked for what this forward can run.
+fn read_config(bundle: &Bundle) -> Result<(NetConfig, usize, f32), String> {
+    let m = bundle.manifest();
+    let positions = match arch_value(bundle, "positions")?.as_str() {
+        "rope" => Positions::Rope,
+        "learned" => Positions::Learned,
+        other => return Err(format!("unknown `architecture.positions` {other:?}")),
+    };
+    let norm = match arch_value(bundle, "norm")?.as_str() {
+        "rms" => Norm::Rms,
+        "layer" => Norm::Layer,
+        other => return Err(format!("unknown `architecture.norm` {other:?}")),
+    };
+    let cfg = NetConfig {
+        vocab: m.vocab_size as usize,
+        d_model: arch_usize(bundle, "d_model")?,
+        n_layer: arch_usize(bundle, "n_layer")?,
+        n_head: arch_usize(bundle, "n_head")?,
+        mlp_mult: arch_usize(bundle, "mlp_mult")?,
+        context_len: m.context_len as usize,
+        arch: Arch {
+            positions,
+            norm,
+            bias: arch_bool(bundle, "bias", false)?,
+            tied: arch_bool(bundle, "tied", true)?,
+        },
+    };
+    let head_dim = arch_usize(bundle, "head_dim")?;
+    if cfg.n_head == 0
+        || cfg.d_model != cfg.n_head * head_dim
+        || (positions == Positions::Rope && head_dim % 2 != 0)
+        || cfg.context_len == 0
+        || cfg.n_layer == 0
+        || cfg.mlp_mult == 0
+    {
+        return Err(format!(
+            "unsupported shape (d_model {}, {} heads of {head_dim}, MLP x{}, {} layers, context {})",
+            cfg.d_model, cfg.n_head, cfg.mlp_mult, cfg.n_layer, cfg.context_len
+        ));
+    }
+    Ok((cfg, head_dim, arch_f32(bundle, "norm_eps")?))
+}
+
 impl Net {
-    /// Loads a `target` or `draft` bundle made by `models/gen/export.py`.
+    /// Loads a `target` or `draft` bundle made by `models/gen/export.py` or
+    /// `models/arith/gen_export.py`.
     pub fn load(bundle: &Bundle) -> Result<Net, GenError> {
         let m = bundle.manifest();
         let contract = |reason: String| GenError::Contract {
@@ -182,38 +361,14 @@ impl Net {
                 kind: m.kind.as_str(),
             });
         }
-        if m.vocab_size as usize != VOCAB {
+        if m.vocab_size == 0 || m.vocab_size as usize > VOCAB {
             return Err(GenError::Vocab {
                 model: m.name.clone(),
                 vocab: m.vocab_size,
             });
         }
-        let get = |k| arch_usize(bundle, k).map_err(contract);
-        let cfg = NetConfig {
-            d_model: get("d_model")?,
-            n_layer: get("n_layer")?,
-            n_head: get("n_head")?,
-            mlp_mult: get("mlp_mult")?,
-            context_len: m.context_len as usize,
-        };
-        let head_dim = get("head_dim")?;
-        let positions = arch_value(bundle, "positions").map_err(contract)?;
-        let norm = arch_value(bundle, "norm").map_err(contract)?;
-        if cfg.n_head == 0
-            || cfg.d_model != cfg.n_head * head_dim
-            || head_dim % 2 != 0
-            || positions != "rope"
-            || norm != "rms"
-            || cfg.context_len == 0
-            || cfg.n_layer == 0
-        {
-            return Err(contract(format!(
-                "unsupported architecture (d_model {}, {} heads of {head_dim}, positions {positions}, norm {norm}, context {})",
-                cfg.d_model, cfg.n_head, cfg.context_len
-            )));
-        }
-        let eps = arch_f32(bundle, "norm_eps").map_err(contract)?;
-        let d = cfg.d_model;
+        let (cfg, head_dim, eps) = read_config(bundle).map_err(contract)?;
+        let (d, v) = (cfg.d_model, cfg.vocab);
         let f = cfg.mlp_mult * d;
         let t = |name: &str, shape: &[usize]| {
             let shape: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
@@ -221,40 +376,93 @@ impl Net {
                 .tensor_values(name, DType::F32, &shape, f32::from_le_bytes)
                 .map_err(contract)
         };
-        let emb = t("emb.weight", &[VOCAB, d])?;
+        let bias = |name: &str, n: usize| {
+            if cfg.arch.bias {
+                t(name, &[n])
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let shift = |name: &str| {
+            if cfg.arch.norm == Norm::Layer {
+                t(name, &[d])
+            } else {
+                Ok(Vec::new())
+            }
+        };
         let mut blocks = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = format!("blocks.{i}.");
             blocks.push(Block {
                 norm1: t(&format!("{p}norm1.weight"), &[d])?,
+                norm1_b: shift(&format!("{p}norm1.bias"))?,
                 wq: t(&format!("{p}wq.weight.T"), &[d, d])?,
                 wk: t(&format!("{p}wk.weight.T"), &[d, d])?,
                 wv: t(&format!("{p}wv.weight.T"), &[d, d])?,
                 wo: t(&format!("{p}wo.weight.T"), &[d, d])?,
+                bq: bias(&format!("{p}wq.bias"), d)?,
+                bk: bias(&format!("{p}wk.bias"), d)?,
+                bv: bias(&format!("{p}wv.bias"), d)?,
+                bo: bias(&format!("{p}wo.bias"), d)?,
                 norm2: t(&format!("{p}norm2.weight"), &[d])?,
+                norm2_b: shift(&format!("{p}norm2.bias"))?,
                 w1: t(&format!("{p}w1.weight.T"), &[d, f])?,
                 w2: t(&format!("{p}w2.weight.T"), &[f, d])?,
+                b1: bias(&format!("{p}w1.bias"), f)?,
+                b2: bias(&format!("{p}w2.bias"), d)?,
             });
         }
-        let norm_f = t("norm_f.weight", &[d])?;
-        let inv_freq = t("rope_inv_freq", &[1, head_dim / 2])?;
+        let outer = Outer {
+            emb: t("emb.weight", &[v, d])?,
+            pos: match cfg.arch.positions {
+                Positions::Learned => t("pos_emb.weight", &[cfg.context_len, d])?,
+                Positions::Rope => Vec::new(),
+            },
+            norm_f: t("norm_f.weight", &[d])?,
+            norm_f_b: shift("norm_f.bias")?,
+            head: if cfg.arch.tied {
+                Vec::new()
+            } else {
+                t("head.weight.T", &[d, v])?
+            },
+            head_b: if cfg.arch.tied {
+                Vec::new()
+            } else {
+                bias("head.bias", v)?
+            },
+            inv_freq: match cfg.arch.positions {
+                Positions::Rope => t("rope_inv_freq", &[1, head_dim / 2])?,
+                Positions::Learned => Vec::new(),
+            },
+        };
         let distill = m
             .provenance
             .iter()
             .find(|(k, _)| k == "distill")
             .map(|(_, v)| v.clone());
-        Ok(Net::assemble(
+        let metric = |keys: &[&str]| {
+            m.metrics
+                .iter()
+                .find(|(k, _)| keys.contains(&k.as_str()))
+                .map(|&(_, v)| v)
+                .filter(|v| (0.0..=1.0).contains(v))
+        };
+        let mut net = Net::assemble(
             m.name.clone(),
             m.kind,
             bundle.id(),
             distill,
             cfg,
             eps,
-            emb,
+            outer,
             blocks,
-            norm_f,
-            &inv_freq,
-        ))
+        );
+        // models/gen/export.py and models/arith/gen_export.py name them differently.
+        net.acceptance = (
+            metric(&["valid_top1_agree", "teacher_argmax_agreement"]),
+            metric(&["valid_accept_t1", "teacher_sum_min_pq"]),
+        );
+        Ok(net)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -265,20 +473,22 @@ impl Net {
         distill: Option<String>,
         cfg: NetConfig,
         eps: f32,
-        emb: Vec<f32>,
+        outer: Outer,
         blocks: Vec<Block>,
-        norm_f: Vec<f32>,
-        inv_freq: &[f32],
     ) -> Net {
-        let d = cfg.d_model;
+        let (d, v) = (cfg.d_model, cfg.vocab);
         let f = cfg.mlp_mult * d;
-        let mut emb_t = vec![0.0; d * VOCAB];
-        for (r, row) in emb.chunks_exact(d).enumerate() {
-            for (c, &w) in row.iter().enumerate() {
-                emb_t[c * VOCAB + r] = w;
+        let head = if cfg.arch.tied {
+            let mut t = vec![0.0; d * v];
+            for (r, row) in outer.emb.chunks_exact(d).enumerate() {
+                for (c, &w) in row.iter().enumerate() {
+                    t[c * v + r] = w;
+                }
             }
-        }
-        let emb_t = pack(&emb_t, d, VOCAB);
+            pack(&t, d, v)
+        } else {
+            pack(&outer.head, d, v)
+        };
         let blocks = blocks
             .into_iter()
             .map(|b| Block {
@@ -292,11 +502,11 @@ impl Net {
             })
             .collect();
         // The graph's angles: Cast(position) to f32, times inv_freq in f32, then Cos and Sin.
-        let half = cfg.head_dim() / 2;
+        let half = outer.inv_freq.len();
         let mut cos = Vec::with_capacity(cfg.context_len * half);
         let mut sin = Vec::with_capacity(cfg.context_len * half);
         for pos in 0..cfg.context_len {
-            for &f in &inv_freq[..half] {
+            for &f in &outer.inv_freq {
                 let a = pos as f32 * f;
                 cos.push(a.cos());
                 sin.push(a.sin());
@@ -307,19 +517,24 @@ impl Net {
             kind,
             id,
             distill,
+            acceptance: (None, None),
             cfg,
             eps,
-            emb,
-            emb_t,
+            emb: outer.emb,
+            pos: outer.pos,
+            head,
+            head_b: outer.head_b,
             blocks,
-            norm_f,
+            norm_f: outer.norm_f,
+            norm_f_b: outer.norm_f_b,
             cos,
             sin,
             fma: fma_available(),
         }
     }
 
-    /// A model with random weights (tests and benchmarks that need no trained bundle).
+    /// A model with random weights (tests and benchmarks that need no trained bundle). Norm
+    /// gains are 1, and biases, norm shifts and positions small random values.
     pub fn random(cfg: NetConfig, seed: u64) -> Net {
         let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
         let mut next = move |scale: f32| {
@@ -331,29 +546,58 @@ impl Net {
             z ^= z >> 31;
             ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
         };
-        let d = cfg.d_model;
+        let (d, v) = (cfg.d_model, cfg.vocab);
         let f = cfg.mlp_mult * d;
         let mut mat = |n: usize, fan_in: usize| -> Vec<f32> {
             let s = (3.0 / fan_in as f32).sqrt();
             (0..n).map(|_| next(s)).collect()
         };
-        let emb = mat(VOCAB * d, d);
+        let small = |mat: &mut dyn FnMut(usize, usize) -> Vec<f32>, on: bool, n: usize| {
+            if on { mat(n, 100) } else { Vec::new() }
+        };
+        let (bias, layer) = (cfg.arch.bias, cfg.arch.norm == Norm::Layer);
+        let emb = mat(v * d, d);
         let blocks = (0..cfg.n_layer)
             .map(|_| Block {
                 norm1: vec![1.0; d],
+                norm1_b: small(&mut mat, layer, d),
                 wq: mat(d * d, d),
                 wk: mat(d * d, d),
                 wv: mat(d * d, d),
                 wo: mat(d * d, d),
+                bq: small(&mut mat, bias, d),
+                bk: small(&mut mat, bias, d),
+                bv: small(&mut mat, bias, d),
+                bo: small(&mut mat, bias, d),
                 norm2: vec![1.0; d],
+                norm2_b: small(&mut mat, layer, d),
                 w1: mat(d * f, d),
                 w2: mat(f * d, f),
+                b1: small(&mut mat, bias, f),
+                b2: small(&mut mat, bias, d),
             })
             .collect();
-        let half = cfg.head_dim() / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|j| 1.0 / 10000f32.powf(2.0 * j as f32 / cfg.head_dim() as f32))
-            .collect();
+        let learned = cfg.arch.positions == Positions::Learned;
+        let outer = Outer {
+            pos: small(&mut mat, learned, cfg.context_len * d),
+            norm_f: vec![1.0; d],
+            norm_f_b: small(&mut mat, layer, d),
+            head: if cfg.arch.tied {
+                Vec::new()
+            } else {
+                mat(d * v, d)
+            },
+            head_b: small(&mut mat, bias && !cfg.arch.tied, v),
+            inv_freq: if learned {
+                Vec::new()
+            } else {
+                let hd = cfg.head_dim();
+                (0..hd / 2)
+                    .map(|j| 1.0 / 10000f32.powf(2.0 * j as f32 / hd as f32))
+                    .collect()
+            },
+            emb,
+        };
         Net::assemble(
             format!("random-{seed}"),
             ModelKind::Target,
@@ -361,10 +605,8 @@ impl Net {
             None,
             cfg,
             1e-5,
-            emb,
+            outer,
             blocks,
-            vec![1.0; d],
-            &inv_freq,
         )
     }
 
@@ -388,9 +630,25 @@ impl Net {
         self.distill.as_deref()
     }
 
+    /// A draft's acceptance rate measured against its target when it was exported (manifest
+    /// metrics): argmax agreement per token for greedy decoding, `sum_x min(p, q)` for
+    /// sampling.
+    pub fn measured_acceptance(&self, greedy: bool) -> Option<f64> {
+        if greedy {
+            self.acceptance.0
+        } else {
+            self.acceptance.1
+        }
+    }
+
     /// The model's shape.
     pub fn config(&self) -> &NetConfig {
         &self.cfg
+    }
+
+    /// Symbols of the vocabulary: tokens are `0..vocab()`.
+    pub fn vocab(&self) -> usize {
+        self.cfg.vocab
     }
 
     /// Longest window of tokens the cache holds.
@@ -409,11 +667,13 @@ impl Net {
     }
 
     /// Feeds `tokens` after the cached ones and writes their logits to `logits`
-    /// (`tokens.len() * 256`, row t scores the token after `tokens[t]`).
+    /// (`tokens.len() * VOCAB`, row t scores the token after `tokens[t]`; symbols past the
+    /// model's vocabulary score `-inf`).
     ///
     /// # Errors
     ///
-    /// [`GenError::Window`] when the cache and the tokens together exceed the context.
+    /// [`GenError::Window`] when the cache and the tokens together exceed the context,
+    /// [`GenError::Token`] for a token outside the vocabulary.
     pub fn forward(
         &self,
         cache: &mut Cache,
@@ -426,6 +686,13 @@ impl Net {
                 model: self.name.clone(),
                 len: cache.len + tokens.len(),
                 context_len: self.cfg.context_len,
+            });
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| usize::from(t) >= self.cfg.vocab) {
+            return Err(GenError::Token {
+                model: self.name.clone(),
+                token: t,
+                vocab: self.cfg.vocab,
             });
         }
         logits.clear();
@@ -458,6 +725,16 @@ impl Net {
         self.forward_body(cache, tokens, scratch, logits, true);
     }
 
+    /// The model's normalization of every row of `x` into `out`.
+    #[inline(always)]
+    fn norm(&self, x: &[f32], g: &[f32], b: &[f32], out: &mut [f32]) {
+        let d = self.cfg.d_model;
+        match self.cfg.arch.norm {
+            Norm::Rms => rms_norm(x, g, self.eps, out, d),
+            Norm::Layer => layer_norm(x, g, b, self.eps, out, d),
+        }
+    }
+
     #[inline(always)]
     fn forward_body(
         &self,
@@ -471,6 +748,7 @@ impl Net {
         let (d, n) = (cfg.d_model, tokens.len());
         let f = cfg.mlp_mult * d;
         let (hd, ctx) = (cfg.head_dim(), cfg.context_len);
+        let rope_on = cfg.arch.positions == Positions::Rope;
         let past = cache.len;
         for buf in [&mut s.x, &mut s.h, &mut s.q, &mut s.k, &mut s.v, &mut s.y] {
             buf.clear();
@@ -482,25 +760,31 @@ impl Net {
         s.scores.resize(past + n, 0.0);
         s.qh.clear();
         s.qh.resize(hd, 0.0);
-        for (row, &t) in s.x.chunks_exact_mut(d).zip(tokens) {
-            row.copy_from_slice(&self.emb[usize::from(t) * d..][..d]);
+        for (t, (row, &tok)) in s.x.chunks_exact_mut(d).zip(tokens).enumerate() {
+            row.copy_from_slice(&self.emb[usize::from(tok) * d..][..d]);
+            if !rope_on {
+                add_assign(row, &self.pos[(past + t) * d..][..d]);
+            }
         }
         let scale = 1.0 / (hd as f32).sqrt();
         for (layer, b) in self.blocks.iter().enumerate() {
-            rms_norm(&s.x, &b.norm1, self.eps, &mut s.h, d);
+            self.norm(&s.x, &b.norm1, &b.norm1_b, &mut s.h);
             matmul(&s.h, &b.wq, &mut s.q, d, d, fma);
             matmul(&s.h, &b.wk, &mut s.k, d, d, fma);
             matmul(&s.h, &b.wv, &mut s.v, d, d, fma);
+            add_bias(&mut s.q, &b.bq);
+            add_bias(&mut s.k, &b.bk);
+            add_bias(&mut s.v, &b.bv);
             for t in 0..n {
                 let pos = past + t;
-                let (c, sn) = (
-                    &self.cos[pos * hd / 2..][..hd / 2],
-                    &self.sin[pos * hd / 2..],
-                );
                 for head in 0..cfg.n_head {
                     let o = t * d + head * hd;
-                    rope(&mut s.q[o..o + hd], c, &sn[..hd / 2]);
-                    rope(&mut s.k[o..o + hd], c, &sn[..hd / 2]);
+                    if rope_on {
+                        let c = &self.cos[pos * hd / 2..][..hd / 2];
+                        let sn = &self.sin[pos * hd / 2..][..hd / 2];
+                        rope(&mut s.q[o..o + hd], c, sn);
+                        rope(&mut s.k[o..o + hd], c, sn);
+                    }
                     // Keys transposed (`[head][hd][ctx]`), so scores vectorize over keys.
                     let kt = &mut cache.k[layer][head * hd * ctx + pos..];
                     for (j, &kv) in s.k[o..o + hd].iter().enumerate() {
@@ -520,13 +804,7 @@ impl Net {
                     let kt = &cache.k[layer][head * hd * ctx..][..hd * ctx];
                     let vals = &cache.v[layer][head * ctx * hd..][..seen * hd];
                     let sc = &mut s.scores[..seen];
-                    sc.fill(0.0);
-                    // Each score takes its hd products in order, 8 keys per vector.
-                    for (&q, row) in s.qh.iter().zip(kt.chunks_exact(ctx)) {
-                        for (score, &k) in sc.iter_mut().zip(&row[..seen]) {
-                            *score = madd(q, k, *score, fma);
-                        }
-                    }
+                    scores(&s.qh, kt, ctx, sc, fma);
                     let max = max8(sc);
                     for score in sc.iter_mut() {
                         *score = exp(*score - max, fma);
@@ -536,17 +814,33 @@ impl Net {
                 }
             }
             matmul(&s.y, &b.wo, &mut s.h, d, d, fma);
+            add_bias(&mut s.h, &b.bo);
             add_assign(&mut s.x, &s.h);
-            rms_norm(&s.x, &b.norm2, self.eps, &mut s.h, d);
+            self.norm(&s.x, &b.norm2, &b.norm2_b, &mut s.h);
             matmul(&s.h, &b.w1, &mut s.a, d, f, fma);
+            add_bias(&mut s.a, &b.b1);
             for a in &mut s.a {
                 *a = gelu(*a, fma);
             }
             matmul(&s.a, &b.w2, &mut s.h, f, d, fma);
+            add_bias(&mut s.h, &b.b2);
             add_assign(&mut s.x, &s.h);
         }
-        rms_norm(&s.x, &self.norm_f, self.eps, &mut s.h, d);
-        matmul(&s.h, &self.emb_t, logits, d, VOCAB, fma);
+        self.norm(&s.x, &self.norm_f, &self.norm_f_b, &mut s.h);
+        let v = cfg.vocab;
+        if v == VOCAB {
+            matmul(&s.h, &self.head, logits, d, v, fma);
+            add_bias(logits, &self.head_b);
+        } else {
+            s.narrow.clear();
+            s.narrow.resize(n * v, 0.0);
+            matmul(&s.h, &self.head, &mut s.narrow, d, v, fma);
+            add_bias(&mut s.narrow, &self.head_b);
+            for (row, small) in logits.chunks_exact_mut(VOCAB).zip(s.narrow.chunks_exact(v)) {
+                row[..v].copy_from_slice(small);
+                row[v..].fill(f32::NEG_INFINITY);
+            }
+        }
         cache.len = past + n;
     }
 }
@@ -606,6 +900,31 @@ fn max8(a: &[f32]) -> f32 {
     tail.iter()
         .chain(&acc)
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// `out[key] = q . keys[.][key]` for the first `out.len()` keys of `kt` (`[hd][ctx]`, keys
+/// transposed): every score takes its `hd` products in order from zero, whatever the number of
+/// keys. With AVX2, 32 keys at a time in four registers across the whole head (one load and
+/// one multiply-add per 8 keys and component); the portable loop instead walks the scores
+/// once per component, a load and a store of each score every time.
+#[inline(always)]
+fn scores(q: &[f32], kt: &[f32], ctx: usize, out: &mut [f32], fma: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        #[allow(unsafe_code)]
+        // SAFETY: `fma` is true only when AVX2 and FMA were detected (`fma_available`).
+        unsafe {
+            avx2::scores(q, kt, ctx, out)
+        };
+        return;
+    }
+    let seen = out.len();
+    out.fill(0.0);
+    for (&qj, row) in q.iter().zip(kt.chunks_exact(ctx)) {
+        for (score, &k) in out.iter_mut().zip(&row[..seen]) {
+            *score = madd(qj, k, *score, fma);
+        }
+    }
 }
 
 /// `out = inv * sum_key w[key] * vals[key]` for `vals` `[keys][hd]`: every output lane takes
@@ -729,6 +1048,31 @@ fn add_assign(x: &mut [f32], y: &[f32]) {
     }
 }
 
+/// `x[t] += b` for every row `t` of `x` (nothing when the model has no such bias).
+#[inline(always)]
+fn add_bias(x: &mut [f32], b: &[f32]) {
+    if b.is_empty() {
+        return;
+    }
+    for row in x.chunks_exact_mut(b.len()) {
+        add_assign(row, b);
+    }
+}
+
+/// The graph's LayerNormalization: `(x - mean) / sqrt(var + eps) * w + b`, row by row, with
+/// the biased variance.
+#[inline(always)]
+fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32], d: usize) {
+    for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean = row.iter().sum::<f32>() / d as f32;
+        let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let r = (var + eps).sqrt();
+        for (((o, &v), &g), &c) in o.iter_mut().zip(row).zip(w).zip(b) {
+            *o = (v - mean) / r * g + c;
+        }
+    }
+}
+
 /// The graph's RMSNorm: `x / sqrt(mean(x^2) + eps) * w`, row by row.
 #[inline(always)]
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], d: usize) {
@@ -824,10 +1168,14 @@ fn pack(w: &[f32], k: usize, m: usize) -> Vec<f32> {
 #[inline(always)]
 fn matmul(x: &[f32], w: &[f32], y: &mut [f32], k: usize, m: usize, fma: bool) {
     let n = x.len() / k;
+    let grouped = grouped_tiles(x, w, y, k, m, fma);
     let mut offset = 0;
-    for (c0, t) in column_tiles(m) {
+    for (index, (c0, t)) in column_tiles(m).enumerate() {
         let wt = &w[offset..offset + k * t.vectors * 8];
         offset += k * t.vectors * 8;
+        if index < grouped {
+            continue;
+        }
         // Rows split evenly over the fewest tiles (8 rows: 4 + 4, not 6 + 2): a thin tile
         // reloads every weight for few multiply-adds.
         let tiles = n.div_ceil(t.rows);
@@ -852,6 +1200,49 @@ fn matmul(x: &[f32], w: &[f32], y: &mut [f32], k: usize, m: usize, fma: bool) {
             }
         }
     }
+}
+
+/// Calls of one to three rows (every draft call, and the target's one-token calls) with AVX2:
+/// runs the wide tiles several at a time, returning how many it did (0 otherwise).
+///
+/// A 16-column tile of one row has only two accumulator chains, and each multiply-add waits for
+/// the previous one of its chain (4 cycles on Zen 3 and Haswell alike), so such a call ran at a
+/// quarter of the FMA units' rate: the one-row tile was the hottest loop of plain decoding.
+/// Four tiles at once give one row eight chains (two rows: two tiles, eight chains; three
+/// rows in two tiles measured slower than in one, twelve accumulators and four weight vectors
+/// being more than the 16 registers). Each output still takes its products in input order from zero, so the bits are the
+/// tile's own.
+#[inline(always)]
+fn grouped_tiles(x: &[f32], w: &[f32], y: &mut [f32], k: usize, m: usize, fma: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        let n = x.len() / k;
+        let wide = m / (TILES[0].vectors * 8);
+        let group = match n {
+            1 => 4,
+            2 => 2,
+            _ => return 0,
+        };
+        let block = k * TILES[0].vectors * 8;
+        let mut t = 0;
+        while t + group <= wide {
+            let wg = &w[t * block..(t + group) * block];
+            let c0 = t * TILES[0].vectors * 8;
+            #[allow(unsafe_code)]
+            // SAFETY: `fma` is true only when AVX2 and FMA were detected (`fma_available`).
+            unsafe {
+                if n == 1 {
+                    avx2::tile_group::<1, 4>(x, wg, y, k, m, c0);
+                } else {
+                    avx2::tile_group::<2, 2>(x, wg, y, k, m, c0);
+                }
+            };
+            t += group;
+        }
+        return t;
+    }
+    let _ = (x, w, y, k, m, fma);
+    0
 }
 
 /// Runs the tile of `rows` rows by `vectors` vectors of 8 columns: AVX2 intrinsics when `fma`
@@ -942,6 +1333,60 @@ mod avx2 {
         _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
+    /// [`super::scores`]: blocks of 32 keys, then of 8, then one key at a time, each score's
+    /// products in component order from zero (the portable loop's order).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn scores(q: &[f32], kt: &[f32], ctx: usize, out: &mut [f32]) {
+        let (hd, seen) = (q.len(), out.len());
+        assert!(seen <= ctx && kt.len() >= hd * ctx);
+        let k = kt.as_ptr();
+        let mut key = 0;
+        while key + 32 <= seen {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (j, &qj) in q.iter().enumerate() {
+                let qv = _mm256_set1_ps(qj);
+                for (u, a) in acc.iter_mut().enumerate() {
+                    #[allow(unsafe_code)]
+                    // SAFETY: j < hd and key + 8u + 8 <= seen <= ctx, inside `kt` (asserted).
+                    let kv = unsafe { _mm256_loadu_ps(k.add(j * ctx + key + 8 * u)) };
+                    *a = _mm256_fmadd_ps(qv, kv, *a);
+                }
+            }
+            for (u, a) in acc.iter().enumerate() {
+                let o: &mut [f32; 8] = (&mut out[key + 8 * u..][..8]).try_into().expect("8");
+                #[allow(unsafe_code)]
+                // SAFETY: `o` is 8 writable f32.
+                unsafe {
+                    _mm256_storeu_ps(o.as_mut_ptr(), *a)
+                };
+            }
+            key += 32;
+        }
+        while key + 8 <= seen {
+            let mut acc = _mm256_setzero_ps();
+            for (j, &qj) in q.iter().enumerate() {
+                #[allow(unsafe_code)]
+                // SAFETY: as above, for 8 keys.
+                let kv = unsafe { _mm256_loadu_ps(k.add(j * ctx + key)) };
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(qj), kv, acc);
+            }
+            let o: &mut [f32; 8] = (&mut out[key..][..8]).try_into().expect("8");
+            #[allow(unsafe_code)]
+            // SAFETY: `o` is 8 writable f32.
+            unsafe {
+                _mm256_storeu_ps(o.as_mut_ptr(), acc)
+            };
+            key += 8;
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(key) {
+            let mut acc = 0.0f32;
+            for (j, &qj) in q.iter().enumerate() {
+                acc = qj.mul_add(kt[j * ctx + i], acc);
+            }
+            *o = acc;
+        }
+    }
+
     /// [`super::weighted_sum`] for `out.len()` a multiple of 8, with the same operations in
     /// the same order (the LLVM build of the portable loops used 2-lane vectors).
     #[target_feature(enable = "avx2,fma")]
@@ -978,6 +1423,57 @@ mod avx2 {
             unsafe {
                 _mm256_storeu_ps(lanes.as_mut_ptr(), r)
             };
+        }
+    }
+
+    /// `R` rows (all of `x`) by `B` consecutive 16-column tiles starting at column `c0`
+    /// (`wg`: their packed blocks, `[k][16]` each), the same multiply-adds in the same order as
+    /// [`tile`] runs them for each tile alone.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tile_group<const R: usize, const B: usize>(
+        x: &[f32],
+        wg: &[f32],
+        y: &mut [f32],
+        k: usize,
+        m: usize,
+        c0: usize,
+    ) {
+        let xs: [&[f32]; R] = std::array::from_fn(|r| &x[r * k..][..k]);
+        assert_eq!(wg.len(), B * k * 16, "B packed tiles of k rows of 16");
+        assert!(y.len() >= (R - 1) * m + c0 + B * 16);
+        let mut acc: [[[__m256; 2]; B]; R] = [[[_mm256_setzero_ps(); 2]; B]; R];
+        let w = wg.as_ptr();
+        for i in 0..k {
+            #[allow(unsafe_code)]
+            // SAFETY: i < k, every `xs[r]` has k values and `wg` B blocks of k * 16 (asserted
+            // above); unaligned loads are allowed.
+            unsafe {
+                let xv: [__m256; R] =
+                    std::array::from_fn(|r| _mm256_set1_ps(*xs[r].as_ptr().add(i)));
+                for b in 0..B {
+                    let wi = w.add(b * k * 16 + i * 16);
+                    let w0 = _mm256_loadu_ps(wi);
+                    let w1 = _mm256_loadu_ps(wi.add(8));
+                    for (row, &xr) in acc.iter_mut().zip(&xv) {
+                        row[b][0] = _mm256_fmadd_ps(xr, w0, row[b][0]);
+                        row[b][1] = _mm256_fmadd_ps(xr, w1, row[b][1]);
+                    }
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            for (b, pair) in a.iter().enumerate() {
+                for (v, &lanes) in pair.iter().enumerate() {
+                    let out: &mut [f32; 8] = (&mut y[r * m + c0 + b * 16 + v * 8..][..8])
+                        .try_into()
+                        .expect("8 lanes");
+                    #[allow(unsafe_code)]
+                    // SAFETY: `out` is 8 writable f32 (unaligned stores are allowed).
+                    unsafe {
+                        _mm256_storeu_ps(out.as_mut_ptr(), lanes)
+                    };
+                }
+            }
         }
     }
 
@@ -1032,13 +1528,7 @@ mod tests {
     use super::*;
 
     fn small() -> NetConfig {
-        NetConfig {
-            d_model: 40,
-            n_layer: 2,
-            n_head: 2,
-            mlp_mult: 4,
-            context_len: 64,
-        }
+        NetConfig::gpt(40, 2, 2, 64)
     }
 
     #[test]
@@ -1066,6 +1556,26 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The AVX2 attention scores (blocks of 32 and 8 keys, a scalar tail) give the portable
+    /// loop's bits for every key count.
+    #[test]
+    fn scores_match_the_portable_loop() {
+        let (hd, ctx) = (24, 80);
+        let kt: Vec<f32> = (0..hd * ctx).map(|i| (i as f32 * 0.73).sin()).collect();
+        let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.29).cos()).collect();
+        for seen in 1..=ctx {
+            let mut want = vec![0.0; seen];
+            for (j, &qj) in q.iter().enumerate() {
+                for (key, w) in want.iter_mut().enumerate() {
+                    *w = madd(qj, kt[j * ctx + key], *w, fma_available());
+                }
+            }
+            let mut got = vec![f32::NAN; seen];
+            scores(&q, &kt, ctx, &mut got, fma_available());
+            assert_eq!(got, want, "{seen} keys");
         }
     }
 
@@ -1125,6 +1635,40 @@ mod tests {
         }
     }
 
+    /// The arithmetic family (learned positions, LayerNorm, biases, untied 16-symbol head):
+    /// the same property, and the symbols past the vocabulary score `-inf`.
+    #[test]
+    fn arith_models_split_calls_alike_and_score_only_their_symbols() {
+        let cfg = NetConfig {
+            vocab: 16,
+            arch: Arch::ARITH,
+            ..NetConfig::gpt(24, 2, 3, 34)
+        };
+        let net = Net::random(cfg, 9);
+        let tokens: Vec<u8> = (0..30u8).map(|i| (i * 7 + 3) % 16).collect();
+        let mut s = Scratch::default();
+        let mut whole = Vec::new();
+        net.forward(&mut net.new_cache(), &tokens, &mut s, &mut whole)
+            .unwrap();
+        for row in whole.chunks_exact(VOCAB) {
+            assert!(row[..16].iter().all(|v| v.is_finite()));
+            assert!(row[16..].iter().all(|&v| v == f32::NEG_INFINITY));
+        }
+        for chunk in [1, 4, 7] {
+            let mut cache = net.new_cache();
+            let (mut got, mut part) = (Vec::new(), Vec::new());
+            for c in tokens.chunks(chunk) {
+                net.forward(&mut cache, c, &mut s, &mut part).unwrap();
+                got.extend_from_slice(&part);
+            }
+            assert_eq!(got, whole, "chunks of {chunk}");
+        }
+        let err = net
+            .forward(&mut net.new_cache(), &[3, 16], &mut s, &mut whole)
+            .unwrap_err();
+        assert!(err.to_string().contains("token 16"), "{err}");
+    }
+
     #[test]
     fn rollback_then_refeed_reproduces_the_logits() {
         let net = Net::random(small(), 5);
@@ -1158,13 +1702,13 @@ mod tests {
 
     #[test]
     fn parameter_count_matches_the_model_card() {
-        let target = NetConfig {
-            d_model: 192,
-            n_layer: 4,
-            n_head: 6,
-            mlp_mult: 4,
-            context_len: 512,
+        assert_eq!(NetConfig::gpt(192, 4, 6, 512).parameters(), 1_820_352);
+        // models/arith/README.md: the adder has 801,808 parameters (context 34).
+        let adder = NetConfig {
+            vocab: 16,
+            arch: Arch::ARITH,
+            ..NetConfig::gpt(128, 4, 4, 34)
         };
-        assert_eq!(target.parameters(), 1_820_352);
+        assert_eq!(adder.parameters(), 801_808);
     }
 }
