@@ -1,4 +1,5 @@
-//! The shipped generation models (`models/gen/trained`, issue #7): the native forward against
+//! The shipped generation models (issue #7): prose (`models/gen/trained`) and arithmetic
+//! (`models/arith/trained/arith-add-padrev-{target,draft-*}`). The native forward against
 //! tract running the same ONNX graph, greedy speculative output against greedy target-only
 //! output for every draft, draft length and prompt, and the speculative sampler's first-token
 //! distribution against the target's.
@@ -7,8 +8,10 @@
 use std::path::PathBuf;
 
 use arca_runtime::Bundle;
+use arca_runtime::arith::{self, ArithSpec};
 use arca_runtime::generate::{
-    self, Drafter, LookupDrafter, ModelDrafter, Net, Options, Rng, Sampling, Scratch, VOCAB,
+    self, Drafter, LookupDrafter, ModelDrafter, Net, Options, Rng, Sampling, Scratch, Tokenizer,
+    VOCAB,
 };
 use tract_onnx::prelude::*;
 
@@ -17,12 +20,23 @@ fn trained(name: &str) -> PathBuf {
 }
 
 fn load(name: &str) -> (Bundle, Net) {
-    let bundle = Bundle::open(trained(name)).unwrap();
+    let path = if name.starts_with("arith-") {
+        arca_tests::workspace_root().join(format!("models/arith/trained/{name}.arcm"))
+    } else {
+        trained(name)
+    };
+    let bundle = Bundle::open(path).unwrap();
     let net = Net::load(&bundle).unwrap();
     (bundle, net)
 }
 
 const DRAFTS: [&str; 2] = ["gen-draft-kd", "gen-draft-adaspec"];
+
+const ARITH_TARGET: &str = "arith-add-padrev-target";
+const ARITH_DRAFTS: [&str; 2] = [
+    "arith-add-padrev-draft-kd",
+    "arith-add-padrev-draft-adaspec",
+];
 
 /// Prompts from the committed Canterbury corpus: prose, verse, a play, and one longer than
 /// the context (so decoding crosses window changes).
@@ -91,24 +105,102 @@ fn tract_logits(bundle: &Bundle, net: &Net, text: &[u8]) -> Vec<f32> {
         .to_vec()
 }
 
+/// `text`'s logits from the native forward and from tract agree to 1e-3 (the native rows are
+/// 256 wide; a smaller vocabulary's extra symbols must be `-inf`).
+fn check_against_tract(name: &str, text: &[u8]) {
+    let (bundle, net) = load(name);
+    let want = tract_logits(&bundle, &net, text);
+    let mut cache = net.new_cache();
+    let mut got = Vec::new();
+    net.forward(&mut cache, text, &mut Scratch::default(), &mut got)
+        .unwrap();
+    let v = net.vocab();
+    assert_eq!(got.len(), text.len() * VOCAB);
+    assert_eq!(want.len(), text.len() * v);
+    let mut diff = 0.0f32;
+    for (row, want) in got.chunks_exact(VOCAB).zip(want.chunks_exact(v)) {
+        for (a, b) in row.iter().zip(want) {
+            diff = diff.max((a - b).abs());
+        }
+        assert!(row[v..].iter().all(|&x| x == f32::NEG_INFINITY));
+    }
+    println!("{name}: native vs tract max |logit difference| {diff:.2e}");
+    assert!(diff < 1e-3, "{name}: {diff}");
+}
+
 #[test]
 fn native_forward_matches_tract_on_the_graph() {
     let text = &prompts()[0];
     for name in ["gen-target", DRAFTS[0], DRAFTS[1]] {
-        let (bundle, net) = load(name);
-        let want = tract_logits(&bundle, &net, text);
-        let mut cache = net.new_cache();
-        let mut got = Vec::new();
-        net.forward(&mut cache, text, &mut Scratch::default(), &mut got)
-            .unwrap();
-        assert_eq!(got.len(), text.len() * VOCAB);
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        println!("{name}: native vs tract max |logit difference| {diff:.2e}");
-        assert!(diff < 1e-3, "{name}: {diff}");
+        check_against_tract(name, text);
+    }
+    // A whole arithmetic problem, question and answer (the context is 34 tokens).
+    let (bundle, _) = load(ARITH_TARGET);
+    let (problems, tokenizer) = arith_problems(&bundle, 1);
+    let text = [problems[0].0.clone(), problems[0].1.clone()].concat();
+    assert!(text.len() <= 33 && tokenizer != Tokenizer::Bytes);
+    for name in [ARITH_TARGET, ARITH_DRAFTS[0], ARITH_DRAFTS[1]] {
+        check_against_tract(name, &text);
+    }
+}
+
+/// A question and the answer a correct model writes (without END), as tokens.
+type QA = (Vec<u8>, Vec<u8>);
+
+/// `n` held-out problems of 2-10 digits.
+fn arith_problems(bundle: &Bundle, n: usize) -> (Vec<QA>, Tokenizer) {
+    let spec = ArithSpec::of(bundle).unwrap();
+    let tokenizer = Tokenizer::of(bundle).unwrap();
+    let problems = (2..=10)
+        .flat_map(|d| arith::eval_problems(spec.op, d, n.div_ceil(9), 5))
+        .take(n)
+        .map(|p| {
+            let q = p.question(spec.format).unwrap();
+            let a = p.answer(spec.format).unwrap();
+            (
+                tokenizer.encode(q.as_bytes()).unwrap(),
+                tokenizer.encode(a.as_bytes()).unwrap(),
+            )
+        })
+        .collect();
+    (problems, tokenizer)
+}
+
+/// The arithmetic workload: the target answers held-out problems right, and with each draft
+/// (fixed lengths 1, 3, 11 and 16, and adaptive) and prompt lookup the output up to END is
+/// the target's own.
+#[test]
+fn arithmetic_speculative_answers_are_the_targets() {
+    let (bundle, target) = load(ARITH_TARGET);
+    let drafts: Vec<Net> = ARITH_DRAFTS.iter().map(|d| load(d).1).collect();
+    let (problems, tokenizer) = arith_problems(&bundle, 27);
+    let o = Options {
+        n: 64,
+        stop: tokenizer.stop(),
+        ..Options::default()
+    };
+    for (question, answer) in &problems {
+        let want = run(&target, None, question, &o);
+        assert_eq!(
+            &want,
+            answer,
+            "{}",
+            String::from_utf8_lossy(&tokenizer.decode(question))
+        );
+        for k in [1, 3, 11, 16, 0] {
+            let so = Options {
+                draft_max: k.max(16),
+                draft_start: (k > 0).then_some(k),
+                fixed_length: k > 0,
+                ..o.clone()
+            };
+            for d in &drafts {
+                let got = run(&target, Some(&mut ModelDrafter::new(d, 0.0)), question, &so);
+                assert_eq!(got, want, "k {k}, {}", d.name());
+            }
+            let got = run(&target, Some(&mut LookupDrafter::default()), question, &so);
+            assert_eq!(got, want, "k {k}, lookup");
+        }
     }
 }
 

@@ -192,7 +192,7 @@ fn bad_input_is_refused() {
             "5",
         ],
     );
-    fails_with(&out, "is a circuit model, not a generation target or draft");
+    fails_with(&out, "(kind circuit) is not a generation target or draft");
     // Settings out of range, a missing prompt file.
     fails_with(
         &arca(dir.path(), &["generate", "-m", &t, "--temp=-1"]),
@@ -245,9 +245,106 @@ fn bench_generate_reports_every_method() {
         "| target only |",
         "| draft kd |",
         "| prompt lookup |",
-        "| ratio |",
+        "| ratio, 64 cached |",
     ] {
         assert!(report.contains(row), "no '{row}' in {report}");
     }
     assert_eq!(report.matches(" 2/2 |").count(), 3, "{report}");
+}
+
+fn arith_model(name: &str) -> String {
+    repo()
+        .join(format!("models/arith/trained/{name}.arcm"))
+        .display()
+        .to_string()
+}
+
+/// The arithmetic workload: a question in the adder's symbols, answered up to its end token
+/// (not printed), the same with each draft; refusals for prompts it cannot read, a prose
+/// draft for it, and the tract-only `arith` bundle.
+#[test]
+fn arithmetic_generation_answers_and_refuses_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = arith_model("arith-add-padrev-target");
+    // 1234567890 + 987654321 = 2222222211, written reversed over 11 digits.
+    let question = "1234567890+0987654321=";
+    let mut outputs = Vec::new();
+    for draft in [
+        None,
+        Some(arith_model("arith-add-padrev-draft-kd")),
+        Some(arith_model("arith-add-padrev-draft-adaspec")),
+    ] {
+        let mut args = vec!["generate", "-m", &t, "-p", question, "--temp", "0"];
+        if let Some(d) = &draft {
+            args.extend(["-md", d.as_str()]);
+        }
+        let out = arca(dir.path(), &args);
+        ok(&out);
+        assert_eq!(
+            String::from_utf8_lossy(&stdout(&out)),
+            format!("{question}11222222220\n")
+        );
+        let err = stderr(&out);
+        assert!(err.contains("decoded   12 tokens"), "{err}");
+        assert_eq!(err.contains("n_accept"), draft.is_some(), "{err}");
+        outputs.push(stdout(&out));
+    }
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t, "-p", "12+x="]),
+        "character 'x' is not a symbol",
+    );
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t]),
+        "an empty prompt has no meaning",
+    );
+    fails_with(
+        &arca(
+            dir.path(),
+            &[
+                "generate",
+                "-m",
+                &t,
+                "-md",
+                &model("gen-draft-kd"),
+                "-p",
+                "1+1=",
+            ],
+        ),
+        "vocabulary of 256 symbols but target 'arith-add-padrev-target' has 16",
+    );
+    fails_with(
+        &arca(
+            dir.path(),
+            &[
+                "generate",
+                "-m",
+                &arith_model("arith-add-padrev"),
+                "-p",
+                "1+1=",
+            ],
+        ),
+        "(kind arith) is not a generation target or draft",
+    );
+    let out = arca(
+        dir.path(),
+        &[
+            "bench-generate",
+            "-m",
+            &t,
+            "--draft",
+            &arith_model("arith-add-padrev-draft-kd"),
+            "--prompts",
+            "9",
+            "-o",
+            "report.md",
+        ],
+    );
+    ok(&out);
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        report.contains("9 held-out add problems (2-10 digit operands"),
+        "{report}"
+    );
+    assert!(report.contains("correct for 9 of 9 problems"), "{report}");
+    assert_eq!(report.matches(" 9/9 |").count(), 3, "{report}");
 }
