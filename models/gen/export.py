@@ -258,6 +258,8 @@ def main():
     ap.add_argument("--kind", default=None, choices=["target", "draft"], help="default: from the name")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "work"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--distill", default=None, help="manifest `distill` for a draft (default: the checkpoint's mode)")
+    ap.add_argument("--data", default=None, help="manifest `training.data` (default: the book training set)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -300,8 +302,8 @@ def main():
                           mlp_mult=c.mlp_mult, positions="rope", rope_base=c.rope_base, norm="rms",
                           norm_eps=c.norm_eps, opset=17),
         training=dict(command="models/.venv/bin/python " + ck.get("cmd", "")[max(0, ck.get("cmd", "").find("models/gen/train.py")):],
-                      data="/work/shared/data/train/*.txt (101 files, 60,088,581 bytes); validation: "
-                           "1 MiB fixed sample of /work/shared/data/valid/",
+                      data=args.data or ("/work/shared/data/train/*.txt (101 files, 60,088,581 bytes); "
+                                         "validation: 1 MiB fixed sample of /work/shared/data/valid/"),
                       date=ck.get("date", ""), steps=ck["step"], tokens_seen=ck["tokens"],
                       training_seconds=round(ck["elapsed"]), mode=ck.get("mode", "ce")),
         metrics=dict(valid_bpb=hist[-1]["valid_bpb"] if hist else None,
@@ -315,7 +317,7 @@ def main():
     mode = ck.get("mode", "ce")
     if kind == "draft" and mode in ("kd", "adaspec"):
         # How the draft was distilled: arca reads `distill` (kd | adaspec) into its statistics.
-        spec["distill"] = mode
+        spec["distill"] = args.distill or mode
         a = ck.get("args", {})
         spec["training"]["teacher"] = a.get("teacher")
         if mode == "adaspec":

@@ -24,6 +24,14 @@ Distillation (drafts; the hook for the next stage, smoke-tested only):
                             frozen reference draft, itself trained by plain KD); the loss is the
                             mean KL(p||q_student) over the top 40% tokens of the batch by gap.
 
+Fine-tuning on other text (the on-policy KD draft of README.md; defaults keep the above):
+  --train-glob PATTERN      training windows from these files instead of
+                            /work/shared/data/train/*.txt (validation unchanged)
+  --init CKPT               start the student from this checkpoint's weights (config must match)
+                            instead of the random initialization; the optimizer starts fresh
+  --loss-from K             loss only on the predictions at input positions >= K (e.g. 127: the
+                            bytes after a 128-byte prompt); 0 = every position
+
 Example (the target of README.md):
   nice -n 10 models/.venv/bin/python models/gen/train.py --name target --time-budget 21600
 """
@@ -179,6 +187,9 @@ def main():
     ap.add_argument("--teacher", default=None, help="distill from this checkpoint (forward KL) instead of data CE")
     ap.add_argument("--ref", default=None, help="AdaSPEC reference draft checkpoint (needs --teacher)")
     ap.add_argument("--select-frac", type=float, default=0.4, help="AdaSPEC: fraction of tokens trained on")
+    ap.add_argument("--train-glob", default=None, help="training files (default /work/shared/data/train/*.txt)")
+    ap.add_argument("--init", default=None, help="initialize the student's weights from this checkpoint")
+    ap.add_argument("--loss-from", type=int, default=0, help="loss only on input positions >= this")
     args = ap.parse_args()
     assert args.ref is None or args.teacher, "--ref needs --teacher"
 
@@ -201,6 +212,11 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     st = dict(step=0, tokens=0, elapsed=0.0, history=[])
     rng = np.random.default_rng(args.seed)
+    if args.init and not os.path.exists(ckpt):
+        ik = torch.load(args.init, weights_only=False, map_location="cpu")
+        assert ik["config"] == model.config(), ("config differs from --init", ik["config"], model.config())
+        model.load_state_dict(ik["model"])
+        log(f"initialized from {args.init} (its step {ik.get('step')}, mode {ik.get('mode')})", logf)
     if os.path.exists(ckpt):
         ck = torch.load(ckpt, weights_only=False)
         assert ck["config"] == model.config(), ("config differs from the checkpoint", ck["config"], model.config())
@@ -216,7 +232,7 @@ def main():
     mode = "adaspec" if ref is not None else "kd" if teacher is not None else "ce"
     log(f"config {model.config()} params {model.num_params()} mode {mode}", logf)
 
-    data, starts, ends, files = load_files(os.path.join(DATA, "train", "*.txt"))
+    data, starts, ends, files = load_files(args.train_glob or os.path.join(DATA, "train", "*.txt"))
     win = Windows(data, starts, ends, args.seq, args.p_strip_cr)
     vwin = valid_sample()
     log(f"train {len(data)} bytes in {len(files)} files; valid sample {vwin[:, 1:].numel()} bytes", logf)
@@ -268,17 +284,21 @@ def main():
         w = win.batch(rng, args.batch)
         x, y = w[:, :-1], w[:, 1:]
         logits = model(x)
+        if args.loss_from > 0:  # only the predictions at positions >= loss_from count
+            logits, y = logits[:, args.loss_from:], y[:, args.loss_from:]
         if mode == "ce":
             loss = Fn.cross_entropy(logits.reshape(-1, 256), y.reshape(-1))
         else:
             with torch.no_grad():
                 t_logp = Fn.log_softmax(teacher(x), -1)
+                if args.loss_from > 0:
+                    t_logp = t_logp[:, args.loss_from:]
             kl = kl_per_token(t_logp, logits).reshape(-1)
             if mode == "kd":
                 loss = kl.mean()
             else:
                 with torch.no_grad():
-                    gap = kl.detach() - kl_per_token(t_logp, ref(x)).reshape(-1)
+                    gap = kl.detach() - kl_per_token(t_logp, ref(x)[:, args.loss_from:]).reshape(-1)
                     k = max(1, int(round(args.select_frac * gap.numel())))
                     sel = gap.topk(k).indices
                 loss = kl[sel].mean()
