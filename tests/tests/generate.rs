@@ -30,7 +30,7 @@ fn load(name: &str) -> (Bundle, Net) {
     (bundle, net)
 }
 
-const DRAFTS: [&str; 2] = ["gen-draft-kd", "gen-draft-adaspec"];
+const DRAFTS: [&str; 3] = ["gen-draft-kd", "gen-draft-adaspec", "gen-draft-kd-onpolicy"];
 
 const ARITH_TARGET: &str = "arith-add-padrev-target";
 const ARITH_DRAFTS: [&str; 2] = [
@@ -131,7 +131,7 @@ fn check_against_tract(name: &str, text: &[u8]) {
 #[test]
 fn native_forward_matches_tract_on_the_graph() {
     let text = &prompts()[0];
-    for name in ["gen-target", DRAFTS[0], DRAFTS[1]] {
+    for name in ["gen-target", DRAFTS[0], DRAFTS[1], DRAFTS[2]] {
         check_against_tract(name, text);
     }
     // A whole arithmetic problem, question and answer (the context is 34 tokens).
