@@ -53,11 +53,13 @@ import time
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
 import formats as F  # noqa: E402
+from kv_onnx import NEG, Graph, OrtModel, chunked, maxdiff, present_diff  # noqa: E402
 from arith_model import (ArithTransformer, evaluate, greedy_decode, mixed_heldout, n_params,  # noqa: E402
                          problems, torch_next_fn)
 
@@ -65,7 +67,6 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 WORK = os.path.join(ROOT, "models", "work", "arith-gen")
 TRAINED = os.path.join(HERE, "trained")
 SOURCE = os.path.join(TRAINED, "arith-add-padrev.arcm")
-NEG = -1e9
 EPS = 1e-5
 
 
@@ -112,18 +113,8 @@ def build_graph(model, name):
     D = d // H
     V = cfg.get("vocab", F.VOCAB_SIZE)
     W = weights(model)
-    nodes, inits = [], []
-    count = [0]
-
-    def const(nm, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr), nm))
-        return nm
-
-    def node(op, ins, out=None, **kw):
-        count[0] += 1
-        out = out or f"{op.lower()}_{count[0]}"
-        nodes.append(helper.make_node(op, ins, [out], name=f"n{count[0]}_{op}", **kw))
-        return out
+    g = Graph()
+    const, node = g.const, g.node
 
     f32 = lambda x: np.array(x, dtype=np.float32)  # noqa: E731
     i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
@@ -167,31 +158,15 @@ def build_graph(model, name):
         q = heads(lin(h, p + "wq"))
         k = heads(lin(h, p + "wk"))
         v = heads(lin(h, p + "wv"))
-        k = node("Concat", [f"past_key_values.{i}.key", k], f"present.{i}.key", axis=2)
-        v = node("Concat", [f"past_key_values.{i}.value", v], f"present.{i}.value", axis=2)
-        att = node("MatMul", [node("Mul", [q, c_scale]), node("Transpose", [k], perm=[0, 1, 3, 2])])
-        att = node("Softmax", [node("Where", [mask, c_neg, att])], axis=-1)
-        y = node("Reshape", [node("Transpose", [node("MatMul", [att, v])], perm=[0, 2, 1, 3]), c_model])
+        y = g.attention(i, q, k, v, mask, c_scale, c_neg, c_model)
         x = node("Add", [x, lin(y, p + "wo")])
         h = ln(x, p + "norm2")
-        a = lin(h, p + "w1")
-        g = node("Mul", [node("Mul", [a, node("Add", [node("Erf", [node("Mul", [a, c_isq2])]), c_1f])]), c_half])
-        x = node("Add", [x, lin(g, p + "w2")])
+        a = g.gelu(lin(h, p + "w1"), c_isq2, c_1f, c_half)
+        x = node("Add", [x, lin(a, p + "w2")])
     h = ln(x, "norm_f")
     node("Add", [node("MatMul", [h, "head.weight.T"]), "head.bias"], "logits")
 
-    vi = lambda nm, t, dims: helper.make_tensor_value_info(nm, t, dims)  # noqa: E731
-    inputs = [vi("input_ids", TensorProto.INT64, ["batch", "seq"])]
-    outputs = [vi("logits", TensorProto.FLOAT, ["batch", "seq", V])]
-    for i in range(L):
-        for kv in ("key", "value"):
-            inputs.append(vi(f"past_key_values.{i}.{kv}", TensorProto.FLOAT, ["batch", H, "past", D]))
-            outputs.append(vi(f"present.{i}.{kv}", TensorProto.FLOAT, ["batch", H, "past+seq", D]))
-    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                          producer_name="arca models/arith/gen_export.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m, full_check=True)
+    m = g.model(name, L, H, D, V, "arca models/arith/gen_export.py")
     # the contract's initializers: each exactly once, exact name, shape and dtype
     names = [t.name for t in m.graph.initializer]
     assert len(names) == len(set(names)), "duplicated initializer names"
@@ -203,46 +178,6 @@ def build_graph(model, name):
     extra = [k for k in names if k not in W and not k.startswith("c_")]
     assert not extra, extra
     return m
-
-
-class OrtModel:
-    def __init__(self, path, L, H, D):
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        self.s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        self.L, self.H, self.D = L, H, D
-        self.out_names = [o.name for o in self.s.get_outputs()]
-
-    def empty(self, batch):
-        z = np.zeros((batch, self.H, 0, self.D), dtype=np.float32)
-        return [(z, z) for _ in range(self.L)]
-
-    def __call__(self, ids, past):
-        feed = {"input_ids": np.asarray(ids, dtype=np.int64)}
-        for i, (k, v) in enumerate(past):
-            feed[f"past_key_values.{i}.key"] = k
-            feed[f"past_key_values.{i}.value"] = v
-        out = dict(zip(self.out_names, self.s.run(None, feed)))
-        return out["logits"], [(out[f"present.{i}.key"], out[f"present.{i}.value"]) for i in range(self.L)]
-
-
-def chunked(om, ids, chunk):
-    past = om.empty(ids.shape[0])
-    outs = []
-    for s in range(0, ids.shape[1], chunk):
-        lg, past = om(ids[:, s:s + chunk], past)
-        outs.append(lg)
-    return np.concatenate(outs, 1), past
-
-
-def maxdiff(a, b):
-    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
-
-
-def present_diff(p1, p2):
-    return max(maxdiff(a[j], b[j]) for a, b in zip(p1, p2) for j in (0, 1))
 
 
 def seqs_of(pairs):

@@ -40,32 +40,22 @@ import time
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from kv_onnx import NEG, Graph, OrtModel, chunked, maxdiff  # noqa: E402
 from model import build, rope_inv_freq  # noqa: E402
 from train import DATA, valid_sample  # noqa: E402
-
-NEG = -1e9
 
 
 def build_graph(model, name):
     cfg = model.cfg
     L, H, D, d = cfg.n_layer, cfg.n_head, cfg.head_dim, cfg.d_model
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    nodes, inits = [], []
-    count = [0]
-
-    def const(nm, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr), nm))
-        return nm
-
-    def node(op, ins, out=None, **kw):
-        count[0] += 1
-        out = out or f"{op.lower()}_{count[0]}"
-        nodes.append(helper.make_node(op, ins, [out], name=f"n{count[0]}_{op}", **kw))
-        return out
+    g = Graph()
+    const, node = g.const, g.node
 
     f32 = lambda x: np.array(x, dtype=np.float32)  # noqa: E731
     i64 = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
@@ -122,73 +112,20 @@ def build_graph(model, name):
         q = rope(heads(lin(hN, p + "wq.weight")))
         k = rope(heads(lin(hN, p + "wk.weight")))
         v = heads(lin(hN, p + "wv.weight"))
-        k = node("Concat", [f"past_key_values.{i}.key", k], f"present.{i}.key", axis=2)
-        v = node("Concat", [f"past_key_values.{i}.value", v], f"present.{i}.value", axis=2)
-        att = node("MatMul", [node("Mul", [q, c_scale]), node("Transpose", [k], perm=[0, 1, 3, 2])])
-        att = node("Softmax", [node("Where", [mask, c_neg, att])], axis=-1)
-        y = node("Reshape", [node("Transpose", [node("MatMul", [att, v])], perm=[0, 2, 1, 3]), c_model])
+        y = g.attention(i, q, k, v, mask, c_scale, c_neg, c_model)
         x = node("Add", [x, lin(y, p + "wo.weight")])
         hN = rms(x, const(p + "norm2.weight", sd[p + "norm2.weight"]))
-        a = lin(hN, p + "w1.weight")
-        g = node("Mul", [node("Mul", [a, node("Add", [node("Erf", [node("Mul", [a, c_isq2])]), c_1f])]), c_half])
-        x = node("Add", [x, lin(g, p + "w2.weight")])
+        a = g.gelu(lin(hN, p + "w1.weight"), c_isq2, c_1f, c_half)
+        x = node("Add", [x, lin(a, p + "w2.weight")])
     hN = rms(x, const("norm_f.weight", sd["norm_f.weight"]))
     node("MatMul", [hN, node("Transpose", [emb], perm=[1, 0])], "logits")
 
-    vi = lambda nm, t, dims: helper.make_tensor_value_info(nm, t, dims)  # noqa: E731
-    inputs = [vi("input_ids", TensorProto.INT64, ["batch", "seq"])]
-    outputs = [vi("logits", TensorProto.FLOAT, ["batch", "seq", 256])]
-    for i in range(L):
-        for kv in ("key", "value"):
-            inputs.append(vi(f"past_key_values.{i}.{kv}", TensorProto.FLOAT, ["batch", H, "past", D]))
-            outputs.append(vi(f"present.{i}.{kv}", TensorProto.FLOAT, ["batch", H, "past+seq", D]))
-    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="arca models/gen/export.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m, full_check=True)
-    return m
-
-
-class OrtModel:
-    def __init__(self, path, cfg):
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        self.s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        self.cfg = cfg
-        self.out_names = [o.name for o in self.s.get_outputs()]
-
-    def empty(self, batch):
-        z = np.zeros((batch, self.cfg.n_head, 0, self.cfg.head_dim), dtype=np.float32)
-        return [(z, z) for _ in range(self.cfg.n_layer)]
-
-    def __call__(self, ids, past):
-        feed = {"input_ids": np.asarray(ids, dtype=np.int64)}
-        for i, (k, v) in enumerate(past):
-            feed[f"past_key_values.{i}.key"] = k
-            feed[f"past_key_values.{i}.value"] = v
-        out = dict(zip(self.out_names, self.s.run(None, feed)))
-        pres = [(out[f"present.{i}.key"], out[f"present.{i}.value"]) for i in range(self.cfg.n_layer)]
-        return out["logits"], pres
-
-
-def chunked(om, ids, chunk):
-    past = om.empty(ids.shape[0])
-    outs = []
-    for s in range(0, ids.shape[1], chunk):
-        lg, past = om(ids[:, s:s + chunk], past)
-        outs.append(lg)
-    return np.concatenate(outs, 1), past
-
-
-def maxdiff(a, b):
-    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
+    return g.model(name, L, H, D, 256, "arca models/gen/export.py")
 
 
 def check(model, path, log):
     cfg = model.cfg
-    om = OrtModel(path, cfg)
+    om = OrtModel(path, cfg.n_layer, cfg.n_head, cfg.head_dim)
     res = {}
     vw = valid_sample()
     # (a) full sequences vs torch
