@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use arca_runtime::Bundle;
-use arca_runtime::arith::{self, ArithSpec};
+use arca_runtime::arith::ArithSpec;
 use arca_runtime::generate::{
     self, Drafter, LookupDrafter, ModelDrafter, Net, Options, Rng, Sampling, Scratch, Tokenizer,
     VOCAB,
@@ -147,13 +147,13 @@ fn native_forward_matches_tract_on_the_graph() {
 /// A question and the answer a correct model writes (without END), as tokens.
 type QA = (Vec<u8>, Vec<u8>);
 
-/// `n` held-out problems of 2-10 digits.
+/// `n` held-out problems spread over the model's digit counts (2-10 for the adder).
 fn arith_problems(bundle: &Bundle, n: usize) -> (Vec<QA>, Tokenizer) {
     let spec = ArithSpec::of(bundle).unwrap();
     let tokenizer = Tokenizer::of(bundle).unwrap();
-    let problems = (2..=10)
-        .flat_map(|d| arith::eval_problems(spec.op, d, n.div_ceil(9), 5))
-        .take(n)
+    let problems = spec
+        .spread_problems(n)
+        .into_iter()
         .map(|p| {
             let q = p.question(spec.format).unwrap();
             let a = p.answer(spec.format).unwrap();

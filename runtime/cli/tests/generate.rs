@@ -268,7 +268,6 @@ fn arithmetic_generation_answers_and_refuses_what_it_cannot_read() {
     let t = arith_model("arith-add-padrev-target");
     // 1234567890 + 987654321 = 2222222211, written reversed over 11 digits.
     let question = "1234567890+0987654321=";
-    let mut outputs = Vec::new();
     for draft in [
         None,
         Some(arith_model("arith-add-padrev-draft-kd")),
@@ -287,7 +286,6 @@ fn arithmetic_generation_answers_and_refuses_what_it_cannot_read() {
         let err = stderr(&out);
         assert!(err.contains("decoded   12 tokens"), "{err}");
         assert_eq!(err.contains("n_accept"), draft.is_some(), "{err}");
-        outputs.push(stdout(&out));
     }
     fails_with(
         &arca(dir.path(), &["generate", "-m", &t, "-p", "12+x="]),
@@ -312,6 +310,31 @@ fn arithmetic_generation_answers_and_refuses_what_it_cannot_read() {
         ),
         "vocabulary of 256 symbols but target 'arith-add-padrev-target' has 16",
     );
+    // A draft of the same size whose symbols are in another order.
+    let draft = Bundle::open(arith_model("arith-add-padrev-draft-kd")).unwrap();
+    let mut manifest = draft.manifest().clone();
+    for (k, v) in &mut manifest.provenance {
+        if k == "arith.vocab" {
+            *v = v.chars().rev().collect();
+        }
+    }
+    let bytes = bundle::encode(manifest, draft.onnx_graph_bytes(), draft.payload()).unwrap();
+    let shuffled = dir.path().join("shuffled.arcm");
+    std::fs::write(&shuffled, bytes).unwrap();
+    let out = arca(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            &t,
+            "-md",
+            shuffled.to_str().unwrap(),
+            "-p",
+            "1+1=",
+        ],
+    );
+    fails_with(&out, "have vocabularies of one size but different symbols");
+    assert!(out.stdout.is_empty());
     fails_with(
         &arca(
             dir.path(),

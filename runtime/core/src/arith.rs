@@ -407,6 +407,35 @@ impl ArithSpec {
     }
 }
 
+impl ArithSpec {
+    /// `count` held-out problems spread evenly over the operand digit counts the model was
+    /// trained on (one of each count in turn; counts without held-out pairs, such as one-digit
+    /// addition, are skipped), from [`eval_problems`]'s draw with seed 0. Fewer only when the
+    /// pools run out.
+    pub fn spread_problems(&self, count: usize) -> Vec<Problem> {
+        let max = match self.format {
+            Format::PadRev { width } => width.min(self.max_digits),
+            _ => self.max_digits,
+        };
+        let pools: Vec<Vec<Problem>> = (1..=max as u32)
+            .map(|d| eval_problems(self.op, d, count, 0))
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut out = Vec::with_capacity(count);
+        for i in 0.. {
+            if out.len() == count || pools.iter().all(|p| i >= p.len()) {
+                break;
+            }
+            for pool in &pools {
+                if let Some(&p) = pool.get(i).filter(|_| out.len() < count) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// What a model wrote for one problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Solution {
@@ -606,6 +635,27 @@ pub use model::ArithModel;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_problems_take_each_digit_count_in_turn() {
+        let spec = ArithSpec {
+            op: Op::Add,
+            format: Format::PadRev { width: 10 },
+            max_digits: 10,
+        };
+        let problems = spec.spread_problems(20);
+        assert_eq!(problems.len(), 20);
+        let widths: Vec<usize> = problems
+            .iter()
+            .map(|p| digits(p.a.max(p.b).into()))
+            .collect();
+        // One-digit addition has no held-out pair, so each round is 2..=10.
+        assert_eq!(widths[..9], [2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(widths[9..18], widths[..9]);
+        assert!(problems.iter().all(Problem::held_out));
+        let distinct: std::collections::HashSet<_> = problems.iter().collect();
+        assert_eq!(distinct.len(), 20);
+    }
 
     /// `EXAMPLES` of formats.py.
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use arca_runtime::arith::{self, ArithSpec, Format};
+use arca_runtime::arith::{self, ArithSpec};
 use arca_runtime::bundle::Bundle;
 use arca_runtime::generate::{
     self, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling, Stats, Tokenizer,
@@ -188,32 +188,6 @@ pub fn cut_prompts(files: &[PathBuf], count: usize, len: usize) -> Result<Vec<Ve
     Ok(prompts)
 }
 
-/// `count` held-out problems for an arithmetic model, spread evenly over the operand digit
-/// counts it was trained on (one of each count in turn; counts without held-out pairs, such as
-/// one-digit addition, are skipped), from `arca arith --eval`'s draw.
-pub fn arith_problems(spec: ArithSpec, count: usize) -> Vec<arith::Problem> {
-    let max = match spec.format {
-        Format::PadRev { width } => width.min(spec.max_digits),
-        _ => spec.max_digits,
-    };
-    let pools: Vec<Vec<arith::Problem>> = (1..=max as u32)
-        .map(|d| arith::eval_problems(spec.op, d, count, 0))
-        .filter(|p| !p.is_empty())
-        .collect();
-    let mut out = Vec::with_capacity(count);
-    for i in 0.. {
-        if out.len() == count || pools.iter().all(|p| i >= p.len()) {
-            break;
-        }
-        for pool in &pools {
-            if let Some(&p) = pool.get(i).filter(|_| out.len() < count) {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// What the bench runs: prompts in the target's tokens, how they were made, and for
 /// arithmetic the answers a correct model writes.
 struct Workload {
@@ -242,7 +216,7 @@ fn workload(args: &BenchGenerateArgs, bundle: &Bundle, tokenizer: &Tokenizer) ->
         });
     }
     let spec = ArithSpec::of(bundle).context("an arithmetic target's problems")?;
-    let problems = arith_problems(spec, args.prompts);
+    let problems = spec.spread_problems(args.prompts);
     let mut prompts = Vec::with_capacity(problems.len());
     let mut answers = Vec::with_capacity(problems.len());
     for p in &problems {

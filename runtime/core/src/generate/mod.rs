@@ -405,6 +405,18 @@ impl Tokenizer {
         }
     }
 
+    /// The symbols, for messages: `the 256 bytes`, or the table as a quoted string.
+    pub fn describe(&self) -> String {
+        match self {
+            Tokenizer::Bytes => "the 256 bytes".into(),
+            Tokenizer::Symbols { chars, end } => format!(
+                "{:?} (end token {})",
+                chars.iter().collect::<String>(),
+                end.map_or("none".into(), |e| e.to_string())
+            ),
+        }
+    }
+
     /// The token that ends a generation, if the model has one.
     pub fn stop(&self) -> Option<u8> {
         match self {
@@ -444,7 +456,7 @@ pub fn check_pair(target: &Bundle, draft: &Bundle) -> Result<(), GenError> {
         return Err(GenError::SymbolMismatch {
             target: t.name.clone(),
             draft: d.name.clone(),
-            detail: format!("{tt:?} against {dt:?}"),
+            detail: format!("{} against {}", tt.describe(), dt.describe()),
         });
     }
     Ok(())
