@@ -21,7 +21,8 @@
 //!   target call, and a fixed cost per call shrinks that gap.
 //! - **exactness**: every logit here is computed by the same operations in the same order
 //!   whether its token is fed alone or inside a k-token verify call (matrix products accumulate
-//!   each output over the input index in order, attention runs per query), so a verify call
+//!   each output over the input index in order; a query's attention scores and weighted sums
+//!   are chains over components and keys in order, whatever queries share the call), so a verify call
 //!   reproduces one-token decoding bit for bit and greedy speculative output equals greedy
 //!   target-only output by construction, not by luck of rounding.
 //!
@@ -225,8 +226,10 @@ impl fmt::Debug for Net {
 /// The keys and values a model has seen, for every layer, and how many tokens that is.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    /// Per layer `[n_head][head_dim][context_len]` (transposed: a query's scores are
-    /// vectors over keys).
+    /// Per layer `[n_head][context_len / 8][head_dim][8]`: keys in blocks of [`KEY_BLOCK`],
+    /// each block's keys transposed, so scores are vectors over keys and one block is one
+    /// contiguous read (the earlier `[head_dim][context_len]` layout made a head's scores 32
+    /// streams 2 KB apart, every one on the same few L1 sets).
     k: Vec<Vec<f32>>,
     /// Per layer `[n_head][context_len][head_dim]`.
     v: Vec<Vec<f32>>,
@@ -260,9 +263,12 @@ pub struct Scratch {
     v: Vec<f32>,
     y: Vec<f32>,
     a: Vec<f32>,
+    /// One head's `[n][keys rounded up to KEY_BLOCK]` scores, then softmax weights.
     scores: Vec<f32>,
-    /// One head's query, scaled.
+    /// One head's queries, scaled, `[n][head_dim]`.
     qh: Vec<f32>,
+    /// One head's softmax normalizers, one per query.
+    inv: Vec<f32>,
     /// `[n][vocab]` logits of a model with fewer than [`VOCAB`] symbols.
     narrow: Vec<f32>,
 }
@@ -659,8 +665,10 @@ impl Net {
     /// An empty cache.
     pub fn new_cache(&self) -> Cache {
         let per = self.cfg.n_head * self.cfg.context_len * self.cfg.head_dim();
+        let per_k =
+            self.cfg.n_head * key_blocks(self.cfg.context_len) * KEY_BLOCK * self.cfg.head_dim();
         Cache {
-            k: vec![vec![0.0; per]; self.cfg.n_layer],
+            k: vec![vec![0.0; per_k]; self.cfg.n_layer],
             v: vec![vec![0.0; per]; self.cfg.n_layer],
             len: 0,
         }
@@ -756,10 +764,17 @@ impl Net {
         }
         s.a.clear();
         s.a.resize(n * f, 0.0);
+        // Every query of the call is scored against all `past + n` keys, whole blocks of them;
+        // query t then uses only the first `past + t + 1` (causal).
+        let blocks = key_blocks(past + n);
+        let stride = blocks * KEY_BLOCK;
+        let head_k = key_blocks(ctx) * KEY_BLOCK * hd;
         s.scores.clear();
-        s.scores.resize(past + n, 0.0);
+        s.scores.resize(n * stride, 0.0);
         s.qh.clear();
-        s.qh.resize(hd, 0.0);
+        s.qh.resize(n * hd, 0.0);
+        s.inv.clear();
+        s.inv.resize(n, 0.0);
         for (t, (row, &tok)) in s.x.chunks_exact_mut(d).zip(tokens).enumerate() {
             row.copy_from_slice(&self.emb[usize::from(tok) * d..][..d]);
             if !rope_on {
@@ -785,33 +800,43 @@ impl Net {
                         rope(&mut s.q[o..o + hd], c, sn);
                         rope(&mut s.k[o..o + hd], c, sn);
                     }
-                    // Keys transposed (`[head][hd][ctx]`), so scores vectorize over keys.
-                    let kt = &mut cache.k[layer][head * hd * ctx + pos..];
+                    let block = head * head_k + (pos / KEY_BLOCK) * KEY_BLOCK * hd;
+                    let kt = &mut cache.k[layer][block + pos % KEY_BLOCK..];
                     for (j, &kv) in s.k[o..o + hd].iter().enumerate() {
-                        kt[j * ctx] = kv;
+                        kt[j * KEY_BLOCK] = kv;
                     }
                     let slot = (head * ctx + pos) * hd;
                     cache.v[layer][slot..slot + hd].copy_from_slice(&s.v[o..o + hd]);
                 }
             }
-            for t in 0..n {
-                let seen = past + t + 1;
-                for head in 0..cfg.n_head {
-                    let o = t * d + head * hd;
-                    for (qh, &v) in s.qh.iter_mut().zip(&s.q[o..o + hd]) {
-                        *qh = v * scale;
+            // One head at a time, all queries together: each block of cached keys and each
+            // cached value is read once per call and used by every query (one pass per query
+            // made a 4-token verify call cost 4 passes over the cache; the cache, 2.4 MB at 400
+            // tokens for the prose target, is read from L3).
+            for head in 0..cfg.n_head {
+                for (qh, q) in s.qh.chunks_exact_mut(hd).zip(s.q.chunks_exact(d)) {
+                    for (a, &v) in qh.iter_mut().zip(&q[head * hd..][..hd]) {
+                        *a = v * scale;
                     }
-                    let kt = &cache.k[layer][head * hd * ctx..][..hd * ctx];
-                    let vals = &cache.v[layer][head * ctx * hd..][..seen * hd];
-                    let sc = &mut s.scores[..seen];
-                    scores(&s.qh, kt, ctx, sc, fma);
+                }
+                let kt = &cache.k[layer][head * head_k..][..blocks * KEY_BLOCK * hd];
+                scores(&s.qh, kt, hd, blocks, &mut s.scores, fma);
+                for (t, (row, inv)) in s
+                    .scores
+                    .chunks_exact_mut(stride)
+                    .zip(&mut s.inv)
+                    .enumerate()
+                {
+                    let sc = &mut row[..past + t + 1];
                     let max = max8(sc);
                     for score in sc.iter_mut() {
                         *score = exp(*score - max, fma);
                     }
-                    let inv = 1.0 / sum8(sc);
-                    weighted_sum(sc, vals, inv, &mut s.y[o..o + hd], fma);
+                    *inv = 1.0 / sum8(sc);
                 }
+                let vals = &cache.v[layer][head * ctx * hd..][..(past + n) * hd];
+                let out = &mut s.y[head * hd..][..(n - 1) * d + hd];
+                weighted_sums(&s.scores, stride, past + 1, vals, hd, &s.inv, out, d, fma);
             }
             matmul(&s.y, &b.wo, &mut s.h, d, d, fma);
             add_bias(&mut s.h, &b.bo);
@@ -902,78 +927,87 @@ fn max8(a: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
-/// `out[key] = q . keys[.][key]` for the first `out.len()` keys of `kt` (`[hd][ctx]`, keys
-/// transposed): every score takes its `hd` products in order from zero, whatever the number of
-/// keys. With AVX2, 32 keys at a time in four registers across the whole head (one load and
-/// one multiply-add per 8 keys and component); the portable loop instead walks the scores
-/// once per component, a load and a store of each score every time.
+/// Keys per block of the key cache (one AVX2 vector of scores).
+const KEY_BLOCK: usize = 8;
+
+/// Blocks holding `keys` keys.
+fn key_blocks(keys: usize) -> usize {
+    keys.div_ceil(KEY_BLOCK)
+}
+
+/// `out[r][key] = q[r] . key` for the `n` queries of `q` (`[n][hd]`) and the `blocks * 8`
+/// keys of `kt` (`[blocks][hd][8]`, [`Cache::k`]'s layout); `out` is `[n][blocks * 8]`.
+///
+/// Every score takes its `hd` products in component order from zero, whatever the number of
+/// queries and keys: the bits of a score are those of a one-token call. Keys past the cached
+/// ones in the last block get scores that are never used.
 #[inline(always)]
-fn scores(q: &[f32], kt: &[f32], ctx: usize, out: &mut [f32], fma: bool) {
+fn scores(q: &[f32], kt: &[f32], hd: usize, blocks: usize, out: &mut [f32], fma: bool) {
     #[cfg(target_arch = "x86_64")]
     if fma {
         #[allow(unsafe_code)]
         // SAFETY: `fma` is true only when AVX2 and FMA were detected (`fma_available`).
         unsafe {
-            avx2::scores(q, kt, ctx, out)
+            avx2::scores(q, kt, hd, blocks, out)
         };
         return;
     }
-    let seen = out.len();
-    out.fill(0.0);
-    for (&qj, row) in q.iter().zip(kt.chunks_exact(ctx)) {
-        for (score, &k) in out.iter_mut().zip(&row[..seen]) {
-            *score = madd(qj, k, *score, fma);
+    let stride = blocks * KEY_BLOCK;
+    for (qr, row) in q.chunks_exact(hd).zip(out.chunks_exact_mut(stride)) {
+        for (block, lanes) in kt
+            .chunks_exact(hd * KEY_BLOCK)
+            .zip(row.chunks_exact_mut(KEY_BLOCK))
+        {
+            lanes.fill(0.0);
+            for (&qj, keys) in qr.iter().zip(block.chunks_exact(KEY_BLOCK)) {
+                for (score, &k) in lanes.iter_mut().zip(keys) {
+                    *score = madd(qj, k, *score, fma);
+                }
+            }
         }
     }
 }
 
-/// `out = inv * sum_key w[key] * vals[key]` for `vals` `[keys][hd]`: every output lane takes
-/// the keys in a fixed order (four interleaved partial sums, key mod 4, added pairwise, then
-/// the last `keys % 4` keys), which depends only on how many keys a query sees. Four chains of
-/// multiply-adds in registers instead of one through memory: the single read-modify-write
-/// chain per key ran at the latency of a multiply-add plus a store-to-load forward.
+/// `out[r] = inv[r] * sum_key w[r][key] * vals[key]` over the first `first + r` keys, for
+/// the `n = inv.len()` queries `r` of `w` (`[n][stride]`, softmax weights), `vals`
+/// `[keys][hd]`, and `out` rows `out_stride` apart.
+///
+/// Every output lane is one chain of multiply-adds over the keys in order from zero, then one
+/// multiply by `inv`: it depends only on the weights and values its query sees, not on the
+/// queries fed with it. (The earlier per-query version split each lane into four chains by
+/// key mod 4 for latency; four lanes of a 32-wide head side by side give the same four
+/// independent chains, and two queries side by side eight.)
 #[inline(always)]
-fn weighted_sum(w: &[f32], vals: &[f32], inv: f32, out: &mut [f32], fma: bool) {
-    let hd = out.len();
-    if !hd.is_multiple_of(8) {
-        out.fill(0.0);
-        for (&p, val) in w.iter().zip(vals.chunks_exact(hd)) {
-            for (acc, &x) in out.iter_mut().zip(val) {
-                *acc = madd(p, x, *acc, fma);
-            }
-        }
-        out.iter_mut().for_each(|o| *o *= inv);
-        return;
-    }
+#[allow(clippy::too_many_arguments)]
+fn weighted_sums(
+    w: &[f32],
+    stride: usize,
+    first: usize,
+    vals: &[f32],
+    hd: usize,
+    inv: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+    fma: bool,
+) {
     #[cfg(target_arch = "x86_64")]
-    if fma {
+    if fma && hd.is_multiple_of(8) {
         #[allow(unsafe_code)]
         // SAFETY: `fma` is true only when AVX2 and FMA were detected (`fma_available`).
         unsafe {
-            avx2::weighted_sum(w, vals, inv, out)
+            avx2::weighted_sums(w, stride, first, vals, hd, inv, out, out_stride)
         };
         return;
     }
-    let quads = w.len() / 4;
-    for (c, lanes) in out.chunks_exact_mut(8).enumerate() {
-        let j = c * 8;
-        let mut acc = [[0.0f32; 8]; 4];
-        for (q, p) in w.chunks_exact(4).enumerate() {
-            for (u, a) in acc.iter_mut().enumerate() {
-                let v: &[f32; 8] = vals[(4 * q + u) * hd + j..][..8]
-                    .try_into()
-                    .expect("8 lanes");
-                for l in 0..8 {
-                    a[l] = madd(p[u], v[l], a[l], fma);
-                }
+    for (r, &scale) in inv.iter().enumerate() {
+        let wr = &w[r * stride..][..first + r];
+        let o = &mut out[r * out_stride..][..hd];
+        for (c, lane) in o.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            for (key, &p) in wr.iter().enumerate() {
+                acc = madd(p, vals[key * hd + c], acc, fma);
             }
-        }
-        for l in 0..8 {
-            let mut sum = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
-            for key in 4 * quads..w.len() {
-                sum = madd(w[key], vals[key * hd + j + l], sum, fma);
-            }
-            lanes[l] = sum * inv;
+            *lane = acc * scale;
         }
     }
 }
@@ -1329,100 +1363,199 @@ fn tile<const R: usize, const V: usize>(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps,
-        _mm256_setzero_ps, _mm256_storeu_ps,
+        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
     };
 
-    /// [`super::scores`]: blocks of 32 keys, then of 8, then one key at a time, each score's
-    /// products in component order from zero (the portable loop's order).
+    /// [`super::scores`]: queries in tiles of up to 4 rows, each tile over groups of key
+    /// blocks (12 or fewer accumulators, so that they, the key vectors and a broadcast fit the
+    /// 16 registers); every score's products in component order from zero.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn scores(q: &[f32], kt: &[f32], ctx: usize, out: &mut [f32]) {
-        let (hd, seen) = (q.len(), out.len());
-        assert!(seen <= ctx && kt.len() >= hd * ctx);
-        let k = kt.as_ptr();
-        let mut key = 0;
-        while key + 32 <= seen {
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (j, &qj) in q.iter().enumerate() {
-                let qv = _mm256_set1_ps(qj);
-                for (u, a) in acc.iter_mut().enumerate() {
-                    #[allow(unsafe_code)]
-                    // SAFETY: j < hd and key + 8u + 8 <= seen <= ctx, inside `kt` (asserted).
-                    let kv = unsafe { _mm256_loadu_ps(k.add(j * ctx + key + 8 * u)) };
-                    *a = _mm256_fmadd_ps(qv, kv, *a);
-                }
+    pub(super) fn scores(q: &[f32], kt: &[f32], hd: usize, blocks: usize, out: &mut [f32]) {
+        let n = q.len() / hd;
+        let stride = blocks * 8;
+        assert!(kt.len() >= blocks * hd * 8 && out.len() >= n * stride);
+        let tiles = n.div_ceil(4);
+        let mut r0 = 0;
+        for i in 0..tiles {
+            let rows = n / tiles + usize::from(i < n % tiles);
+            let (q, out) = (&q[r0 * hd..], &mut out[r0 * stride..]);
+            match rows {
+                1 => score_rows::<1, 4>(q, kt, hd, blocks, out),
+                2 => score_rows::<2, 4>(q, kt, hd, blocks, out),
+                3 => score_rows::<3, 3>(q, kt, hd, blocks, out),
+                4 => score_rows::<4, 2>(q, kt, hd, blocks, out),
+                _ => unreachable!("tiles of 1 to 4 queries"),
             }
-            for (u, a) in acc.iter().enumerate() {
-                let o: &mut [f32; 8] = (&mut out[key + 8 * u..][..8]).try_into().expect("8");
-                #[allow(unsafe_code)]
-                // SAFETY: `o` is 8 writable f32.
-                unsafe {
-                    _mm256_storeu_ps(o.as_mut_ptr(), *a)
-                };
-            }
-            key += 32;
-        }
-        while key + 8 <= seen {
-            let mut acc = _mm256_setzero_ps();
-            for (j, &qj) in q.iter().enumerate() {
-                #[allow(unsafe_code)]
-                // SAFETY: as above, for 8 keys.
-                let kv = unsafe { _mm256_loadu_ps(k.add(j * ctx + key)) };
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(qj), kv, acc);
-            }
-            let o: &mut [f32; 8] = (&mut out[key..][..8]).try_into().expect("8");
-            #[allow(unsafe_code)]
-            // SAFETY: `o` is 8 writable f32.
-            unsafe {
-                _mm256_storeu_ps(o.as_mut_ptr(), acc)
-            };
-            key += 8;
-        }
-        for (i, o) in out.iter_mut().enumerate().skip(key) {
-            let mut acc = 0.0f32;
-            for (j, &qj) in q.iter().enumerate() {
-                acc = qj.mul_add(kt[j * ctx + i], acc);
-            }
-            *o = acc;
+            r0 += rows;
         }
     }
 
-    /// [`super::weighted_sum`] for `out.len()` a multiple of 8, with the same operations in
-    /// the same order (the LLVM build of the portable loops used 2-lane vectors).
+    /// `R` queries over all `blocks`, `B` blocks at a time, then one at a time.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn weighted_sum(w: &[f32], vals: &[f32], inv: f32, out: &mut [f32]) {
-        let hd = out.len();
-        assert!(hd.is_multiple_of(8) && vals.len() >= w.len() * hd);
-        let quads = w.len() / 4;
-        let v = vals.as_ptr();
-        for c in 0..hd / 8 {
-            let j = c * 8;
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for q in 0..quads {
-                for (u, a) in acc.iter_mut().enumerate() {
-                    let key = 4 * q + u;
-                    #[allow(unsafe_code)]
-                    // SAFETY: key < w.len() and j + 8 <= hd, so the 8 lanes lie inside `vals`
-                    // (asserted above); unaligned loads are allowed.
-                    let x = unsafe { _mm256_loadu_ps(v.add(key * hd + j)) };
-                    *a = _mm256_fmadd_ps(_mm256_set1_ps(w[key]), x, *a);
+    fn score_rows<const R: usize, const B: usize>(
+        q: &[f32],
+        kt: &[f32],
+        hd: usize,
+        blocks: usize,
+        out: &mut [f32],
+    ) {
+        let mut b0 = 0;
+        while b0 + B <= blocks {
+            score_tile::<R, B>(q, kt, hd, b0, out, blocks * 8);
+            b0 += B;
+        }
+        while b0 < blocks {
+            score_tile::<R, 1>(q, kt, hd, b0, out, blocks * 8);
+            b0 += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn score_tile<const R: usize, const B: usize>(
+        q: &[f32],
+        kt: &[f32],
+        hd: usize,
+        b0: usize,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        assert!(q.len() >= R * hd && kt.len() >= (b0 + B) * hd * 8);
+        assert!(out.len() >= (R - 1) * stride + (b0 + B) * 8);
+        let mut acc = [[_mm256_setzero_ps(); B]; R];
+        let (qp, kp) = (q.as_ptr(), kt.as_ptr());
+        for j in 0..hd {
+            #[allow(unsafe_code)]
+            // SAFETY: j < hd, rows < R and blocks < b0 + B, inside `q` and `kt` (asserted).
+            unsafe {
+                let kv: [__m256; B] =
+                    std::array::from_fn(|b| _mm256_loadu_ps(kp.add(((b0 + b) * hd + j) * 8)));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let qv = _mm256_set1_ps(*qp.add(r * hd + j));
+                    for (a, &k) in row.iter_mut().zip(&kv) {
+                        *a = _mm256_fmadd_ps(qv, k, *a);
+                    }
                 }
             }
-            let mut sum =
-                _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            for (key, &p) in w.iter().enumerate().skip(4 * quads) {
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (b, &lanes) in row.iter().enumerate() {
+                let o: &mut [f32; 8] = (&mut out[r * stride + (b0 + b) * 8..][..8])
+                    .try_into()
+                    .expect("8 lanes");
                 #[allow(unsafe_code)]
-                // SAFETY: as above.
-                let x = unsafe { _mm256_loadu_ps(v.add(key * hd + j)) };
-                sum = _mm256_fmadd_ps(_mm256_set1_ps(p), x, sum);
+                // SAFETY: `o` is 8 writable f32 (unaligned stores are allowed).
+                unsafe {
+                    _mm256_storeu_ps(o.as_mut_ptr(), lanes)
+                };
             }
-            let r = _mm256_mul_ps(sum, _mm256_set1_ps(inv));
-            let lanes: &mut [f32; 8] = (&mut out[j..j + 8]).try_into().expect("8 lanes");
+        }
+    }
+
+    /// [`super::weighted_sums`] for `hd` a multiple of 8: queries two at a time, the head's
+    /// lanes four vectors at a time; the same chains in the same order.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn weighted_sums(
+        w: &[f32],
+        stride: usize,
+        first: usize,
+        vals: &[f32],
+        hd: usize,
+        inv: &[f32],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let n = inv.len();
+        assert!(hd.is_multiple_of(8) && vals.len() >= (first + n - 1) * hd);
+        assert!(w.len() >= (n - 1) * stride + first + n - 1);
+        assert!(out.len() >= (n - 1) * out_stride + hd);
+        let mut r0 = 0;
+        while r0 < n {
+            let rows = (n - r0).min(2);
+            let mut c0 = 0;
+            while c0 < hd {
+                let vectors = ((hd - c0) / 8).min(4);
+                let (w, inv, out) = (&w[r0 * stride..], &inv[r0..], &mut out[r0 * out_stride..]);
+                let seen = first + r0;
+                macro_rules! go {
+                    ($r:literal, $v:literal) => {
+                        value_tile::<$r, $v>(w, stride, seen, vals, hd, c0, inv, out, out_stride)
+                    };
+                }
+                match (rows, vectors) {
+                    (1, 1) => go!(1, 1),
+                    (1, 2) => go!(1, 2),
+                    (1, 3) => go!(1, 3),
+                    (1, 4) => go!(1, 4),
+                    (2, 1) => go!(2, 1),
+                    (2, 2) => go!(2, 2),
+                    (2, 3) => go!(2, 3),
+                    (2, 4) => go!(2, 4),
+                    _ => unreachable!("1 or 2 queries by 1 to 4 vectors"),
+                }
+                c0 += vectors * 8;
+            }
+            r0 += rows;
+        }
+    }
+
+    /// `R` queries (the first sees `seen` keys, the next one more) by `V` vectors of lanes
+    /// from `c0`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn value_tile<const R: usize, const V: usize>(
+        w: &[f32],
+        stride: usize,
+        seen: usize,
+        vals: &[f32],
+        hd: usize,
+        c0: usize,
+        inv: &[f32],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let last = seen + R - 1;
+        assert!(vals.len() >= last * hd && c0 + V * 8 <= hd);
+        assert!(w.len() >= (R - 1) * stride + last && inv.len() >= R);
+        assert!(out.len() >= (R - 1) * out_stride + c0 + V * 8);
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        let (wp, vp) = (w.as_ptr(), vals.as_ptr());
+        // Row r sees `seen + r` keys: all rows take the first `seen`, then the later rows
+        // the rest.
+        let mut step = |key: usize, from: usize| {
             #[allow(unsafe_code)]
-            // SAFETY: `lanes` is 8 writable f32 (unaligned stores are allowed).
+            // SAFETY: key < last, c0 + V * 8 <= hd, rows < R: inside `vals` and `w`
+            // (asserted above).
             unsafe {
-                _mm256_storeu_ps(lanes.as_mut_ptr(), r)
-            };
+                let vv: [__m256; V] =
+                    std::array::from_fn(|v| _mm256_loadu_ps(vp.add(key * hd + c0 + v * 8)));
+                for (r, row) in acc.iter_mut().enumerate().skip(from) {
+                    let p = _mm256_set1_ps(*wp.add(r * stride + key));
+                    for (a, &x) in row.iter_mut().zip(&vv) {
+                        *a = _mm256_fmadd_ps(p, x, *a);
+                    }
+                }
+            }
+        };
+        for key in 0..seen {
+            step(key, 0);
+        }
+        for key in seen..last {
+            step(key, key - seen + 1);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let scale = _mm256_set1_ps(inv[r]);
+            for (v, &lanes) in row.iter().enumerate() {
+                let o: &mut [f32; 8] = (&mut out[r * out_stride + c0 + v * 8..][..8])
+                    .try_into()
+                    .expect("8 lanes");
+                #[allow(unsafe_code)]
+                // SAFETY: `o` is 8 writable f32 (unaligned stores are allowed).
+                unsafe {
+                    _mm256_storeu_ps(o.as_mut_ptr(), _mm256_mul_ps(lanes, scale))
+                };
+            }
         }
     }
 
@@ -1559,23 +1692,90 @@ mod tests {
         }
     }
 
-    /// The AVX2 attention scores (blocks of 32 and 8 keys, a scalar tail) give the portable
-    /// loop's bits for every key count.
+    /// The AVX2 attention scores (query tiles of 1-4 rows, groups of key blocks) give the
+    /// portable loop's bits for every query and key count, and so do the weighted sums of the
+    /// values (query pairs, groups of up to 4 vectors) for heads of 8 to 40 lanes; a query's
+    /// bits do not depend on the queries scored with it.
     #[test]
-    fn scores_match_the_portable_loop() {
-        let (hd, ctx) = (24, 80);
-        let kt: Vec<f32> = (0..hd * ctx).map(|i| (i as f32 * 0.73).sin()).collect();
-        let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.29).cos()).collect();
-        for seen in 1..=ctx {
-            let mut want = vec![0.0; seen];
-            for (j, &qj) in q.iter().enumerate() {
-                for (key, w) in want.iter_mut().enumerate() {
-                    *w = madd(qj, kt[j * ctx + key], *w, fma_available());
+    fn attention_kernels_match_the_portable_loops_and_one_query_calls() {
+        for hd in [8, 24, 32, 40] {
+            let ctx = 80;
+            let kt: Vec<f32> = (0..ctx * hd).map(|i| (i as f32 * 0.73).sin()).collect();
+            let vals: Vec<f32> = (0..ctx * hd).map(|i| (i as f32 * 0.41).cos()).collect();
+            for n in 1..=9 {
+                for past in [0, 1, 7, 8, 9, 31, 40, ctx - n] {
+                    let keys = past + n;
+                    let blocks = key_blocks(keys);
+                    let stride = blocks * KEY_BLOCK;
+                    let q: Vec<f32> = (0..n * hd).map(|i| (i as f32 * 0.29).cos()).collect();
+                    for fma in [false, fma_available()] {
+                        let (mut got, mut want) =
+                            (vec![f32::NAN; n * stride], vec![0.0; n * stride]);
+                        scores(&q, &kt, hd, blocks, &mut got, fma);
+                        for (r, row) in want.chunks_exact_mut(stride).enumerate() {
+                            for (key, w) in row.iter_mut().enumerate() {
+                                let (b, l) = (key / KEY_BLOCK, key % KEY_BLOCK);
+                                *w = (0..hd).fold(0.0, |a, j| {
+                                    madd(q[r * hd + j], kt[(b * hd + j) * KEY_BLOCK + l], a, fma)
+                                });
+                            }
+                        }
+                        assert_eq!(
+                            got, want,
+                            "scores: hd {hd}, {n} queries, {past} cached, fma {fma}"
+                        );
+                        let w: Vec<f32> = (0..n * stride)
+                            .map(|i| 0.5 + (i as f32 * 0.17).sin() / 3.0)
+                            .collect();
+                        let inv: Vec<f32> = (0..n).map(|r| 1.0 / (r as f32 + 2.0)).collect();
+                        let d = hd + 5;
+                        let (mut got, mut want) = (vec![f32::NAN; n * d], vec![f32::NAN; n * d]);
+                        let v = &vals[..keys * hd];
+                        weighted_sums(
+                            &w,
+                            stride,
+                            past + 1,
+                            v,
+                            hd,
+                            &inv,
+                            &mut got[..(n - 1) * d + hd],
+                            d,
+                            fma,
+                        );
+                        for r in 0..n {
+                            let o = &mut want[r * d..][..hd];
+                            for (c, lane) in o.iter_mut().enumerate() {
+                                let acc = (0..past + 1 + r).fold(0.0, |a, key| {
+                                    madd(w[r * stride + key], v[key * hd + c], a, fma)
+                                });
+                                *lane = acc * inv[r];
+                            }
+                            // The same query alone, as a one-token call at its position runs it.
+                            let mut alone = vec![f32::NAN; hd];
+                            let seen = past + 1 + r;
+                            weighted_sums(
+                                &w[r * stride..],
+                                stride,
+                                seen,
+                                &v[..seen * hd],
+                                hd,
+                                &inv[r..=r],
+                                &mut alone,
+                                d,
+                                fma,
+                            );
+                            assert_eq!(alone, o, "alone: hd {hd}, query {r} of {n}, {past} cached");
+                        }
+                        for r in 0..n {
+                            assert_eq!(
+                                got[r * d..][..hd],
+                                want[r * d..][..hd],
+                                "sums: hd {hd}, query {r} of {n}, {past} cached"
+                            );
+                        }
+                    }
                 }
             }
-            let mut got = vec![f32::NAN; seen];
-            scores(&q, &kt, ctx, &mut got, fma_available());
-            assert_eq!(got, want, "{seen} keys");
         }
     }
 
