@@ -226,10 +226,10 @@ impl fmt::Debug for Net {
 /// The keys and values a model has seen, for every layer, and how many tokens that is.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    /// Per layer `[n_head][context_len / 8][head_dim][8]`: keys in blocks of [`KEY_BLOCK`],
-    /// each block's keys transposed, so scores are vectors over keys and one block is one
-    /// contiguous read (the earlier `[head_dim][context_len]` layout made a head's scores 32
-    /// streams 2 KB apart, every one on the same few L1 sets).
+    /// Per layer `[n_head][blocks][head_dim][8]` (`context_len / 8` blocks, rounded up): keys
+    /// in blocks of [`KEY_BLOCK`], each block's keys transposed, so scores are vectors over keys
+    /// and one block is one contiguous read (the earlier `[head_dim][context_len]` layout made
+    /// a head's scores 32 streams 2 KB apart, which land on 2 of a 32 KB 8-way L1's 64 sets).
     k: Vec<Vec<f32>>,
     /// Per layer `[n_head][context_len][head_dim]`.
     v: Vec<Vec<f32>>,
@@ -958,12 +958,13 @@ fn scores(q: &[f32], kt: &[f32], hd: usize, blocks: usize, out: &mut [f32], fma:
             .chunks_exact(hd * KEY_BLOCK)
             .zip(row.chunks_exact_mut(KEY_BLOCK))
         {
-            lanes.fill(0.0);
+            let mut acc = [0.0f32; KEY_BLOCK];
             for (&qj, keys) in qr.iter().zip(block.chunks_exact(KEY_BLOCK)) {
-                for (score, &k) in lanes.iter_mut().zip(keys) {
-                    *score = madd(qj, k, *score, fma);
+                for (a, &k) in acc.iter_mut().zip(keys) {
+                    *a = madd(qj, k, *a, fma);
                 }
             }
+            lanes.copy_from_slice(&acc);
         }
     }
 }
@@ -999,15 +1000,21 @@ fn weighted_sums(
         };
         return;
     }
+    // Eight lanes at a time in a local accumulator, keys inner: the same chains, and the loop
+    // vectorizes over lanes (a chain per lane walking `vals` at a stride of `hd` did not).
     for (r, &scale) in inv.iter().enumerate() {
         let wr = &w[r * stride..][..first + r];
         let o = &mut out[r * out_stride..][..hd];
-        for (c, lane) in o.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for (key, &p) in wr.iter().enumerate() {
-                acc = madd(p, vals[key * hd + c], acc, fma);
+        for (c0, lanes) in (0..hd).step_by(8).zip(o.chunks_mut(8)) {
+            let mut acc = [0.0f32; 8];
+            for (&p, val) in wr.iter().zip(vals.chunks_exact(hd)) {
+                for (a, &x) in acc.iter_mut().zip(&val[c0..c0 + lanes.len()]) {
+                    *a = madd(p, x, *a, fma);
+                }
             }
-            *lane = acc * scale;
+            for (lane, a) in lanes.iter_mut().zip(acc) {
+                *lane = a * scale;
+            }
         }
     }
 }
