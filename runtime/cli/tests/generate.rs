@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use arca_runtime::bundle::{self, Bundle};
+use arca_runtime::bundle::{self, Bundle, Manifest};
 use common::{arca, fails_with, ok};
 
 fn repo() -> PathBuf {
@@ -18,6 +18,17 @@ fn model(name: &str) -> String {
         .join(format!("models/gen/trained/{name}.arcm"))
         .display()
         .to_string()
+}
+
+/// `path` with its manifest changed by `edit`, written as `dir/name` (graph and weights kept).
+fn edited_bundle(path: &str, dir: &Path, name: &str, edit: impl FnOnce(&mut Manifest)) -> PathBuf {
+    let source = Bundle::open(path).unwrap();
+    let mut manifest = source.manifest().clone();
+    edit(&mut manifest);
+    let bytes = bundle::encode(manifest, source.onnx_graph_bytes(), source.payload()).unwrap();
+    let out = dir.join(name);
+    std::fs::write(&out, bytes).unwrap();
+    out
 }
 
 fn stdout(out: &std::process::Output) -> Vec<u8> {
@@ -153,12 +164,9 @@ fn bad_input_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let t = model("gen-target");
     // A draft over another vocabulary.
-    let draft = Bundle::open(model("gen-draft-kd")).unwrap();
-    let mut manifest = draft.manifest().clone();
-    manifest.vocab_size = 512;
-    let bytes = bundle::encode(manifest, draft.onnx_graph_bytes(), draft.payload()).unwrap();
-    let bad = dir.path().join("bad.arcm");
-    std::fs::write(&bad, bytes).unwrap();
+    let bad = edited_bundle(&model("gen-draft-kd"), dir.path(), "bad.arcm", |m| {
+        m.vocab_size = 512;
+    });
     let out = arca(
         dir.path(),
         &[
@@ -311,16 +319,14 @@ fn arithmetic_generation_answers_and_refuses_what_it_cannot_read() {
         "vocabulary of 256 symbols but target 'arith-add-padrev-target' has 16",
     );
     // A draft of the same size whose symbols are in another order.
-    let draft = Bundle::open(arith_model("arith-add-padrev-draft-kd")).unwrap();
-    let mut manifest = draft.manifest().clone();
-    for (k, v) in &mut manifest.provenance {
-        if k == "arith.vocab" {
-            *v = v.chars().rev().collect();
+    let draft = arith_model("arith-add-padrev-draft-kd");
+    let shuffled = edited_bundle(&draft, dir.path(), "shuffled.arcm", |m| {
+        for (k, v) in &mut m.provenance {
+            if k == "arith.vocab" {
+                *v = v.chars().rev().collect();
+            }
         }
-    }
-    let bytes = bundle::encode(manifest, draft.onnx_graph_bytes(), draft.payload()).unwrap();
-    let shuffled = dir.path().join("shuffled.arcm");
-    std::fs::write(&shuffled, bytes).unwrap();
+    });
     let out = arca(
         dir.path(),
         &[
