@@ -125,6 +125,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             break;
         }
     }
+    if speedups[0].is_empty() {
+        return Err("no file in the prompt folder has 20,128 bytes".into());
+    }
     let with = match &draft {
         Some(d) => format!(", running {}'s proposals alongside", d.name()),
         None => String::new(),
