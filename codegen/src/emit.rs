@@ -1,7 +1,7 @@
 //! `emit`: a compressor bundle as a `no_std` Rust module for microcontrollers.
 //!
 //! The bundle's graph is lowered by the runtime's native engine
-//! ([`arca_runtime::native::lower_bundle`]: the same analysis that proves every integer bound,
+//! ([`arca_runtime::engine::lower_bundle`]: the same analysis that proves every integer bound,
 //! so the emitted code inherits its proof), and written out as:
 //!
 //! - the weights, embedding, per-channel constants and lookup tables as `static` arrays of the
@@ -27,7 +27,7 @@
 use std::fmt::Write as _;
 
 use arca_runtime::bundle::{Bundle, ModelKind};
-use arca_runtime::native::{LoweredOp, lower_bundle};
+use arca_runtime::engine::{LoweredOp, lower_bundle};
 
 /// Why a bundle cannot be emitted.
 #[derive(Debug, thiserror::Error)]

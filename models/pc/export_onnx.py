@@ -245,7 +245,7 @@ def _session(model_bytes: bytes):
 
 def read_bundle(path: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray], int]:
     """(graph with its initializers filled in from the payload, payload tensors by name, bytes)
-    of a .arcm bundle (layout in runtime/core/src/bundle.rs: an 80-byte header with the offsets
+    of a .arcm bundle (layout in runtime/bundle/src/lib.rs: an 80-byte header with the offsets
     and lengths of the manifest, the graph and the payload; the graph's initializers refer to the
     payload as external data at location ".")."""
     raw = open(path, "rb").read()

@@ -4,8 +4,9 @@
 #   targets/cross/test.sh aarch64     # aarch64-unknown-linux-gnu, qemu -cpu cortex-a53
 #   targets/cross/test.sh armv7       # armv7-unknown-linux-gnueabihf, qemu -cpu cortex-a15 (NEON)
 #
-# 1. the unit tests of arca-coder and arca-runtime run on the target (among them: text-small's
-#    logits on the target hash to the value tract computed on x86-64,
+# 1. the unit tests of arca-coder, arca-bundle, arca-image, arca-generate (the portable
+#    generation kernels: NEON on aarch64) and arca-runtime run on the target (among them:
+#    text-small's logits on the target hash to the value tract computed on x86-64,
 #    `text_small_logits_match_the_golden_hash`);
 # 2. `arca` is built for the target and tests/tests/cross_arch.rs runs on the host against it:
 #    every Canterbury and Calgary text file gives the same stream on both sides, each side
@@ -40,7 +41,7 @@ if [[ "${ARCA_CROSS_TRACT:-0}" == 1 ]]; then features=(); what="with tract"; els
 
 t0=$(date +%s)
 echo "=== $target ($what): unit tests under $runner"
-cargo_x test -p arca-coder --lib
+cargo_x test -p arca-coder -p arca-bundle -p arca-image -p arca-generate --lib
 cargo_x test -p arca-runtime --lib "${features[@]}"
 echo "=== $target: build arca ($(( $(date +%s) - t0 ))s)"
 cargo_x build -p arca-cli "${features[@]}"

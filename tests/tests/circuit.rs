@@ -111,7 +111,7 @@ fn shared_mnist() -> Option<Vec<u8>> {
 
 #[test]
 fn committed_images_round_trip_byte_for_byte() {
-    use arca_runtime::circuit::{ImageCodec, ImageOptions};
+    use arca_runtime::codec::{ImageCodec, ImageOptions};
     let c = Circuit::load(&bundle()).unwrap();
     let codec = ImageCodec::new(&c);
     let dir = repo().join("tests/data/mnist");
@@ -154,7 +154,7 @@ fn committed_images_round_trip_byte_for_byte() {
 /// of tract's theoretical code length (needs ../shared/data/mnist; .ci/run runs it).
 #[test]
 fn all_mnist_round_trip_and_match_tract_within_one_percent() {
-    use arca_runtime::circuit::{ImageCodec, ImageOptions};
+    use arca_runtime::codec::{ImageCodec, ImageOptions};
     let Some(gz) = shared_mnist() else { return };
     let b = bundle();
     let c = Circuit::load(&b).unwrap();

@@ -186,7 +186,8 @@ fn streams_cross_architectures() {
 #[test]
 fn image_streams_cross_architectures() {
     use arca_runtime::Bundle;
-    use arca_runtime::circuit::{Circuit, ImageCodec, ImageOptions};
+    use arca_runtime::circuit::Circuit;
+    use arca_runtime::codec::{ImageCodec, ImageOptions};
     let Some(foreign) = Foreign::from_env() else {
         println!("ARCA_CROSS_BIN is not set: skipped (run targets/cross/test.sh)");
         return;

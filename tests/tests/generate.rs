@@ -7,12 +7,12 @@
 
 use std::path::PathBuf;
 
+use arca_generate::{
+    self as generate, Drafter, LookupDrafter, ModelDrafter, Net, Options, Rng, Sampling, Scratch,
+    Tokenizer, VOCAB,
+};
 use arca_runtime::Bundle;
 use arca_runtime::arith::ArithSpec;
-use arca_runtime::generate::{
-    self, Drafter, LookupDrafter, ModelDrafter, Net, Options, Rng, Sampling, Scratch, Tokenizer,
-    VOCAB,
-};
 use tract_onnx::prelude::*;
 
 fn trained(name: &str) -> PathBuf {

@@ -1,135 +1,115 @@
-//! Finding and loading models: embedded ones by name or id, bundles by path, or none.
+//! Finding and loading models: embedded ones by name or id, bundles by path, or none. The
+//! models themselves ([`Model`]) and what a stream needs of them are the library's; this file
+//! only turns `-m` into a model, with the command line's messages.
 
 use anyhow::{Context, Result, bail};
-use arca_runtime::bundle::{Bundle, ModelKind};
-use arca_runtime::circuit::Circuit;
-use arca_runtime::codec::TextCodec;
+use arca_runtime::bundle::Bundle;
 use arca_runtime::container::{Codec, Header};
-use arca_runtime::engine::{LoadOptions, TextModel};
-use arca_runtime::shipped;
+use arca_runtime::engine::{LoadOptions, ModelError};
+use arca_runtime::{Model, ModelSource, shipped};
 
 /// The `-m` value that selects no network: the context models alone.
 pub const NO_NETWORK: &str = "none";
 
-/// A model ready to code with, or no network at all.
-pub enum Loaded {
-    /// A bundle and its network.
-    Network {
-        /// The bundle (name, id).
-        bundle: Bundle,
-        /// The network, built once.
-        model: Box<TextModel>,
-    },
-    /// An image model: a probabilistic circuit (codes images, not text).
-    Circuit {
-        /// The bundle (name, id).
-        bundle: Bundle,
-        /// The circuit, checked and ready.
-        circuit: Box<Circuit>,
-    },
-    /// Context models alone.
-    None,
+/// Loads the model named by `-m` (an embedded model's name, a bundle path, or `none`), or the
+/// default compressor when `name` is `None`.
+pub fn load(name: Option<&str>, options: LoadOptions) -> Result<Model> {
+    let bundle = match name {
+        Some(NO_NETWORK) => return Ok(Model::None),
+        Some(name) => {
+            shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?
+        }
+        None => {
+            let name = shipped::default_compressor();
+            shipped::resolve(name)
+                .with_context(|| format!("cannot load the default model '{name}'"))?
+        }
+    };
+    from_bundle(bundle, options)
 }
 
-impl Loaded {
-    /// Loads the model named by `-m` (an embedded model's name, a bundle path, or `none`), or
-    /// the default compressor when `name` is `None`.
-    pub fn load(name: Option<&str>, options: LoadOptions) -> Result<Loaded> {
-        let bundle = match name {
-            Some(NO_NETWORK) => return Ok(Loaded::None),
-            Some(name) => {
-                shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?
-            }
+/// Builds the network (or circuit) of `bundle`.
+pub fn from_bundle(bundle: Bundle, options: LoadOptions) -> Result<Model> {
+    let name = bundle.manifest().name.clone();
+    let model =
+        Model::load(bundle, options).with_context(|| format!("cannot load model '{name}'"))?;
+    match &model {
+        Model::Network { bundle, network } => {
+            tracing::info!(model = %name, id = %bundle.id_hex(), engine = %network.engine(), device = %network.device(), "model loaded");
+        }
+        Model::Circuit { bundle, .. } => {
+            tracing::info!(model = %name, id = %bundle.id_hex(), "circuit loaded");
+        }
+        Model::None => {}
+    }
+    Ok(model)
+}
+
+/// Loads the model a stream needs: `explicit` (`-m`) if given, else the embedded model whose id
+/// the stream names, else an error that says which model to pass.
+fn for_stream(header: &Header, explicit: Option<&str>, options: LoadOptions) -> Result<Model> {
+    if let Some(name) = explicit {
+        return load(Some(name), options);
+    }
+    if header.codec == Codec::Stored || header.model_id == 0 {
+        return Ok(Model::None);
+    }
+    for bundle in shipped_bundles()? {
+        if bundle.id() == header.model_id {
+            return from_bundle(bundle, options);
+        }
+    }
+    bail!(
+        "stream needs model '{}' (id {:032x}), which is not embedded in this binary; pass -m PATH",
+        header.model_name,
+        header.model_id
+    )
+}
+
+/// The models loaded so far, so several streams made with one model load it once: the
+/// [`ModelSource`] of `arca decompress` and `arca test`.
+pub struct ModelCache {
+    explicit: Option<String>,
+    options: LoadOptions,
+    models: Vec<Model>,
+}
+
+impl ModelCache {
+    /// A cache that answers with `explicit` (`-m`) for every stream if given, else with the
+    /// embedded model each stream names.
+    pub fn new(explicit: Option<&str>, options: LoadOptions) -> Self {
+        ModelCache {
+            explicit: explicit.map(str::to_owned),
+            options,
+            models: Vec::new(),
+        }
+    }
+}
+
+impl ModelCache {
+    /// The model for a stream with `header`, loaded on first use.
+    pub fn get(&mut self, header: &Header) -> Result<&Model> {
+        let found = if self.explicit.is_some() {
+            // One explicit model serves every stream; mismatches are the codec's to report.
+            (!self.models.is_empty()).then_some(0)
+        } else {
+            self.models.iter().position(|m| m.id() == header.model_id)
+        };
+        let index = match found {
+            Some(i) => i,
             None => {
-                let name = shipped::default_compressor();
-                shipped::resolve(name)
-                    .with_context(|| format!("cannot load the default model '{name}'"))?
+                self.models
+                    .push(for_stream(header, self.explicit.as_deref(), self.options)?);
+                self.models.len() - 1
             }
         };
-        Self::from_bundle(bundle, options)
+        Ok(&self.models[index])
     }
+}
 
-    /// Builds the network of `bundle`.
-    pub fn from_bundle(bundle: Bundle, options: LoadOptions) -> Result<Loaded> {
-        let name = bundle.manifest().name.clone();
-        if bundle.manifest().kind == ModelKind::Circuit {
-            let circuit =
-                Circuit::load(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
-            tracing::info!(model = %name, id = %bundle.id_hex(), "circuit loaded");
-            return Ok(Loaded::Circuit {
-                bundle,
-                circuit: Box::new(circuit),
-            });
-        }
-        let model = TextModel::load_with(&bundle, options)
-            .with_context(|| format!("cannot load model '{name}'"))?;
-        tracing::info!(model = %name, id = %bundle.id_hex(), engine = %model.engine(), device = %model.device(), "model loaded");
-        Ok(Loaded::Network {
-            bundle,
-            model: Box::new(model),
-        })
-    }
-
-    /// Loads the model a stream needs: `explicit` (`-m`) if given, else the embedded model whose
-    /// id the stream names, else an error that says which model to pass.
-    pub fn for_stream(
-        header: &Header,
-        explicit: Option<&str>,
-        options: LoadOptions,
-    ) -> Result<Loaded> {
-        if let Some(name) = explicit {
-            return Loaded::load(Some(name), options);
-        }
-        if header.codec == Codec::Stored || header.model_id == 0 {
-            return Ok(Loaded::None);
-        }
-        for bundle in shipped_bundles()? {
-            if bundle.id() == header.model_id {
-                return Loaded::from_bundle(bundle, options);
-            }
-        }
-        bail!(
-            "stream needs model '{}' (id {:032x}), which is not embedded in this binary; pass -m PATH",
-            header.model_name,
-            header.model_id
-        )
-    }
-
-    /// A text codec over this model; an error for an image model.
-    pub fn codec(&self) -> Result<TextCodec<'_>> {
-        match self {
-            Loaded::Network { bundle, model } => Ok(TextCodec::new(
-                model.as_ref(),
-                bundle.id(),
-                &bundle.manifest().name,
-            )),
-            Loaded::Circuit { bundle, .. } => bail!(
-                "model '{}' is an image model (a probabilistic circuit); it codes images only",
-                bundle.manifest().name
-            ),
-            Loaded::None => Ok(TextCodec::without_network()),
-        }
-    }
-
-    /// Whether the model's manifest asks for the `text-nn` codec (provenance `codec: text-nn`,
-    /// as the models made for microcontrollers do).
-    pub fn prefers_nn(&self) -> bool {
-        match self {
-            Loaded::Network { bundle, .. } => bundle
-                .manifest()
-                .provenance
-                .iter()
-                .any(|(k, v)| k == "codec" && v == "text-nn"),
-            _ => false,
-        }
-    }
-
-    /// The model's id (0 for none).
-    pub fn id(&self) -> u128 {
-        match self {
-            Loaded::Network { bundle, .. } | Loaded::Circuit { bundle, .. } => bundle.id(),
-            Loaded::None => 0,
-        }
+impl ModelSource for ModelCache {
+    fn model_for(&mut self, header: &Header) -> Result<&Model, ModelError> {
+        self.get(header).map_err(Into::into)
     }
 }
 

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar over `total` bytes, visible only when `enabled` and stderr is a terminal.
 ///
-/// [`ProgressBar`] is thread-safe, so [`Progress::callback`] can be handed to the codec's
+/// [`ProgressBar`] is thread-safe, so [`Progress::inc`] can be called from the codec's
 /// worker threads.
 pub struct Progress {
     bar: ProgressBar,

@@ -73,6 +73,7 @@ fn listing(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "plot"), ignore = "--svg needs the `plot` feature")]
 fn report_and_plot() {
     let dir = sample_dir();
     let tools = if has_gzip() { "gzip" } else { "none" };

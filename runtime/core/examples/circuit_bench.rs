@@ -28,7 +28,8 @@ use std::time::Instant;
 use arca_coder::quantize::quantize_probs_f32;
 use arca_coder::{ByteWordCursor, Cdf, RangeDecoder, RangeEncoder};
 use arca_runtime::Bundle;
-use arca_runtime::circuit::{Circuit, ImageCodec, ImageOptions, Likelihood, PRECISION};
+use arca_runtime::circuit::{Circuit, Likelihood, PRECISION};
+use arca_runtime::codec::{ImageCodec, ImageOptions};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 

@@ -14,14 +14,10 @@ use std::time::Instant;
 
 use arca_runtime::eiw::{Schedule, Tokenizer};
 use arca_runtime::shipped;
+use arca_runtime::stats::median;
 use arca_runtime::{Engine, LoadOptions, TextModel};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() -> Result {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -100,7 +96,7 @@ fn main() -> Result {
             }
             Some(_) => {}
         }
-        let (e, d) = (median(enc), median(dec));
+        let (e, d) = (median(&enc), median(&dec));
         if base == (0.0, 0.0) {
             base = (e, d);
         }

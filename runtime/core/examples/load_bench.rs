@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use arca_runtime::bundle::Bundle;
 use arca_runtime::engine::{Engine, LoadOptions, TextModel};
+use arca_runtime::stats::median;
 use tract_onnx::prelude::*;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -68,11 +69,6 @@ fn child(mode: &str, path: &Path) -> Result {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn main() -> Result {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
@@ -119,9 +115,9 @@ fn main() -> Result {
         };
         println!(
             "| {label} | {:.1} | {:.1} | {:.1} |",
-            median(secs),
-            median(hwm),
-            median(start)
+            median(&secs),
+            median(&hwm),
+            median(&start)
         );
     }
     Ok(())

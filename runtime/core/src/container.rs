@@ -30,7 +30,7 @@
 //!               mode u8 (0 = coded, 1 = stored raw), 3 bytes zero
 //! ..      4     CRC-32 of the block table
 //! ..            image-pc only, the file layout: length u32, the bytes (everything of the
-//!               original file that is not pixels, see `crate::image`), CRC-32 of both u32
+//!               original file that is not pixels, see `arca_image`), CRC-32 of both u32
 //! ..            the blocks, back to back, in table order
 //! ```
 //!
@@ -391,6 +391,12 @@ impl<'a> Stream<'a> {
     /// The block table.
     pub fn entries(&self) -> &[BlockEntry] {
         &self.entries
+    }
+
+    /// Where block `i`'s data starts, in bytes from the start of the stream (after the header,
+    /// the layout of an image stream, and the block table).
+    pub fn block_offset(&self, i: usize) -> Option<usize> {
+        self.offsets.get(i).copied()
     }
 
     /// The compressed bytes of block `i`.

@@ -1,6 +1,6 @@
 //! Models embedded in the binary, and name-or-path resolution for the command line.
 //!
-//! The bundles in `models/*.arcm` listed here are compiled in with [`crate::include_bundle!`]
+//! The bundles in `models/*.arcm` listed here are compiled in with [`arca_bundle::include_bundle!`]
 //! (64-byte aligned, used in place), so `arca` works with no model files around.
 //!
 //! ```
@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use crate::bundle::{Bundle, BundleError};
+use arca_bundle::{Bundle, BundleError};
 
 /// A model compiled into the binary.
 #[derive(Debug)]
@@ -42,43 +42,32 @@ impl ShippedModel {
     }
 }
 
-/// Without tract (the native-only board builds) only what the native engine runs is embedded:
-/// the arithmetic models are float transformers that need tract.
-#[cfg(feature = "tract")]
-static SHIPPED: [ShippedModel; 4] = [
+/// Every model this build embeds. Without tract (the native-only board builds) only what the
+/// native engine runs is embedded: the arithmetic models are float transformers that need tract.
+static SHIPPED: &[ShippedModel] = &[
     ShippedModel {
         name: "text-small",
-        bytes: crate::include_bundle!("../../../models/text-small.arcm"),
+        bytes: arca_bundle::include_bundle!("../../../models/text-small.arcm"),
     },
     ShippedModel {
         name: "text-embedded",
-        bytes: crate::include_bundle!("../../../models/text-embedded.arcm"),
+        bytes: arca_bundle::include_bundle!("../../../models/text-embedded.arcm"),
     },
+    #[cfg(feature = "tract")]
     ShippedModel {
         name: "arith-add-padrev",
-        bytes: crate::include_bundle!("../../../models/arith/trained/arith-add-padrev.arcm"),
+        bytes: arca_bundle::include_bundle!("../../../models/arith/trained/arith-add-padrev.arcm"),
     },
+    #[cfg(feature = "tract")]
     ShippedModel {
         name: "arith-mul-padrev",
-        bytes: crate::include_bundle!("../../../models/arith/trained/arith-mul-padrev.arcm"),
-    },
-];
-
-#[cfg(not(feature = "tract"))]
-static SHIPPED: [ShippedModel; 2] = [
-    ShippedModel {
-        name: "text-small",
-        bytes: crate::include_bundle!("../../../models/text-small.arcm"),
-    },
-    ShippedModel {
-        name: "text-embedded",
-        bytes: crate::include_bundle!("../../../models/text-embedded.arcm"),
+        bytes: arca_bundle::include_bundle!("../../../models/arith/trained/arith-mul-padrev.arcm"),
     },
 ];
 
 /// Every model compiled into this build.
 pub fn shipped() -> &'static [ShippedModel] {
-    &SHIPPED
+    SHIPPED
 }
 
 /// The model `arca` compresses with when none is named.
@@ -130,7 +119,7 @@ mod tests {
     #[test]
     fn shipped_models_open_in_place() -> Result<(), BundleError> {
         for m in shipped() {
-            assert_eq!(m.bytes().as_ptr() as usize % crate::bundle::TENSOR_ALIGN, 0);
+            assert_eq!(m.bytes().as_ptr() as usize % arca_bundle::TENSOR_ALIGN, 0);
             let b = m.bundle()?;
             assert_eq!(
                 b.as_bytes().as_ptr(),

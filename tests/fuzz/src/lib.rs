@@ -89,7 +89,8 @@ pub fn fix_stream(data: &[u8]) -> Option<Vec<u8>> {
     v[0..4].copy_from_slice(&container::MAGIC);
     v[4..6].copy_from_slice(&container::VERSION.to_le_bytes());
     v[8..24].fill(0);
-    v[58..60].copy_from_slice(&arca_runtime::cm::REVISION.to_le_bytes());
+    v[58..60]
+        .copy_from_slice(&arca_runtime::codec::revision(arca_runtime::Codec::TextCm).to_le_bytes());
     let block_size = u32_at(&v, 60);
     let original_len = u64::from_le_bytes(v[64..72].try_into().ok()?);
     if block_size > 0 {

@@ -4,15 +4,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use arca_runtime::circuit::{Circuit, ImageCodec, ImageOptions};
-use arca_runtime::codec::{EiwOptions, Options};
-use arca_runtime::container::Stream;
+use arca_runtime::circuit::Circuit;
+use arca_runtime::codec::{DecodeOptions, EiwOptions, ImageCodec, ImageOptions, Options};
+use arca_runtime::container::{Codec, Stream};
 use arca_runtime::eiw::{self, Schedule};
+use arca_runtime::{Model, TextCodec};
 
 use crate::Ui;
 use crate::args::{ByteRange, CompressArgs, DecompressArgs, TextCodecChoice, Transform};
 use crate::io::{self, Input, Output};
-use crate::models::Loaded;
+use crate::models::{self, ModelCache};
 use crate::progress::Progress;
 
 /// An error already printed (one line per failed input); only the exit status is left to set.
@@ -104,7 +105,7 @@ enum Job<'m> {
     /// Images through a circuit.
     Image(&'m Circuit),
     /// Text through the text codec.
-    Text(arca_runtime::codec::TextCodec<'m>),
+    Text(TextCodec<'m>),
 }
 
 /// Image blocks: as many whole images as fit in `block_size` bytes of pixels (at least one).
@@ -140,9 +141,9 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
     let io = &args.io;
     let inputs = Input::from_args(&io.files);
     check_outputs(io, &inputs, true)?;
-    let model = Loaded::load(io.model.as_deref(), ui.load_options())?;
+    let model = models::load(io.model.as_deref(), ui.load_options())?;
     let job = match &model {
-        Loaded::Circuit { circuit, .. } => {
+        Model::Circuit { circuit, .. } => {
             if args.eiw.is_some() {
                 bail!(
                     "--eiw is for text models; '{}' codes images",
@@ -151,7 +152,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
             }
             Job::Image(circuit.as_ref())
         }
-        _ => Job::Text(model.codec()?),
+        _ => Job::Text(model.text_codec()?),
     };
     let nn = match (args.codec, &job) {
         (Some(_), Job::Image(circuit)) => {
@@ -163,7 +164,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         (Some(choice), _) => choice == TextCodecChoice::Nn,
         (None, _) => model.prefers_nn(),
     };
-    if nn && matches!(model, Loaded::None) {
+    if nn && matches!(model, Model::None) {
         bail!("the nn codec codes with a network alone; -m none has no network");
     }
     let block_size = args.block_size.unwrap_or(if nn {
@@ -227,7 +228,7 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
     let io = &args.io;
     let inputs = Input::from_args(&io.files);
     check_outputs(io, &inputs, false)?;
-    let mut cache = ModelCache::default();
+    let mut cache = ModelCache::new(io.model.as_deref(), ui.load_options());
     for_each_input(&inputs, |input| {
         let out = destination(io, input, |path| {
             io::decompressed_name(path).with_context(|| {
@@ -246,15 +247,7 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
         let data = input.read()?;
         let label = input.to_string();
         let start = Instant::now();
-        let plain = decode(
-            &data,
-            &label,
-            io.model.as_deref(),
-            io.threads,
-            args.range,
-            &mut cache,
-            ui,
-        )?;
+        let plain = decode(&data, &label, io.threads, args.range, &mut cache, ui)?;
         out.write(&plain, io.force, input.permissions())
             .with_context(|| label.clone())?;
         if io.rm && matches!(out, Output::File(_)) {
@@ -267,72 +260,31 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
     })
 }
 
-/// The models loaded so far, so several streams made with one model load it once.
-#[derive(Default)]
-pub struct ModelCache {
-    models: Vec<Loaded>,
-}
-
-impl ModelCache {
-    fn get(&mut self, stream: &Stream<'_>, explicit: Option<&str>, ui: &Ui) -> Result<&Loaded> {
-        let id = stream.header().model_id;
-        let found = if explicit.is_some() {
-            // One explicit model serves every stream; mismatches are the codec's to report.
-            (!self.models.is_empty()).then_some(0)
-        } else {
-            self.models.iter().position(|m| m.id() == id)
-        };
-        let index = match found {
-            Some(i) => i,
-            None => {
-                self.models.push(Loaded::for_stream(
-                    stream.header(),
-                    explicit,
-                    ui.load_options(),
-                )?);
-                self.models.len() - 1
-            }
-        };
-        Ok(&self.models[index])
-    }
-}
-
 /// Decodes a whole stream, or the bytes `range` of its original, picking its model.
 pub fn decode(
     data: &[u8],
     label: &str,
-    explicit: Option<&str>,
     threads: usize,
     range: Option<ByteRange>,
     cache: &mut ModelCache,
     ui: &Ui,
 ) -> Result<Vec<u8>> {
     let stream = Stream::parse(data).with_context(|| label.to_owned())?;
-    let model = cache
-        .get(&stream, explicit, ui)
+    // The model first: a stream whose model is missing says so before anything else.
+    cache
+        .get(stream.header())
         .with_context(|| label.to_owned())?;
+    if range.is_some() && stream.header().codec == Codec::ImagePc {
+        bail!("{label}: --range reads text streams; this is an image stream");
+    }
     let total = stream.header().original_len;
     let progress = Progress::new(label, total, ui.progress());
-    if let Loaded::Circuit { circuit, .. } = model {
-        if range.is_some() {
-            bail!("{label}: --range reads text streams; this is an image stream");
-        }
-        let opts = image_options(circuit, threads, 1);
-        let file = ImageCodec::new(circuit)
-            .decompress(data, &opts, &|n| progress.inc(n))
-            .with_context(|| label.to_owned())?;
-        progress.clear();
-        return Ok(file);
-    }
-    let codec = model.codec()?;
-    let opts = options(threads, 1);
-    let plain = match range {
-        Some(r) => codec.decompress_range(data, r.start..r.end.unwrap_or(total), &opts, &|n| {
-            progress.inc(n)
-        }),
-        None => codec.decompress(data, &opts, &|n| progress.inc(n)),
-    }
-    .with_context(|| label.to_owned())?;
+    let opts = DecodeOptions {
+        threads,
+        range: range.map(|r| r.start..r.end.unwrap_or(total)),
+    };
+    let plain = arca_runtime::decompress(data, cache, &opts, &|n| progress.inc(n))
+        .with_context(|| label.to_owned())?;
     progress.clear();
     Ok(plain)
 }
@@ -343,22 +295,14 @@ pub fn test(args: &crate::args::TestArgs, ui: &Ui) -> Result<()> {
     if inputs.iter().filter(|i| matches!(i, Input::Stdin)).count() > 1 {
         bail!("stdin ('-') can be read only once");
     }
-    let mut cache = ModelCache::default();
+    let mut cache = ModelCache::new(args.model.as_deref(), ui.load_options());
     for_each_input(&inputs, |input| {
         if input.is_terminal() {
             bail!("refusing to read compressed data from a terminal");
         }
         let data = input.read()?;
         let label = input.to_string();
-        let plain = decode(
-            &data,
-            &label,
-            args.model.as_deref(),
-            args.threads,
-            None,
-            &mut cache,
-            ui,
-        )?;
+        let plain = decode(&data, &label, args.threads, None, &mut cache, ui)?;
         if !ui.quiet {
             if ui.verbose > 0 {
                 errln!("{label}: OK ({} -> {} bytes)", data.len(), plain.len());

@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use arca_generate::{
+    self as generate, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling,
+    Stats, Tokenizer,
+};
 use arca_runtime::arith::{self, ArithSpec};
 use arca_runtime::bundle::Bundle;
-use arca_runtime::generate::{
-    self, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling, Stats, Tokenizer,
-};
 use arca_runtime::shipped;
+use arca_runtime::stats::median;
 
 use crate::Ui;
 use crate::args::{BenchGenerateArgs, GenerateArgs};
-use crate::commands::bench::median_of;
 use crate::io::Output;
 
 fn load(name: &str) -> Result<(Bundle, Net, Tokenizer)> {
@@ -369,7 +370,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
             let (out, mut stats) = last.context("no run")?;
             m.draft_share
                 .push(stats.draft_seconds / stats.decode_seconds.max(1e-12));
-            stats.decode_seconds = median_of(&times);
+            stats.decode_seconds = median(&times);
             let speed = stats.speed();
             match &reference {
                 None => {
@@ -423,17 +424,17 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         doc.push_str(&format!(
             "| {} | {:.0} | {:.2}x | {} | {:.2} | {} | {} | {}/{} | {} |\n",
             m.label,
-            median_of(&m.speeds),
-            median_of(&m.speedups),
+            median(&m.speeds),
+            median(&m.speedups),
             accept,
             decoded as f64 / calls.max(1) as f64,
             if m.drafter.is_some() {
-                format!("{}", median_of(&starts))
+                format!("{}", median(&starts))
             } else {
                 "-".into()
             },
             if m.drafter.is_some() {
-                format!("{:.0}%", 100.0 * median_of(&m.draft_share))
+                format!("{:.0}%", 100.0 * median(&m.draft_share))
             } else {
                 "-".into()
             },

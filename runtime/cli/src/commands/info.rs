@@ -6,7 +6,7 @@ use arca_runtime::{ModelKind, shipped};
 
 use crate::Ui;
 use crate::args::{InspectArgs, PackArgs};
-use crate::commands::list::human_size;
+use crate::sizes;
 
 /// `arca inspect MODEL`: the manifest as `key: value` lines.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
@@ -83,26 +83,12 @@ pub fn list_models() -> Result<()> {
             name,
             m.kind.as_str(),
             grouped(m.parameters),
-            human_size_approx(bundle.as_bytes().len() as u64),
+            sizes::approx(bundle.as_bytes().len() as u64),
             m.description
         );
     }
     outln!("\n* the default model of `arca compress` (`-m NAME` picks another)");
     Ok(())
-}
-
-/// A size rounded for humans: `1.3 MiB`, `412 KiB`, `900 B`.
-fn human_size_approx(n: u64) -> String {
-    let exact = human_size(n);
-    if !exact.ends_with(" B") || n < 1024 {
-        return exact;
-    }
-    let f = n as f64;
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", f / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", f / 1024.0)
-    }
 }
 
 /// `arca pack MODEL.onnx --manifest SPEC.json -o OUT.arcm`.
@@ -138,12 +124,5 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(1234567), "1,234,567");
-    }
-
-    #[test]
-    fn approx_sizes() {
-        assert_eq!(human_size_approx(900), "900 B");
-        assert_eq!(human_size_approx(1 << 20), "1 MiB");
-        assert_eq!(human_size_approx(1_500_000), "1.4 MiB");
     }
 }

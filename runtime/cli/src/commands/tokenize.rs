@@ -8,7 +8,9 @@ use arca_runtime::eiw::{Schedule, Tokenizer, Windows};
 use crate::Ui;
 use crate::args::TokenizeArgs;
 use crate::io::{Input, Output};
-use crate::models::Loaded;
+use arca_runtime::Model;
+
+use crate::models;
 
 /// Reads the input, loads the model and builds the tokenizer; `f` does the rest.
 fn with_tokenizer(
@@ -27,11 +29,11 @@ fn with_tokenizer(
     };
     out.check(args.force, binary_out)?;
     let data = input.read()?;
-    let loaded = Loaded::load(args.model.as_deref(), ui.load_options())?;
-    let Loaded::Network { model, .. } = &loaded else {
+    let loaded = models::load(args.model.as_deref(), ui.load_options())?;
+    let Model::Network { network, .. } = &loaded else {
         bail!("Equal-Info Windows need a network model, not `none`");
     };
-    let tok = Tokenizer::new(model.as_ref(), args.eiw)?;
+    let tok = Tokenizer::new(network.as_ref(), args.eiw)?;
     let schedule = Schedule {
         threads: args.threads,
         ..Schedule::default()

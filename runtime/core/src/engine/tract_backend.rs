@@ -1,4 +1,4 @@
-//! tract behind [`TextModel`](super::TextModel): parsing a bundle's graph with weights read
+//! tract behind [`TextModel`](super::text_model::TextModel): parsing a bundle's graph with weights read
 //! from the map, the optimized CPU plan, and tract-cuda's GPU plan (see the parent module's docs).
 //!
 //! Behind the `tract` feature (on by default): a build without it runs only models the native
@@ -16,8 +16,8 @@ use tract_onnx::prelude::tract_data::internal::{TractErrorContext, format_err};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::Runnable;
 
-use super::{BYTE_SYMBOLS, Device, EngineError};
-use crate::bundle::{Bundle, DType, PAYLOAD_LOCATION};
+use super::config::{BYTE_SYMBOLS, Device, EngineError};
+use arca_bundle::{Bundle, DType, PAYLOAD_LOCATION};
 
 /// A tract plan, on the CPU or prepared by a GPU runtime (tract-cuda).
 pub(super) enum Plan {
@@ -231,7 +231,7 @@ fn decode_proto(bundle: &Bundle) -> Result<pb::ModelProto, EngineError> {
 
 /// Parses a bundle's graph into a tract `InferenceModel`, weights resolved from the payload.
 ///
-/// This is the building block for every tract-backed engine; [`TextModel::load`] adds the
+/// This is the building block for every tract-backed engine; [`TextModel::load`](crate::engine::TextModel::load) adds the
 /// byte-model contract and optimizes it.
 pub fn inference_model(bundle: &Bundle) -> Result<InferenceModel, EngineError> {
     let name = bundle.manifest().name.as_str();

@@ -1,0 +1,661 @@
+//! Context mixing: the adaptive half of the text predictor.
+//!
+//! A static byte model knows the language but not the file; these models learn the file as it
+//! is coded. Each byte is coded as 8 binary decisions (most significant bit first). For every
+//! decision a set of models predicts `P(bit = 1)`:
+//!
+//! - the network's byte distribution, turned into the probability of this bit given the bits
+//!   already coded (from its integer CDF),
+//! - order-0 to order-6 context models and a word model (hashed contexts of the preceding bytes,
+//!   each slot an adaptive probability with a count-driven learning rate),
+//! - a match model that follows the longest earlier repeat of the recent bytes and predicts the
+//!   byte that came next there (this is what catches repetition far beyond the network's window),
+//!
+//! and a gated linear mixer in the logistic domain (weights chosen by the bit position and the
+//! match state, learned online) combines them; two adaptive probability maps refine the result.
+//!
+//! Everything here is integer arithmetic, updated identically by encoder and decoder, so the
+//! probabilities are bit-identical on every machine. The model is reset at every block (a new
+//! [`Predictor`] per block), as is the network's context.
+//!
+//! [`code_block`] is the coder of the `text-cm` codec: one function codes a block in both
+//! directions. The encoder and decoder differ only in the [`BitCoder`] (encode the known bit,
+//! or decode it) and in how the network's distributions are fetched ([`CdfSource`]): the
+//! encoder knows the whole block and asks the network for many positions in one batch, the
+//! decoder asks for one position at a time. That is allowed because the shipped model is
+//! integer-exact: its logits do not depend on batch shape (a test proves the two paths give
+//! identical distributions).
+
+use arca_coder::logistic::{squash, stretch};
+use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder};
+
+use crate::engine::ByteModel;
+
+use super::blocks::ENCODE_BATCH;
+use super::error::CodecError;
+
+/// Bits of precision of the network's byte distribution.
+const NN_PRECISION: u32 = 24;
+/// Coder precision recorded in the header: binary decisions with 16-bit probabilities.
+pub(crate) const BIT_PRECISION: u8 = 16;
+/// How often (in bytes) progress is reported from inside a block.
+const PROGRESS_STEP: usize = 1 << 14;
+
+/// Bumped whenever a change here changes the coded bits; stored in each stream's header.
+pub const REVISION: u16 = 1;
+
+/// Orders of the hashed context models (bytes of context). Order 0 is a direct table.
+const ORDERS: [usize; 6] = [1, 2, 3, 4, 5, 7];
+/// Inputs to the mixer: network (2), order 0, hashed orders, word, match (2), bias.
+const N_INPUTS: usize = 2 + 1 + ORDERS.len() + 1 + 2 + 1;
+/// Smallest length of an earlier repeat the match model follows.
+const MATCH_MIN: usize = 6;
+/// Longest match length the model distinguishes.
+const MATCH_MAX: usize = 65535;
+
+/// Reciprocal table for count-driven learning rates: `65536 / (n + 1.5)`.
+const fn recip_table() -> [u32; 1024] {
+    let mut t = [0u32; 1024];
+    let mut n = 0;
+    while n < 1024 {
+        t[n] = 65536 * 2 / (2 * n as u32 + 3);
+        n += 1;
+    }
+    t
+}
+static RECIP: [u32; 1024] = recip_table();
+
+/// An adaptive probability with a count: 22 bits of probability, 10 bits of count.
+#[derive(Clone, Copy)]
+struct Counter(u32);
+
+impl Counter {
+    const HALF: Counter = Counter(1 << 31);
+
+    #[inline]
+    fn p12(self) -> u32 {
+        self.0 >> 20
+    }
+
+    #[inline]
+    fn update(&mut self, bit: bool, limit: u32) {
+        let n = self.0 & 1023;
+        let p = i64::from(self.0 >> 10);
+        let target = if bit { (1i64 << 22) - 1 } else { 0 };
+        let p = p + (((target - p) * i64::from(RECIP[n as usize])) >> 16);
+        let n = if n < limit { n + 1 } else { n };
+        self.0 = ((p as u32) << 10) | n;
+    }
+}
+
+/// A table of counters indexed by a hashed context.
+struct HashedCounters {
+    slots: Vec<Counter>,
+    mask: usize,
+}
+
+impl HashedCounters {
+    fn new(bits: u32) -> Self {
+        HashedCounters {
+            slots: vec![Counter::HALF; 1 << bits],
+            mask: (1 << bits) - 1,
+        }
+    }
+}
+
+/// Adaptive probability map: refines a probability given a small context by interpolating
+/// between 33 buckets of its stretched value.
+struct Apm {
+    t: Vec<u16>,
+    index: usize,
+}
+
+impl Apm {
+    fn new(contexts: usize) -> Self {
+        // Every context starts as the identity map; build one row and repeat it (a block
+        // creates 65,536 contexts, so squashing per context would dominate small blocks).
+        let mut row = [0u16; 33];
+        for (j, r) in row.iter_mut().enumerate() {
+            *r = (u32::from(squash((j as i32 - 16) * 128)) * 16).min(65535) as u16;
+        }
+        let t = row.repeat(contexts);
+        Apm { t, index: 0 }
+    }
+
+    /// Refined 12-bit probability of `p12` in context `cx`.
+    fn refine(&mut self, p12: u32, cx: usize) -> u32 {
+        let s = i32::from(stretch(p12 as u16)) + 2048;
+        let lo = (s >> 7) as usize;
+        let w = (s & 127) as u32;
+        let base = cx * 33 + lo.min(31);
+        self.index = if w < 64 { base } else { base + 1 };
+        let a = u32::from(self.t[base]);
+        let b = u32::from(self.t[base + 1]);
+        ((a * (128 - w) + b * w) >> 11).clamp(1, 4095)
+    }
+
+    fn update(&mut self, bit: bool, rate: u32) {
+        let g = if bit { 65535i32 } else { 0 };
+        let v = i32::from(self.t[self.index]);
+        self.t[self.index] = (v + ((g - v) >> rate)) as u16;
+    }
+}
+
+/// A gated linear mixer in the logistic domain with `sets` weight vectors.
+struct Mixer {
+    weights: Vec<i32>,
+    set: usize,
+    dot: i32,
+    p12: u32,
+}
+
+impl Mixer {
+    fn new(sets: usize) -> Self {
+        Mixer {
+            weights: vec![(1 << 16) / 4; sets * N_INPUTS],
+            set: 0,
+            dot: 0,
+            p12: 2048,
+        }
+    }
+
+    fn mix(&mut self, inputs: &[i32; N_INPUTS], set: usize) -> u32 {
+        self.set = set * N_INPUTS;
+        let w = &self.weights[self.set..self.set + N_INPUTS];
+        let mut dot: i64 = 0;
+        for (x, w) in inputs.iter().zip(w) {
+            dot += i64::from(*x) * i64::from(*w);
+        }
+        self.dot = ((dot >> 16) as i32).clamp(-2047, 2047);
+        self.p12 = u32::from(squash(self.dot));
+        self.p12
+    }
+
+    fn update(&mut self, inputs: &[i32; N_INPUTS], bit: bool, rate: i32) {
+        let err = ((i32::from(bit) << 12) - self.p12 as i32) * rate;
+        let w = &mut self.weights[self.set..self.set + N_INPUTS];
+        for (x, w) in inputs.iter().zip(w.iter_mut()) {
+            *w = w.wrapping_add((x * err + 0x8000) >> 16);
+        }
+    }
+}
+
+/// The adaptive predictor of one block: feed it the network's byte CDF at each byte boundary,
+/// ask it for `P(bit = 1)`, tell it the bit.
+pub struct Predictor {
+    // Byte state.
+    history: Vec<u8>,
+    c0: u32,
+    bit_pos: u32,
+    hashes: [u32; ORDERS.len()],
+    word_hash: u32,
+    word_ctx: u32,
+    // Models.
+    order0: Vec<Counter>,
+    orders: Vec<HashedCounters>,
+    word: HashedCounters,
+    slot_index: [usize; ORDERS.len() + 1],
+    match_table: Vec<u32>,
+    match_ptr: usize,
+    match_len: usize,
+    match_byte: u32,
+    match_counters: Vec<Counter>,
+    match_slot: usize,
+    nn_cdf: [u32; 257],
+    nn_valid: bool,
+    nn_counters: Vec<Counter>,
+    nn_slot: usize,
+    // Mixing.
+    inputs: [i32; N_INPUTS],
+    mixer: Mixer,
+    mixer2: Mixer,
+    apm_order0: Apm,
+    apm_order1: Apm,
+    p_mix: u32,
+    p_final: u32,
+}
+
+impl Predictor {
+    /// A fresh predictor for a block of about `block_len` bytes (sizes the hash tables).
+    pub fn new(block_len: usize) -> Self {
+        let bits = table_bits(block_len);
+        Predictor {
+            history: Vec::with_capacity(block_len),
+            c0: 1,
+            bit_pos: 0,
+            hashes: [0; ORDERS.len()],
+            word_hash: 0,
+            word_ctx: 0,
+            order0: vec![Counter::HALF; 256],
+            orders: ORDERS.iter().map(|_| HashedCounters::new(bits)).collect(),
+            word: HashedCounters::new(bits),
+            slot_index: [0; ORDERS.len() + 1],
+            match_table: vec![u32::MAX; 1 << (bits - 2)],
+            match_ptr: 0,
+            match_len: 0,
+            match_byte: 0,
+            match_counters: vec![Counter::HALF; 64 * 2],
+            match_slot: 0,
+            nn_cdf: [0; 257],
+            nn_valid: false,
+            nn_counters: vec![Counter::HALF; 4096],
+            nn_slot: 0,
+            inputs: [0; N_INPUTS],
+            mixer: Mixer::new(256),
+            mixer2: Mixer::new(64 * 8),
+            apm_order0: Apm::new(256),
+            apm_order1: Apm::new(256 * 256),
+            p_mix: 2048,
+            p_final: 2048,
+        }
+        .primed()
+    }
+
+    fn primed(mut self) -> Self {
+        self.predict();
+        self
+    }
+
+    /// Sets the network's cumulative distribution for the next byte: 257 entries, `cdf[0] = 0`,
+    /// strictly increasing (every byte has frequency >= 1). Call at a byte boundary, before the
+    /// first [`p1`](Self::p1) of the byte; `None` means no network prediction.
+    pub fn set_network_cdf(&mut self, cdf: Option<&[u32; 257]>) {
+        match cdf {
+            Some(c) => {
+                self.nn_cdf = *c;
+                self.nn_valid = true;
+            }
+            None => self.nn_valid = false,
+        }
+        self.predict();
+    }
+
+    /// Probability that the next bit is 1, in units of 2^-16, in `1..=65535`.
+    pub fn p1(&self) -> u16 {
+        (self.p_final * 16 + 8).clamp(1, 65535) as u16
+    }
+
+    /// Network-only probability of the next bit (units of 2^-16), for diagnostics.
+    fn network_p16(&self) -> u32 {
+        if !self.nn_valid {
+            return 32768;
+        }
+        // The current byte's symbols with the bits coded so far form the range [lo, hi); the
+        // next bit splits it at mid.
+        let depth = self.bit_pos;
+        let prefix = self.c0 - (1 << depth);
+        let width = 256u32 >> depth;
+        let lo = (prefix * width) as usize;
+        let mid = lo + (width / 2) as usize;
+        let hi = lo + width as usize;
+        let total = u64::from(self.nn_cdf[hi] - self.nn_cdf[lo]);
+        let ones = u64::from(self.nn_cdf[hi] - self.nn_cdf[mid]);
+        if total == 0 {
+            return 32768;
+        }
+        ((ones << 16) / total).clamp(1, 65535) as u32
+    }
+
+    fn predict(&mut self) {
+        let c0 = self.c0 as usize;
+        let mut i = 0;
+
+        // Network: its probability, and the same refined by an adaptive map of its confidence.
+        let nn16 = self.network_p16();
+        let nn12 = (nn16 >> 4).clamp(1, 4095);
+        let st = i32::from(stretch(nn12 as u16));
+        self.inputs[i] = st;
+        i += 1;
+        self.nn_slot = (((st + 2048) >> 6) as usize).min(63) * 64 + (c0 & 63);
+        self.inputs[i] = i32::from(stretch(self.nn_counters[self.nn_slot].p12() as u16));
+        i += 1;
+
+        // Order 0.
+        self.inputs[i] = i32::from(stretch(self.order0[c0].p12() as u16));
+        i += 1;
+
+        // Hashed orders and the word model.
+        let c0h = (self.c0).wrapping_mul(0x9E37_79B1);
+        for k in 0..ORDERS.len() {
+            let t = &self.orders[k];
+            let idx = (mix32(self.hashes[k] ^ c0h) as usize) & t.mask;
+            self.slot_index[k] = idx;
+            self.inputs[i] = i32::from(stretch(t.slots[idx].p12() as u16));
+            i += 1;
+        }
+        let idx = (mix32(self.word_ctx ^ c0h) as usize) & self.word.mask;
+        self.slot_index[ORDERS.len()] = idx;
+        self.inputs[i] = i32::from(stretch(self.word.slots[idx].p12() as u16));
+        i += 1;
+
+        // Match model: the bit the earlier repeat predicts, if the byte so far agrees with it.
+        let expected = (self.match_byte | 0x100) >> (8 - self.bit_pos);
+        if self.match_len > 0 && expected == self.c0 {
+            let bit = (self.match_byte >> (7 - self.bit_pos)) & 1;
+            let len_bucket = match_bucket(self.match_len);
+            self.match_slot = len_bucket * 2 + bit as usize;
+            let p = self.match_counters[self.match_slot].p12();
+            self.inputs[i] = i32::from(stretch(p as u16));
+            let sign = if bit == 1 { 1 } else { -1 };
+            self.inputs[i + 1] = sign * (len_bucket as i32 * 32).min(1024);
+        } else {
+            self.match_slot = usize::MAX;
+            self.inputs[i] = 0;
+            self.inputs[i + 1] = 0;
+        }
+        i += 2;
+        self.inputs[i] = 256;
+
+        let m_state = if self.match_slot == usize::MAX {
+            0
+        } else {
+            1 + match_bucket(self.match_len).min(62)
+        };
+        let p1 = self.mixer.mix(&self.inputs, c0);
+        let p2 = self
+            .mixer2
+            .mix(&self.inputs, m_state * 8 + self.bit_pos as usize);
+        self.p_mix = (p1 + p2 + 1) >> 1;
+
+        let c1 = self.history.last().copied().unwrap_or(0) as usize;
+        let a0 = self.apm_order0.refine(self.p_mix, c0);
+        let a1 = self.apm_order1.refine(self.p_mix, c0 | (c1 << 8));
+        self.p_final = ((2 * self.p_mix + a0 + a1 + 2) >> 2).clamp(1, 4095);
+    }
+
+    /// Tells the predictor the bit that was coded and prepares the next prediction.
+    pub fn update(&mut self, bit: bool) {
+        let c0 = self.c0 as usize;
+        self.nn_counters[self.nn_slot].update(bit, 255);
+        self.order0[c0].update(bit, 60);
+        for k in 0..ORDERS.len() {
+            let idx = self.slot_index[k];
+            self.orders[k].slots[idx].update(bit, 60);
+        }
+        let idx = self.slot_index[ORDERS.len()];
+        self.word.slots[idx].update(bit, 250);
+        if self.match_slot != usize::MAX {
+            self.match_counters[self.match_slot].update(bit, 1023);
+        }
+        self.mixer.update(&self.inputs, bit, 20);
+        self.mixer2.update(&self.inputs, bit, 20);
+        self.apm_order0.update(bit, 7);
+        self.apm_order1.update(bit, 7);
+
+        self.c0 = (self.c0 << 1) | u32::from(bit);
+        self.bit_pos += 1;
+        if self.bit_pos == 8 {
+            let byte = (self.c0 & 0xFF) as u8;
+            self.end_byte(byte);
+        }
+        self.predict();
+    }
+
+    fn end_byte(&mut self, byte: u8) {
+        self.history.push(byte);
+        self.c0 = 1;
+        self.bit_pos = 0;
+        let n = self.history.len();
+
+        // Context hashes of the last k bytes.
+        for (k, &order) in ORDERS.iter().enumerate() {
+            let mut h = (order as u32 + 1).wrapping_mul(0x2545_F491);
+            for &b in &self.history[n.saturating_sub(order)..] {
+                h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+            }
+            self.hashes[k] = mix32(h);
+        }
+        // Word model: letters since the last non-letter, case folded, plus the byte before.
+        if byte.is_ascii_alphabetic() {
+            let lower = byte.to_ascii_lowercase();
+            self.word_hash = (self.word_hash ^ u32::from(lower)).wrapping_mul(0x0100_0193);
+        } else if self.word_hash != 0 {
+            self.word_hash = 0;
+        }
+        let wh = mix32(self.word_hash.wrapping_add(0x7F4A_7C15) ^ (u32::from(byte) << 24));
+        self.word_ctx = wh;
+
+        // Match model: extend the current match or look for a new one.
+        if self.match_len > 0 {
+            if self.match_byte == u32::from(byte) && self.match_ptr + 1 < n {
+                self.match_len = (self.match_len + 1).min(MATCH_MAX);
+                self.match_ptr += 1;
+            } else {
+                self.match_len = 0;
+            }
+        }
+        if n >= MATCH_MIN {
+            let mut h: u32 = 0;
+            for &b in &self.history[n - MATCH_MIN..] {
+                h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+            }
+            let slot = (mix32(h) as usize) & (self.match_table.len() - 1);
+            if self.match_len == 0 {
+                let cand = self.match_table[slot];
+                if cand != u32::MAX {
+                    let cand = cand as usize;
+                    let mut len = 0;
+                    while len < 255
+                        && len < cand
+                        && self.history[cand - 1 - len] == self.history[n - 1 - len]
+                    {
+                        len += 1;
+                    }
+                    if len >= MATCH_MIN {
+                        self.match_len = len;
+                        self.match_ptr = cand;
+                    }
+                }
+            }
+            self.match_table[slot] = n as u32;
+        }
+        self.match_byte = if self.match_len > 0 {
+            u32::from(self.history[self.match_ptr])
+        } else {
+            0
+        };
+    }
+}
+
+fn match_bucket(len: usize) -> usize {
+    if len < 16 {
+        len
+    } else {
+        (16 + (len - 16) / 8).min(63)
+    }
+}
+
+/// Hash table size (log2 slots) for a block of `len` bytes: about 2 slots per coded bit,
+/// between 2^16 and 2^22.
+fn table_bits(len: usize) -> u32 {
+    let want = (len.max(1) * 2).next_power_of_two().trailing_zeros();
+    want.clamp(16, 22)
+}
+
+#[inline]
+fn mix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7FEB_352D);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846C_A68B);
+    h ^= h >> 16;
+    h
+}
+
+/// One binary decision through the range coder, in either direction.
+pub(crate) trait BitCoder {
+    /// Codes a bit with `P(1) = p1 / 2^16`. The encoder codes `bit` and returns it; the decoder
+    /// ignores `bit` and returns the decoded one.
+    fn code(&mut self, bit: bool, p1: u16) -> Result<bool, CodecError>;
+}
+
+pub(crate) struct Encoding(pub(crate) RangeEncoder<Vec<u32>>);
+
+impl BitCoder for Encoding {
+    #[inline]
+    fn code(&mut self, bit: bool, p1: u16) -> Result<bool, CodecError> {
+        self.0
+            .encode_bit(bit, p1)
+            .map_err(|e| CodecError::Options(format!("range coder: {e:?}")))?;
+        Ok(bit)
+    }
+}
+
+pub(crate) struct Decoding<'a>(pub(crate) RangeDecoder<ByteWordCursor<'a>>);
+
+impl BitCoder for Decoding<'_> {
+    #[inline]
+    fn code(&mut self, _bit: bool, p1: u16) -> Result<bool, CodecError> {
+        // A decoder error can only come from malformed data; report it as corruption of the
+        // block being decoded (the caller maps the index).
+        self.0
+            .decode_bit(p1)
+            .map_err(|_| CodecError::BlockCorrupt { index: usize::MAX })
+    }
+}
+
+/// Where the network's distribution for each position of a block comes from.
+pub(crate) trait CdfSource {
+    /// The cumulative distribution (257 entries, total `2^24`) of the byte at `pos`, given the
+    /// block's bytes before it (`history`, exactly `pos` bytes).
+    fn cdf(&mut self, pos: usize, history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError>;
+}
+
+/// Writes the network context of position `pos` (the `n` bytes before it, PAD before the
+/// block's start) into `out`.
+fn context_at(history: &[u8], pos: usize, n: usize, pad: u16, out: &mut [u16]) {
+    for (j, slot) in out.iter_mut().enumerate().take(n) {
+        // Slot j holds the byte at pos - n + j.
+        *slot = match (pos + j).checked_sub(n) {
+            Some(i) => u16::from(history[i]),
+            None => pad,
+        };
+    }
+}
+
+/// Turns a row of fixed-point logits into a cumulative table.
+fn logits_to_cdf(logits: &[i32], frac_bits: u32, cdf: &mut [u32; 257]) -> Result<(), CodecError> {
+    let mut freqs = [0u32; 256];
+    arca_coder::quantize_logits(logits, frac_bits, NN_PRECISION, &mut freqs).map_err(|e| {
+        CodecError::Model(format!("logits do not form a distribution: {e:?}").into())
+    })?;
+    arca_coder::cumulative(&freqs, cdf)
+        .map_err(|e| CodecError::Model(format!("cannot build a CDF: {e:?}").into()))
+}
+
+/// The encoder's source: the whole block is known, so positions are evaluated in batches.
+pub(crate) struct BatchedSource<'m, M: ByteModel + ?Sized> {
+    pub(crate) model: &'m M,
+    pub(crate) data: &'m [u8],
+    pub(crate) start: usize,
+    pub(crate) cdfs: Vec<[u32; 257]>,
+    pub(crate) contexts: Vec<u16>,
+    pub(crate) logits: Vec<i32>,
+}
+
+impl<M: ByteModel + ?Sized> CdfSource for BatchedSource<'_, M> {
+    fn cdf(&mut self, pos: usize, _history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError> {
+        if pos < self.start || pos >= self.start + self.cdfs.len() {
+            let n = self.model.context_len();
+            let batch = ENCODE_BATCH.min(self.data.len() - pos);
+            self.contexts.resize(batch * n, 0);
+            for b in 0..batch {
+                let row = &mut self.contexts[b * n..(b + 1) * n];
+                context_at(self.data, pos + b, n, self.model.pad_id(), row);
+            }
+            self.model
+                .logits(&self.contexts, batch, &mut self.logits)
+                .map_err(CodecError::Model)?;
+            self.cdfs.resize(batch, [0; 257]);
+            let frac = self.model.logit_frac_bits();
+            for b in 0..batch {
+                logits_to_cdf(
+                    &self.logits[b * 256..(b + 1) * 256],
+                    frac,
+                    &mut self.cdfs[b],
+                )?;
+            }
+            self.start = pos;
+        }
+        Ok(self.cdfs.get(pos - self.start))
+    }
+}
+
+/// The decoder's source: one position at a time, from the bytes decoded so far.
+pub(crate) struct StepSource<'m, M: ByteModel + ?Sized> {
+    pub(crate) model: &'m M,
+    pub(crate) cdf: [u32; 257],
+    pub(crate) context: Vec<u16>,
+    pub(crate) logits: Vec<i32>,
+}
+
+impl<M: ByteModel + ?Sized> CdfSource for StepSource<'_, M> {
+    fn cdf(&mut self, pos: usize, history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError> {
+        let n = self.model.context_len();
+        self.context.resize(n, 0);
+        context_at(history, pos, n, self.model.pad_id(), &mut self.context);
+        self.model
+            .logits(&self.context, 1, &mut self.logits)
+            .map_err(CodecError::Model)?;
+        logits_to_cdf(
+            &self.logits[..256],
+            self.model.logit_frac_bits(),
+            &mut self.cdf,
+        )?;
+        Ok(Some(&self.cdf))
+    }
+}
+
+/// A source for "no network": the context models alone.
+pub(crate) struct NoNetwork;
+
+impl CdfSource for NoNetwork {
+    fn cdf(&mut self, _pos: usize, _history: &[u8]) -> Result<Option<&[u32; 257]>, CodecError> {
+        Ok(None)
+    }
+}
+
+/// Codes one block of `len` bytes. Encoding: `plain` is the block. Decoding: `plain` is empty
+/// and the decoded bytes are returned. The same steps run in the same order either way.
+pub(crate) fn code_block<C: BitCoder, S: CdfSource>(
+    coder: &mut C,
+    source: &mut S,
+    plain: &[u8],
+    len: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(len);
+    let mut predictor = Predictor::new(len);
+    for pos in 0..len {
+        let cdf = source.cdf(pos, &out)?;
+        predictor.set_network_cdf(cdf);
+        let byte = plain.get(pos).copied().unwrap_or(0);
+        let mut c = 0u32;
+        for i in (0..8).rev() {
+            let bit = coder.code((byte >> i) & 1 == 1, predictor.p1())?;
+            predictor.update(bit);
+            c = (c << 1) | u32::from(bit);
+        }
+        out.push(c as u8);
+        if (pos + 1) % PROGRESS_STEP == 0 {
+            progress(PROGRESS_STEP as u64);
+        }
+    }
+    progress((len % PROGRESS_STEP) as u64);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_stay_inside_the_coder_range() {
+        let mut p = Predictor::new(1024);
+        for &bit in &[true, false, true] {
+            let p1 = p.p1();
+            assert!((1..=65535).contains(&p1));
+            p.update(bit);
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! [`TextCodec`]: one byte model (or none) and the three text codecs it drives: `text-cm` (the
+//! network mixed with context models, the default), `text-nn` (the network alone) and
+//! `text-eiw` (Equal-Info Windows).
+
+use std::ops::Range;
+
+use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder};
+
+use crate::container::{BlockEntry, Codec, Stream};
+use crate::engine::ByteModel;
+
+use super::blocks::{self, check_header, decode_blocks, encode_blocks, trimmed_bytes};
+use super::cm::{
+    self, BatchedSource, BitCoder, Decoding, Encoding, NoNetwork, StepSource, code_block,
+};
+use super::eiw::{self, EiwOptions};
+use super::error::CodecError;
+use super::nn;
+
+/// Default block size: large enough for the adaptive models to learn a file, small enough
+/// that books split into blocks for both cores.
+pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
+
+/// Coding options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Maximum bytes per block (compression only; decompression reads it from the stream).
+    pub block_size: u32,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            block_size: DEFAULT_BLOCK_SIZE,
+            threads: 0,
+        }
+    }
+}
+
+/// Compresses and decompresses with one model (or with none: context models only).
+///
+/// The input is cut into blocks of `block_size` bytes. Each block is coded on its own, with a
+/// fresh network context (the bytes before the block's start are PAD) and fresh adaptive
+/// models, so blocks code and decode in parallel and a reader can seek to any block.
+pub struct TextCodec<'m> {
+    model: Option<&'m dyn ByteModel>,
+    model_id: u128,
+    model_name: String,
+}
+
+impl<'m> TextCodec<'m> {
+    /// A codec driven by `model`, whose bundle has id `model_id` and name `model_name`.
+    pub fn new(model: &'m dyn ByteModel, model_id: u128, model_name: &str) -> Self {
+        TextCodec {
+            model: Some(model),
+            model_id,
+            model_name: model_name.to_owned(),
+        }
+    }
+
+    /// A codec with no network: context mixing alone (for comparison and tests).
+    pub fn without_network() -> Self {
+        TextCodec {
+            model: None,
+            model_id: 0,
+            model_name: "none".to_owned(),
+        }
+    }
+
+    fn id_name(&self) -> (u128, &str) {
+        (self.model_id, &self.model_name)
+    }
+
+    fn code_one(
+        &self,
+        coder: &mut impl BitCoder,
+        plain: &[u8],
+        len: usize,
+        batched: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        match self.model {
+            None => code_block(coder, &mut NoNetwork, plain, len, progress),
+            Some(model) if batched => {
+                let mut src = BatchedSource {
+                    model,
+                    data: plain,
+                    start: 0,
+                    cdfs: Vec::new(),
+                    contexts: Vec::new(),
+                    logits: Vec::new(),
+                };
+                code_block(coder, &mut src, plain, len, progress)
+            }
+            Some(model) => {
+                let mut src = StepSource {
+                    model,
+                    cdf: [0; 257],
+                    context: Vec::new(),
+                    logits: Vec::new(),
+                };
+                code_block(coder, &mut src, plain, len, progress)
+            }
+        }
+    }
+
+    /// Compresses `input` into a complete `.arca` stream. `progress` is called with the number
+    /// of input bytes just finished (from worker threads).
+    pub fn compress(
+        &self,
+        input: &[u8],
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let (entries, datas) = encode_blocks(input, opts.block_size, opts.threads, |block| {
+            let mut enc = Encoding(RangeEncoder::new(Vec::new()));
+            self.code_one(&mut enc, block, block.len(), true, progress)?;
+            let words = enc
+                .0
+                .finish()
+                .map_err(|e| CodecError::Options(format!("range coder: {e:?}")))?;
+            Ok(trimmed_bytes(&words))
+        })?;
+        let header = blocks::header(
+            Codec::TextCm,
+            cm::BIT_PRECISION,
+            cm::REVISION,
+            self.id_name(),
+            opts.block_size,
+            input.len() as u64,
+        );
+        Ok(Stream::write(&header, &entries, &datas))
+    }
+
+    /// The network, which `text-nn` and Equal-Info Windows cannot do without.
+    fn network(&self, what: &str) -> Result<&'m dyn ByteModel, CodecError> {
+        self.model
+            .ok_or_else(|| CodecError::Options(format!("{what} a network model")))
+    }
+
+    /// Compresses `input` into a `text-nn` stream: the network alone codes every byte (no
+    /// context models), so a decoder needs only the network and one block of memory; that is
+    /// the codec of `arca_embedded` and the Cortex-M firmware. Use
+    /// [`NN_BLOCK_SIZE`](super::NN_BLOCK_SIZE) blocks for streams a microcontroller will decode.
+    pub fn compress_nn(
+        &self,
+        input: &[u8],
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let model = self.network("the text-nn codec needs")?;
+        let (entries, datas) = encode_blocks(input, opts.block_size, opts.threads, |block| {
+            let r = nn::encode_block(model, block, true);
+            progress(block.len() as u64);
+            r
+        })?;
+        let header = nn::header(self.id_name(), opts.block_size, input.len());
+        Ok(Stream::write(&header, &entries, &datas))
+    }
+
+    /// Compresses `input` into Equal-Info Windows of `opts.bits` bits, in a `.arca` stream
+    /// whose blocks are the segments and whose block data are the windows.
+    pub fn compress_eiw(
+        &self,
+        input: &[u8],
+        opts: &EiwOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let model = self.network("Equal-Info Windows need")?;
+        eiw::compress(model, self.id_name(), input, opts, progress)
+    }
+
+    /// Checks that `stream` was made for this codec's model.
+    fn check_stream(&self, stream: &Stream<'_>) -> Result<(), CodecError> {
+        let h = stream.header();
+        if h.codec == Codec::Stored {
+            return Ok(());
+        }
+        let revision = match h.codec {
+            Codec::TextEiw => crate::eiw::REVISION,
+            Codec::TextNn => arca_embedded::REVISION,
+            _ => cm::REVISION,
+        };
+        check_header(h, revision, self.model_id, &self.model_name)
+    }
+
+    /// Decompresses a complete stream, checking every block's checksum.
+    pub fn decompress(
+        &self,
+        bytes: &[u8],
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let stream = Stream::parse(bytes)?;
+        self.decode(&stream, 0..stream.entries().len(), opts.threads, progress)
+            .map(|plains| plains.concat())
+    }
+
+    /// Decodes blocks `range` of a parsed stream, checked, in order.
+    fn decode(
+        &self,
+        stream: &Stream<'_>,
+        range: Range<usize>,
+        threads: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<Vec<u8>>, CodecError> {
+        self.check_stream(stream)?;
+        if stream.header().codec == Codec::TextEiw {
+            let model = self.network("Equal-Info Windows need")?;
+            let plains = eiw::decode_blocks(model, stream, range, threads)?;
+            progress(plains.iter().map(|p| p.len() as u64).sum());
+            return Ok(plains);
+        }
+        decode_blocks(stream, range, threads, progress, &|entry, data| {
+            self.decode_coded(stream.header().codec, entry, data, progress)
+        })
+    }
+
+    /// Decodes one coded block of a `text-cm` or `text-nn` stream.
+    fn decode_coded(
+        &self,
+        codec: Codec,
+        entry: BlockEntry,
+        data: &[u8],
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let corrupt = CodecError::BlockCorrupt { index: usize::MAX };
+        // Every binary decision costs at least -log2(65535/65536) bits, so a byte costs at
+        // least 1/5680 bit (text-nn: a 24-bit distribution gives every other byte at least 1,
+        // so a byte costs at least 1/45,600 bit): a block claiming far more bytes than its bits
+        // can carry is corrupt (and would otherwise make us decode gigabytes from nothing).
+        let per_byte: u64 = if codec == Codec::TextNn {
+            1 << 19
+        } else {
+            1 << 16
+        };
+        if u64::from(entry.original_len) > (u64::from(entry.compressed_len) + 16) * per_byte {
+            return Err(corrupt);
+        }
+        let len = entry.original_len as usize;
+        if codec == Codec::TextNn {
+            nn::decode_block(self.network("the text-nn codec needs")?, data, len)
+        } else {
+            let decoder = RangeDecoder::new(ByteWordCursor::new(data)).map_err(|_| corrupt)?;
+            self.code_one(&mut Decoding(decoder), &[], len, false, progress)
+        }
+    }
+
+    /// Decodes only the bytes `range` of the original (end exclusive): the blocks that cover
+    /// it, checked, then cut to the range.
+    pub fn decompress_range(
+        &self,
+        bytes: &[u8],
+        range: Range<u64>,
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let stream = Stream::parse(bytes)?;
+        self.check_stream(&stream)?;
+        let h = stream.header();
+        if range.start > range.end || range.end > h.original_len {
+            return Err(CodecError::Options(format!(
+                "range {}..{} is not within the {} bytes of the original",
+                range.start, range.end, h.original_len
+            )));
+        }
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bs = u64::from(h.block_size);
+        let first = (range.start / bs) as usize;
+        let last = ((range.end - 1) / bs) as usize;
+        let joined = self
+            .decode(&stream, first..last + 1, opts.threads, progress)?
+            .concat();
+        let from = (range.start - first as u64 * bs) as usize;
+        let to = from + (range.end - range.start) as usize;
+        joined
+            .get(from..to)
+            .map(<[u8]>::to_vec)
+            .ok_or(CodecError::BlockCorrupt { index: first })
+    }
+
+    /// Decodes block `index` of a parsed stream (random access).
+    pub fn decompress_block(
+        &self,
+        stream: &Stream<'_>,
+        index: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        self.check_stream(stream)?;
+        let codec = stream.header().codec;
+        if codec == Codec::TextEiw && index < stream.entries().len() {
+            let model = self.network("Equal-Info Windows need")?;
+            let mut plain = eiw::decode_blocks(model, stream, index..index + 1, 0)?;
+            progress(stream.entries()[index].original_len.into());
+            return plain.pop().ok_or(CodecError::BlockCorrupt { index });
+        }
+        blocks::decode_block(stream, index, progress, &|entry, data| {
+            self.decode_coded(codec, entry, data, progress)
+        })
+    }
+}
