@@ -13,7 +13,6 @@
 //!
 //! A round trip that does not give the input back is reported in the table (`FAILED`), and the
 //! command then exits with status 1.
-
 //!
 //! The command is split by concern: this file holds the entry point (checking the arguments,
 //! loading the model, putting the pieces together); `harness.rs` runs and times the methods and
