@@ -125,13 +125,7 @@ fn greedy(d: &Decoder, prompt: &[i64], n: usize) -> TractResult<(Vec<i64>, Vec<f
         if first.is_empty() {
             first = row[..16].to_vec();
         }
-        let next = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 { (i, v) } else { best }
-            })
-            .0 as i64;
+        let next = arca_generate::argmax(&row) as i64;
         out.push(next);
         ids.push(next);
         feed = vec![next];

@@ -88,7 +88,7 @@ impl ModelCache {
 
 impl ModelCache {
     /// The model for a stream with `header`, loaded on first use.
-    pub fn get(&mut self, header: &Header) -> Result<&Model> {
+    fn get(&mut self, header: &Header) -> Result<&Model> {
         let found = if self.explicit.is_some() {
             // One explicit model serves every stream; mismatches are the codec's to report.
             (!self.models.is_empty()).then_some(0)

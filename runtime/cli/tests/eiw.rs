@@ -132,6 +132,20 @@ fn bad_window_input_is_a_clear_error() {
         "corrupted",
     );
     assert!(!d.join("odd.txt").exists() && !d.join("junk.txt").exists());
+    // An image model is no network: named as such, and nothing written.
+    let circuit =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/pc/trained/hclt-mnist-M32.arcm");
+    let circuit = circuit.to_str().expect("utf-8 path");
+    fails_with(
+        &arca(
+            d,
+            &[
+                "tokenize", "--eiw", "16", "-m", circuit, "in.txt", "-o", "c.tok",
+            ],
+        ),
+        "image model",
+    );
+    assert!(!d.join("c.tok").exists());
     fails_with(
         &arca(d, &["decompress", "--range", "9..3", "x.arca"]),
         "ends before",

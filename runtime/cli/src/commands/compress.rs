@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arca_runtime::circuit::Circuit;
-use arca_runtime::codec::{DecodeOptions, EiwOptions, ImageCodec, ImageOptions, Options};
+use arca_runtime::codec::{self, DecodeOptions, EiwOptions, ImageCodec, ImageOptions, Options};
 use arca_runtime::container::{Codec, Stream};
 use arca_runtime::eiw::{self, Schedule};
 use arca_runtime::{Model, TextCodec};
@@ -270,10 +270,6 @@ pub fn decode(
     ui: &Ui,
 ) -> Result<Vec<u8>> {
     let stream = Stream::parse(data).with_context(|| label.to_owned())?;
-    // The model first: a stream whose model is missing says so before anything else.
-    cache
-        .get(stream.header())
-        .with_context(|| label.to_owned())?;
     if range.is_some() && stream.header().codec == Codec::ImagePc {
         bail!("{label}: --range reads text streams; this is an image stream");
     }
@@ -283,7 +279,7 @@ pub fn decode(
         threads,
         range: range.map(|r| r.start..r.end.unwrap_or(total)),
     };
-    let plain = arca_runtime::decompress(data, cache, &opts, &|n| progress.inc(n))
+    let plain = codec::decompress_stream(&stream, cache, &opts, &|n| progress.inc(n))
         .with_context(|| label.to_owned())?;
     progress.clear();
     Ok(plain)

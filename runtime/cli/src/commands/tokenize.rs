@@ -30,8 +30,13 @@ fn with_tokenizer(
     out.check(args.force, binary_out)?;
     let data = input.read()?;
     let loaded = models::load(args.model.as_deref(), ui.load_options())?;
-    let Model::Network { network, .. } = &loaded else {
-        bail!("Equal-Info Windows need a network model, not `none`");
+    let network = match &loaded {
+        Model::Network { network, .. } => network,
+        Model::Circuit { bundle, .. } => bail!(
+            "Equal-Info Windows need a network model; '{}' is an image model (a probabilistic circuit)",
+            bundle.manifest().name
+        ),
+        Model::None => bail!("Equal-Info Windows need a network model, not `none`"),
     };
     let tok = Tokenizer::new(network.as_ref(), args.eiw)?;
     let schedule = Schedule {

@@ -10,8 +10,8 @@ use arca_bundle::{Bundle, ModelKind};
 
 use super::blocks::check_header;
 use super::error::{CodecError, SourceError};
-use super::image::{ImageCodec, ImageOptions};
-use super::text::{Options, TextCodec};
+use super::image::ImageCodec;
+use super::text::TextCodec;
 
 /// A model ready to code with: a byte-level network (the text codecs), a circuit (images), or
 /// none (context models alone).
@@ -148,23 +148,28 @@ pub fn decompress(
     opts: &DecodeOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, CodecError> {
-    let stream = Stream::parse(bytes)?;
+    decompress_stream(&Stream::parse(bytes)?, models, opts, progress)
+}
+
+/// [`decompress`] of a stream the caller has parsed already (to show its header first, say).
+pub fn decompress_stream(
+    stream: &Stream<'_>,
+    models: &mut dyn ModelSource,
+    opts: &DecodeOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>, CodecError> {
     let header = stream.header();
+    if opts.range.is_some() && header.codec == Codec::ImagePc {
+        return Err(CodecError::Options(
+            "a byte range reads text streams; this is an image stream".into(),
+        ));
+    }
     let model = models
         .model_for(header)
         .map_err(|e| CodecError::Source(SourceError(e)))?;
     match (header.codec, model) {
         (Codec::ImagePc, Model::Circuit { circuit, .. }) => {
-            if opts.range.is_some() {
-                return Err(CodecError::Options(
-                    "a byte range reads text streams; this is an image stream".into(),
-                ));
-            }
-            let image = ImageOptions {
-                threads: opts.threads,
-                ..ImageOptions::default()
-            };
-            ImageCodec::new(circuit).decompress(bytes, &image, progress)
+            ImageCodec::new(circuit).decompress_stream(stream, opts.threads, progress)
         }
         (Codec::ImagePc, other) => {
             check_header(header, circuit::REVISION, other.id(), other.name())?;
@@ -177,15 +182,9 @@ pub fn decompress(
             codec.name()
         ))),
         (_, model) => {
-            let codec = model.text_codec()?;
-            let text = Options {
-                threads: opts.threads,
-                ..Options::default()
-            };
-            match &opts.range {
-                Some(r) => codec.decompress_range(bytes, r.clone(), &text, progress),
-                None => codec.decompress(bytes, &text, progress),
-            }
+            model
+                .text_codec()?
+                .decode_stream(stream, opts.range.clone(), opts.threads, progress)
         }
     }
 }

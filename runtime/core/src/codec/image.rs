@@ -105,8 +105,17 @@ impl<'c> ImageCodec<'c> {
         opts: &ImageOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
+        self.decompress_stream(&Stream::parse(bytes)?, opts.threads, progress)
+    }
+
+    /// [`ImageCodec::decompress`] of a parsed stream, on `threads` workers.
+    pub(crate) fn decompress_stream(
+        &self,
+        stream: &Stream<'_>,
+        threads: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
         let c = self.circuit;
-        let stream = Stream::parse(bytes)?;
         let h = stream.header();
         if h.codec != Codec::ImagePc {
             return Err(CodecError::Options(format!(
@@ -132,7 +141,7 @@ impl<'c> ImageCodec<'c> {
             )));
         }
         let n = stream.entries().len();
-        let pixels = decode_blocks(&stream, 0..n, opts.threads, progress, &|entry, data| {
+        let pixels = decode_blocks(stream, 0..n, threads, progress, &|entry, data| {
             let plain = c.decode(data, entry.original_len as usize / d)?;
             progress(plain.len() as u64);
             Ok(plain)

@@ -34,7 +34,7 @@ mod image;
 mod nn;
 mod text;
 
-pub use decode::{DecodeOptions, Model, ModelSource, decompress, revision};
+pub use decode::{DecodeOptions, Model, ModelSource, decompress, decompress_stream, revision};
 pub use eiw::EiwOptions;
 pub use error::{CodecError, SourceError};
 pub use image::{DEFAULT_IMAGES_PER_BLOCK, ImageCodec, ImageOptions};

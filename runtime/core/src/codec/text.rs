@@ -193,12 +193,61 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        let stream = Stream::parse(bytes)?;
-        self.decode(&stream, 0..stream.entries().len(), opts.threads, progress)
-            .map(|plains| plains.concat())
+        self.decode_stream(&Stream::parse(bytes)?, None, opts.threads, progress)
     }
 
-    /// Decodes blocks `range` of a parsed stream, checked, in order.
+    /// Decodes only the bytes `range` of the original (end exclusive): the blocks that cover
+    /// it, checked, then cut to the range.
+    pub fn decompress_range(
+        &self,
+        bytes: &[u8],
+        range: Range<u64>,
+        opts: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        self.decode_stream(&Stream::parse(bytes)?, Some(range), opts.threads, progress)
+    }
+
+    /// Decodes a parsed stream made for this codec's model: all of the original, or the bytes
+    /// `range` of it (the blocks that cover it, checked, then cut to the range).
+    pub(crate) fn decode_stream(
+        &self,
+        stream: &Stream<'_>,
+        range: Option<Range<u64>>,
+        threads: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        self.check_stream(stream)?;
+        let Some(range) = range else {
+            let blocks = 0..stream.entries().len();
+            return Ok(self.decode(stream, blocks, threads, progress)?.concat());
+        };
+        let h = stream.header();
+        if range.start > range.end || range.end > h.original_len {
+            return Err(CodecError::Options(format!(
+                "range {}..{} is not within the {} bytes of the original",
+                range.start, range.end, h.original_len
+            )));
+        }
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bs = u64::from(h.block_size);
+        let first = (range.start / bs) as usize;
+        let last = ((range.end - 1) / bs) as usize;
+        let joined = self
+            .decode(stream, first..last + 1, threads, progress)?
+            .concat();
+        let from = (range.start - first as u64 * bs) as usize;
+        let to = from + (range.end - range.start) as usize;
+        joined
+            .get(from..to)
+            .map(<[u8]>::to_vec)
+            .ok_or(CodecError::BlockCorrupt { index: first })
+    }
+
+    /// Decodes blocks `range` of a stream already checked against this codec's model, checked,
+    /// in order.
     fn decode(
         &self,
         stream: &Stream<'_>,
@@ -206,7 +255,6 @@ impl<'m> TextCodec<'m> {
         threads: usize,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<Vec<u8>>, CodecError> {
-        self.check_stream(stream)?;
         if stream.header().codec == Codec::TextEiw {
             let model = self.network("Equal-Info Windows need")?;
             let plains = eiw::decode_blocks(model, stream, range, threads)?;
@@ -246,41 +294,6 @@ impl<'m> TextCodec<'m> {
             let decoder = RangeDecoder::new(ByteWordCursor::new(data)).map_err(|_| corrupt)?;
             self.code_one(&mut Decoding(decoder), &[], len, false, progress)
         }
-    }
-
-    /// Decodes only the bytes `range` of the original (end exclusive): the blocks that cover
-    /// it, checked, then cut to the range.
-    pub fn decompress_range(
-        &self,
-        bytes: &[u8],
-        range: Range<u64>,
-        opts: &Options,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<Vec<u8>, CodecError> {
-        let stream = Stream::parse(bytes)?;
-        self.check_stream(&stream)?;
-        let h = stream.header();
-        if range.start > range.end || range.end > h.original_len {
-            return Err(CodecError::Options(format!(
-                "range {}..{} is not within the {} bytes of the original",
-                range.start, range.end, h.original_len
-            )));
-        }
-        if range.is_empty() {
-            return Ok(Vec::new());
-        }
-        let bs = u64::from(h.block_size);
-        let first = (range.start / bs) as usize;
-        let last = ((range.end - 1) / bs) as usize;
-        let joined = self
-            .decode(&stream, first..last + 1, opts.threads, progress)?
-            .concat();
-        let from = (range.start - first as u64 * bs) as usize;
-        let to = from + (range.end - range.start) as usize;
-        joined
-            .get(from..to)
-            .map(<[u8]>::to_vec)
-            .ok_or(CodecError::BlockCorrupt { index: first })
     }
 
     /// Decodes block `index` of a parsed stream (random access).
