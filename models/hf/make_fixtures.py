@@ -201,6 +201,9 @@ def main():
             dst = os.path.join(args.out, name)
             shutil.rmtree(dst, ignore_errors=True)
             export(src, dst)
+            # The named weights beside the graph (optimum's export renames the matrices it
+            # transposes): what `arca pack --weights` and the native Llama path read.
+            shutil.copy(os.path.join(src, "model.safetensors"), os.path.join(dst, "model.safetensors"))
             runs = []
             for prompt in PROMPTS:
                 ids = tok.encode(prompt).ids
