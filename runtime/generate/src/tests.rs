@@ -1,5 +1,9 @@
 use super::*;
 
+fn toks(text: &[u8]) -> Vec<u32> {
+    text.iter().map(|&b| u32::from(b)).collect()
+}
+
 fn net(seed: u64) -> Net {
     Net::random(
         NetConfig {
@@ -10,18 +14,41 @@ fn net(seed: u64) -> Net {
     )
 }
 
+/// Generates with a byte model (an empty prompt read as a newline); the text and the stats.
+fn text(
+    target: &Net,
+    drafter: Option<&mut dyn Drafter>,
+    prompt: &[u8],
+    o: &Options,
+) -> (Vec<u8>, Stats) {
+    let o = Options {
+        empty_prompt: Tokenizer::Bytes.empty_prompt(),
+        ..o.clone()
+    };
+    let mut out = Vec::new();
+    let stats = generate(
+        &mut target.decoder(),
+        drafter,
+        &Tokenizer::Bytes,
+        &toks(prompt),
+        &o,
+        &mut |b: &[u8]| {
+            out.extend_from_slice(b);
+            Ok(())
+        },
+    )
+    .unwrap();
+    (out, stats)
+}
+
+/// [`text`], which must give all `n` bytes.
 fn run(
     target: &Net,
     drafter: Option<&mut dyn Drafter>,
     prompt: &[u8],
     o: &Options,
 ) -> (Vec<u8>, Stats) {
-    let mut out = Vec::new();
-    let stats = generate(target, drafter, prompt, o, &mut |b: &[u8]| {
-        out.extend_from_slice(b);
-        Ok(())
-    })
-    .unwrap();
+    let (out, stats) = text(target, drafter, prompt, o);
     assert_eq!(out.len(), o.n);
     (out, stats)
 }
@@ -55,7 +82,7 @@ fn greedy_speculative_equals_greedy_target() {
                 fixed_length: k == 5,
                 ..o.clone()
             };
-            let mut d = ModelDrafter::new(&small, 0.0);
+            let mut d = ModelDrafter::new(small.decoder(), 0.0);
             let (got, s) = run(&target, Some(&mut d), prompt, &o);
             assert_eq!(got, want, "model draft, k {k}, prompt {prompt:?}");
             assert!(s.drafted > 0);
@@ -64,7 +91,7 @@ fn greedy_speculative_equals_greedy_target() {
             assert_eq!(got, want, "lookup, k {k}, prompt {prompt:?}");
         }
         // The target drafting for itself is always right.
-        let mut d = ModelDrafter::new(&target, 0.0);
+        let mut d = ModelDrafter::new(target.decoder(), 0.0);
         let (got, s) = run(&target, Some(&mut d), prompt, &o);
         assert_eq!(got, want);
         assert_eq!(s.accepted, s.drafted);
@@ -85,13 +112,24 @@ fn stop_token_ends_plain_and_speculative_output_alike() {
         Net::random(c, seed)
     };
     let (target, small) = (cfg(11), cfg(12));
-    let prompt: Vec<u8> = (0..12u8).map(|i| (i * 5 + 1) % 13).collect();
+    let symbols = Tokenizer::Symbols {
+        chars: "0123456789+*= $_".chars().collect(),
+        end: None,
+    };
+    let prompt: Vec<u32> = (0..12u32).map(|i| (i * 5 + 1) % 13).collect();
     let collect = |drafter: Option<&mut dyn Drafter>, o: &Options| {
         let mut out = Vec::new();
-        let stats = generate(&target, drafter, &prompt, o, &mut |b: &[u8]| {
-            out.extend_from_slice(b);
-            Ok(())
-        })
+        let stats = generate(
+            &mut target.decoder(),
+            drafter,
+            &symbols,
+            &prompt,
+            o,
+            &mut |b: &[u8]| {
+                out.extend_from_slice(b);
+                Ok(())
+            },
+        )
         .unwrap();
         (out, stats)
     };
@@ -102,35 +140,44 @@ fn stop_token_ends_plain_and_speculative_output_alike() {
     let (all, _) = collect(None, &free);
     assert_eq!(all.len(), 20);
     // Stop at the target's fourth token: its first occurrence ends the output.
-    let stop = all[3];
-    let cut = all.iter().position(|&t| t == stop).unwrap();
+    let stop = symbols.encode(&all[3..4]).unwrap()[0];
+    let cut = all.iter().position(|&t| t == all[3]).unwrap();
     let o = Options {
-        stop: Some(stop),
+        stop: vec![stop],
         ..free.clone()
     };
     let (want, stats) = collect(None, &o);
     assert_eq!(want, all[..cut]);
     assert_eq!(stats.decoded, cut + 1);
+    assert!(stats.stopped);
     for k in [1, 3, 8] {
         let o = Options {
             draft_max: k,
             draft_start: Some(k),
             ..o.clone()
         };
-        let mut d = ModelDrafter::new(&small, 0.0);
+        let mut d = ModelDrafter::new(small.decoder(), 0.0);
         let (got, s) = collect(Some(&mut d), &o);
         assert_eq!(got, want, "model draft, k {k}");
         assert_eq!(s.decoded, cut + 1);
-        let mut d = ModelDrafter::new(&target, 0.0);
+        let mut d = ModelDrafter::new(target.decoder(), 0.0);
         let (got, s) = collect(Some(&mut d), &o);
         assert_eq!(got, want, "self draft, k {k}");
         assert_eq!(s.accepted, s.drafted);
     }
-    // An empty prompt has no meaning for a model that does not read bytes.
-    let err = generate(&target, None, &[], &o, &mut |_: &[u8]| Ok(())).unwrap_err();
+    // An empty prompt needs a start token; a token outside the vocabulary is refused.
+    let sink = &mut |_: &[u8]| Ok(());
+    let err = generate(&mut target.decoder(), None, &symbols, &[], &o, sink).unwrap_err();
     assert!(matches!(err, GenError::EmptyPrompt { .. }), "{err}");
-    let err = generate(&target, None, &[1, 200], &o, &mut |_: &[u8]| Ok(())).unwrap_err();
+    let err = generate(&mut target.decoder(), None, &symbols, &[1, 200], &o, sink).unwrap_err();
     assert!(matches!(err, GenError::Token { token: 200, .. }), "{err}");
+    let o = Options {
+        empty_prompt: Some(12),
+        n: 3,
+        ..o
+    };
+    let stats = generate(&mut target.decoder(), None, &symbols, &[], &o, sink).unwrap();
+    assert_eq!(stats.prompt_tokens, 0);
 }
 
 #[test]
@@ -139,16 +186,13 @@ fn sampling_is_reproducible_from_the_seed() {
     let small = net(2);
     let o = Options {
         n: 60,
-        sampling: Sampling {
-            temperature: 0.8,
-            top_p: 0.95,
-        },
+        sampling: Sampling::with_temperature(0.8, 0.95),
         seed: 7,
         ..Options::default()
     };
-    let mut d = ModelDrafter::new(&small, 0.0);
+    let mut d = ModelDrafter::new(small.decoder(), 0.0);
     let (a, _) = run(&target, Some(&mut d), b"seed", &o);
-    let mut d = ModelDrafter::new(&small, 0.0);
+    let mut d = ModelDrafter::new(small.decoder(), 0.0);
     let (b, _) = run(&target, Some(&mut d), b"seed", &o);
     assert_eq!(a, b);
     let (c, _) = run(&target, None, b"seed", &Options { seed: 8, ..o });
@@ -176,16 +220,11 @@ fn lookup_copies_what_followed_the_suffix() {
     let mut d = LookupDrafter::default();
     let mut out = Draft::default();
     let mut rng = Rng::new(0);
-    d.propose(
-        b"the cat sat. the cat",
-        4,
-        &Sampling::GREEDY,
-        &mut rng,
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out.tokens, b" sat");
-    d.propose(b"no repeats", 4, &Sampling::GREEDY, &mut rng, &mut out)
+    let seq = toks(b"the cat sat. the cat");
+    d.propose(&seq, 4, &Sampling::GREEDY, &mut rng, &mut out)
+        .unwrap();
+    assert_eq!(out.tokens, toks(b" sat"));
+    d.propose(&toks(b"no repeats"), 4, &Sampling::GREEDY, &mut rng, &mut out)
         .unwrap();
     assert!(out.tokens.is_empty());
 }
