@@ -105,14 +105,9 @@ fn main() -> Result<(), Box<dyn Error>> {
                     fixed_length: true,
                     ..plain.clone()
                 };
-                let s = generate(
-                    decoder,
-                    Some(&mut oracle),
-                    &bytes,
-                    prompt,
-                    &o,
-                    &mut |_| Ok(()),
-                )?;
+                let s = generate(decoder, Some(&mut oracle), &bytes, prompt, &o, &mut |_| {
+                    Ok(())
+                })?;
                 if s.accepted != s.drafted {
                     return Err(
                         "the oracle's draft was rejected: output is not deterministic".into(),

@@ -175,10 +175,7 @@ fn arith_problems(bundle: &Bundle, n: usize) -> (Vec<QA>, Tokenizer) {
         .map(|p| {
             let q = p.question(spec.format).unwrap();
             let a = p.answer(spec.format).unwrap();
-            (
-                tokenizer.encode(q.as_bytes()).unwrap(),
-                a.into_bytes(),
-            )
+            (tokenizer.encode(q.as_bytes()).unwrap(), a.into_bytes())
         })
         .collect();
     (problems, tokenizer)

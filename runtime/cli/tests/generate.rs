@@ -429,7 +429,10 @@ fn llama_controls_stop_strings_perf_lines_and_refusals() {
             "{extra:?}, stop {stop:?}"
         );
         let err = stderr(&out);
-        assert!(err.contains("stopped by an end token or a reverse prompt"), "{err}");
+        assert!(
+            err.contains("stopped by an end token or a reverse prompt"),
+            "{err}"
+        );
         assert!(err.contains("-t 4 has no effect"), "{err}");
         assert!(
             err.contains(&format!("n_predict = {}", first + 3)),
@@ -453,8 +456,23 @@ fn llama_controls_stop_strings_perf_lines_and_refusals() {
         let out = arca(
             dir.path(),
             &[
-                "generate", "-m", &t, "-p", "The", "-n", "40", "--temp", "0.9", "--top-k", "20",
-                "--min-p", "0.1", "--repeat-penalty", "1.2", "--seed", seed,
+                "generate",
+                "-m",
+                &t,
+                "-p",
+                "The",
+                "-n",
+                "40",
+                "--temp",
+                "0.9",
+                "--top-k",
+                "20",
+                "--min-p",
+                "0.1",
+                "--repeat-penalty",
+                "1.2",
+                "--seed",
+                seed,
             ],
         );
         ok(&out);
@@ -464,15 +482,24 @@ fn llama_controls_stop_strings_perf_lines_and_refusals() {
     assert_eq!(sampled("3"), sampled("3"));
     // What generation cannot honour is refused, by name.
     fails_with(
-        &arca(dir.path(), &["--engine", "tract", "generate", "-m", &t, "-p", "x"]),
+        &arca(
+            dir.path(),
+            &["--engine", "tract", "generate", "-m", &t, "-p", "x"],
+        ),
         "--engine tract is not supported by generate",
     );
     fails_with(
-        &arca(dir.path(), &["--device", "cuda", "generate", "-m", &t, "-p", "x"]),
+        &arca(
+            dir.path(),
+            &["--device", "cuda", "generate", "-m", &t, "-p", "x"],
+        ),
         "--device cuda is not supported by generate",
     );
     fails_with(
-        &arca(dir.path(), &["bench-generate", "--engine", "tract", "-m", &t]),
+        &arca(
+            dir.path(),
+            &["bench-generate", "--engine", "tract", "-m", &t],
+        ),
         "--engine tract is not supported by generate",
     );
     fails_with(

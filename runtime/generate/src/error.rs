@@ -15,7 +15,9 @@ pub enum GenError {
         kind: &'static str,
     },
     /// The model's vocabulary is empty.
-    #[error("model '{model}' has a vocabulary of {vocab} symbols; a generation model needs one at least")]
+    #[error(
+        "model '{model}' has a vocabulary of {vocab} symbols; a generation model needs one at least"
+    )]
     Vocab {
         /// Model name.
         model: String,

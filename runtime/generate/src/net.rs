@@ -998,10 +998,13 @@ mod tests {
         let mut s = Scratch::default();
         let mut cache = net.new_cache();
         let mut a = Vec::new();
-        net.forward(&mut cache, &toks(b"abcdef"), &mut s, &mut a).unwrap();
-        net.forward(&mut cache, &toks(b"xyz"), &mut s, &mut a).unwrap();
+        net.forward(&mut cache, &toks(b"abcdef"), &mut s, &mut a)
+            .unwrap();
+        net.forward(&mut cache, &toks(b"xyz"), &mut s, &mut a)
+            .unwrap();
         cache.truncate(6);
-        net.forward(&mut cache, &toks(b"ghi"), &mut s, &mut a).unwrap();
+        net.forward(&mut cache, &toks(b"ghi"), &mut s, &mut a)
+            .unwrap();
         let mut b = Vec::new();
         let mut fresh = net.new_cache();
         net.forward(&mut fresh, &toks(b"abcdefghi"), &mut s, &mut b)

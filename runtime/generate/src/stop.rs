@@ -93,7 +93,14 @@ mod tests {
         assert_eq!(
             feed(&["User:"], &["Hi ", "U", "s", "x", "!"]),
             (
-                vec!["Hi ".into(), "".into(), "".into(), "Usx".into(), "!".into(), "".into()],
+                vec![
+                    "Hi ".into(),
+                    "".into(),
+                    "".into(),
+                    "Usx".into(),
+                    "!".into(),
+                    "".into()
+                ],
                 false
             )
         );

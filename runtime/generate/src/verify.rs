@@ -157,7 +157,8 @@ impl Sampling {
             }
         };
         // Descending logit; ties by token so every cut is deterministic.
-        let by_logit = |out: &[f64], a: &usize, b: &usize| out[*b].total_cmp(&out[*a]).then(a.cmp(b));
+        let by_logit =
+            |out: &[f64], a: &usize, b: &usize| out[*b].total_cmp(&out[*a]).then(a.cmp(b));
         let mut order: Vec<usize> = Vec::new();
         if self.top_k > 0 && self.top_k < n {
             order = (0..n).collect();
@@ -396,6 +397,54 @@ mod tests {
         s.probs(&logits, &[], &mut out);
         assert!((out[1] - 0.625).abs() < 1e-6 && (out[2] - 0.375).abs() < 1e-6);
         assert_eq!(out[3], 0.0);
+    }
+
+    /// llama.cpp's chain on four tokens: the penalty divides a positive logit and multiplies a
+    /// negative one, top-k and min-p cut, top-p is taken at temperature 1 (before the
+    /// temperature), and greedy is the argmax after the penalty.
+    #[test]
+    fn filters_follow_llama_cpp() {
+        let logits = [2.0f32, 1.0, -1.0, 0.5];
+        let s = Sampling {
+            repeat_penalty: 2.0,
+            ..Sampling::with_temperature(1.0, 1.0)
+        };
+        let mut row = logits;
+        s.penalize(&mut row, &[0, 2, 0]);
+        assert_eq!(row, [1.0, 1.0, -2.0, 0.5]);
+        // Ties go to the lowest token; without token 0 in the last 2, no penalty on it.
+        assert_eq!(s.greedy(&logits, &[0]), 0);
+        let last2 = Sampling {
+            repeat_last_n: 2,
+            ..s
+        };
+        assert_eq!(last2.greedy(&[1.0, 1.5], &[1, 0, 0]), 1);
+        assert_eq!(last2.greedy(&[1.0, 1.5], &[0, 1, 1]), 0);
+        let mut p = Vec::new();
+        Sampling { top_k: 2, ..s }.probs(&logits, &[], &mut p);
+        let e = 1.0f64.exp();
+        assert!(
+            (p[0] - e / (e + 1.0)).abs() < 1e-12 && p[2] == 0.0 && p[3] == 0.0,
+            "{p:?}"
+        );
+        // min-p 0.5 keeps tokens within ln 2 of the best logit.
+        Sampling { min_p: 0.5, ..s }.probs(&logits, &[], &mut p);
+        assert!(p[0] > 0.0 && p[1] == 0.0, "{p:?}");
+        Sampling { min_p: 0.3, ..s }.probs(&logits, &[], &mut p);
+        assert!(p[1] > 0.0 && p[3] == 0.0, "{p:?}");
+        // top-p 0.6 at temperature 1 keeps token 0 alone (its mass is 0.61); a high
+        // temperature applied first would have flattened it below 0.6.
+        let hot = Sampling::with_temperature(5.0, 0.6);
+        hot.probs(&logits, &[], &mut p);
+        assert_eq!(p, [1.0, 0.0, 0.0, 0.0]);
+        // Settings that keep nothing, or logits that are not numbers, give the argmax.
+        Sampling { min_p: 2.0, ..s }.probs(&logits, &[], &mut p);
+        assert_eq!(p, [1.0, 0.0, 0.0, 0.0]);
+        Sampling::with_temperature(1.0, 1.0).probs(&[f32::NAN, 1.0], &[], &mut p);
+        assert_eq!(p.iter().sum::<f64>(), 1.0);
+        // An out-of-range history token is skipped.
+        s.probs(&logits, &[99], &mut p);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 
     /// Pearson's statistic of `counts` against the law `p` (cells with p = 0 must be empty).

@@ -44,9 +44,9 @@ fn check_backend(ui: &Ui) -> Result<()> {
 /// The threads line of the statistics: what ran, and what was asked.
 fn threads_line(controls: &Controls) -> String {
     match controls.threads {
-        Some(n) if n != 1 => format!(
-            "threads   = 1 (the native decoder is single-threaded; -t {n} has no effect)"
-        ),
+        Some(n) if n != 1 => {
+            format!("threads   = 1 (the native decoder is single-threaded; -t {n} has no effect)")
+        }
         _ => "threads   = 1 (the native decoder is single-threaded)".into(),
     }
 }
