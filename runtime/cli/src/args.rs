@@ -264,7 +264,8 @@ pub struct GenerateArgs {
     /// Read the prompt from a file (raw bytes)
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Tokens to generate (bytes for prose; an arithmetic model also stops at its end token)
+    /// Tokens to generate (bytes for prose; an arithmetic model also stops at its end token;
+    /// 0 generates nothing and prints the statistics)
     #[arg(short, long = "n-predict", value_name = "N", default_value_t = 128)]
     pub n: usize,
     /// Sampling temperature; 0 is greedy (argmax)

@@ -301,7 +301,7 @@ impl Markov {
         // Mostly flat, about 20 favourites far ahead (the same after every token, so greedy
         // output loops): a peaked law, as a language model's.
         let u = (h >> 40) as f32 / (1u64 << 24) as f32;
-        if next % (self.vocab / 20).max(1) == 0 {
+        if next.is_multiple_of((self.vocab / 20).max(1)) {
             6.0 + 4.0 * u
         } else {
             4.0 * u - 2.0
