@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .ok_or("usage: gen_costs MODEL.arcm")?;
     let bundle = Bundle::open(&path)?;
     let net = Net::load(&bundle)?;
-    let native = CallCost::measure(&net, KMAX, REPS)?;
+    let native = CallCost::measure(&mut net.decoder(), KMAX, REPS)?;
     let tract = tract_costs(&bundle, &net)?;
     println!(
         "{}: {} parameters, {BASE} tokens cached",

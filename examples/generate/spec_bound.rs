@@ -16,7 +16,8 @@
 use std::error::Error;
 
 use arca_generate::{
-    Draft, Drafter, GenError, ModelDrafter, Net, Options, Rng, Sampling, generate,
+    Draft, Drafter, GenError, ModelDrafter, Net, Options, Rng, Sampling, TextTokenizer, Tokenizer,
+    generate,
 };
 use arca_runtime::Bundle;
 use arca_runtime::stats::median;
@@ -27,7 +28,7 @@ const ROUNDS: usize = 5;
 /// Proposes what follows `seq` in `text` (the target's greedy output), after running `model`'s
 /// proposal if there is one.
 struct Oracle<'a> {
-    text: Vec<u8>,
+    text: Vec<u32>,
     model: Option<ModelDrafter<'a>>,
 }
 
@@ -38,7 +39,7 @@ impl Drafter for Oracle<'_> {
 
     fn propose(
         &mut self,
-        seq: &[u8],
+        seq: &[u32],
         max: usize,
         sampling: &Sampling,
         rng: &mut Rng,
@@ -75,32 +76,38 @@ fn main() -> Result<(), Box<dyn Error>> {
         n: 256,
         ..Options::default()
     };
+    let bytes = Tokenizer::Bytes;
     let mut speedups = vec![Vec::new(); LENGTHS.len()];
     for file in &files {
         let text = std::fs::read(file)?;
         let Some(prompt) = text.get(20_000..20_128) else {
             continue;
         };
-        let mut full = prompt.to_vec();
-        generate(&target, None, prompt, &plain, &mut |b| {
-            full.extend_from_slice(b);
+        let prompt = &bytes.encode(prompt)?;
+        let mut full = prompt.clone();
+        let mut target_decoder = target.decoder();
+        let decoder = &mut target_decoder;
+        generate(decoder, None, &bytes, prompt, &plain, &mut |b| {
+            full.extend(bytes.encode(b).unwrap_or_default());
             Ok(())
         })?;
         let mut best = vec![f64::INFINITY; LENGTHS.len() + 1];
         for _ in 0..ROUNDS {
-            let s = generate(&target, None, prompt, &plain, &mut |_| Ok(()))?;
+            let s = generate(decoder, None, &bytes, prompt, &plain, &mut |_| Ok(()))?;
             best[0] = best[0].min(s.decode_seconds);
             for (i, &k) in LENGTHS.iter().enumerate() {
                 let mut oracle = Oracle {
                     text: full.clone(),
-                    model: draft.as_ref().map(|d| ModelDrafter::new(d, 0.0)),
+                    model: draft.as_ref().map(|d| ModelDrafter::new(d.decoder(), 0.0)),
                 };
                 let o = Options {
                     draft_start: Some(k),
                     fixed_length: true,
                     ..plain.clone()
                 };
-                let s = generate(&target, Some(&mut oracle), prompt, &o, &mut |_| Ok(()))?;
+                let s = generate(decoder, Some(&mut oracle), &bytes, prompt, &o, &mut |_| {
+                    Ok(())
+                })?;
                 if s.accepted != s.drafted {
                     return Err(
                         "the oracle's draft was rejected: output is not deterministic".into(),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use arca_generate::{
     self as generate, Drafter, LookupDrafter, ModelDrafter, Net, Options, Rng, Sampling, Scratch,
-    Tokenizer, VOCAB,
+    TextTokenizer, Tokenizer,
 };
 use arca_runtime::Bundle;
 use arca_runtime::arith::ArithSpec;
@@ -55,18 +55,38 @@ fn prompts() -> Vec<Vec<u8>> {
     ]
 }
 
-fn run(target: &Net, drafter: Option<&mut dyn Drafter>, prompt: &[u8], o: &Options) -> Vec<u8> {
+/// The text `target` generates after `prompt` (tokens of `tokenizer`).
+fn run_with(
+    target: &Net,
+    drafter: Option<&mut dyn Drafter>,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    o: &Options,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    generate::generate(target, drafter, prompt, o, &mut |b| {
-        out.extend_from_slice(b);
-        Ok(())
-    })
+    generate::generate(
+        &mut target.decoder(),
+        drafter,
+        tokenizer,
+        prompt,
+        o,
+        &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        },
+    )
     .unwrap();
     out
 }
 
+/// [`run_with`] for a prose model: bytes in and out.
+fn run(target: &Net, drafter: Option<&mut dyn Drafter>, prompt: &[u8], o: &Options) -> Vec<u8> {
+    let bytes = Tokenizer::Bytes;
+    run_with(target, drafter, &bytes, &bytes.encode(prompt).unwrap(), o)
+}
+
 /// tract runs the bundle's graph: logits of `text` fed in one call with an empty cache.
-fn tract_logits(bundle: &Bundle, net: &Net, text: &[u8]) -> Vec<f32> {
+fn tract_logits(bundle: &Bundle, net: &Net, text: &[u32]) -> Vec<f32> {
     let m = bundle.manifest();
     let mut model = arca_runtime::engine::inference_model(bundle).unwrap();
     let mut inputs = vec![m.inputs[0].clone()];
@@ -105,9 +125,9 @@ fn tract_logits(bundle: &Bundle, net: &Net, text: &[u8]) -> Vec<f32> {
         .to_vec()
 }
 
-/// `text`'s logits from the native forward and from tract agree to 1e-3 (the native rows are
-/// 256 wide; a smaller vocabulary's extra symbols must be `-inf`).
-fn check_against_tract(name: &str, text: &[u8]) {
+/// `text`'s logits from the native forward and from tract agree to 1e-3 (rows as wide as the
+/// vocabulary in both).
+fn check_against_tract(name: &str, text: &[u32]) {
     let (bundle, net) = load(name);
     let want = tract_logits(&bundle, &net, text);
     let mut cache = net.new_cache();
@@ -115,14 +135,11 @@ fn check_against_tract(name: &str, text: &[u8]) {
     net.forward(&mut cache, text, &mut Scratch::default(), &mut got)
         .unwrap();
     let v = net.vocab();
-    assert_eq!(got.len(), text.len() * VOCAB);
+    assert_eq!(got.len(), text.len() * v);
     assert_eq!(want.len(), text.len() * v);
     let mut diff = 0.0f32;
-    for (row, want) in got.chunks_exact(VOCAB).zip(want.chunks_exact(v)) {
-        for (a, b) in row.iter().zip(want) {
-            diff = diff.max((a - b).abs());
-        }
-        assert!(row[v..].iter().all(|&x| x == f32::NEG_INFINITY));
+    for (a, b) in got.iter().zip(&want) {
+        diff = diff.max((a - b).abs());
     }
     println!("{name}: native vs tract max |logit difference| {diff:.2e}");
     assert!(diff < 1e-3, "{name}: {diff}");
@@ -130,22 +147,23 @@ fn check_against_tract(name: &str, text: &[u8]) {
 
 #[test]
 fn native_forward_matches_tract_on_the_graph() {
-    let text = &prompts()[0];
+    let text = Tokenizer::Bytes.encode(&prompts()[0]).unwrap();
     for name in ["gen-target", DRAFTS[0], DRAFTS[1], DRAFTS[2]] {
-        check_against_tract(name, text);
+        check_against_tract(name, &text);
     }
     // A whole arithmetic problem, question and answer (the context is 34 tokens).
     let (bundle, _) = load(ARITH_TARGET);
     let (problems, tokenizer) = arith_problems(&bundle, 1);
-    let text = [problems[0].0.clone(), problems[0].1.clone()].concat();
+    let answer = tokenizer.encode(&problems[0].1).unwrap();
+    let text = [problems[0].0.clone(), answer].concat();
     assert!(text.len() <= 33 && tokenizer != Tokenizer::Bytes);
     for name in [ARITH_TARGET, ARITH_DRAFTS[0], ARITH_DRAFTS[1]] {
         check_against_tract(name, &text);
     }
 }
 
-/// A question and the answer a correct model writes (without END), as tokens.
-type QA = (Vec<u8>, Vec<u8>);
+/// A question (tokens) and the answer a correct model writes (text, without END).
+type QA = (Vec<u32>, Vec<u8>);
 
 /// `n` held-out problems spread over the model's digit counts (2-10 for the adder).
 fn arith_problems(bundle: &Bundle, n: usize) -> (Vec<QA>, Tokenizer) {
@@ -157,10 +175,7 @@ fn arith_problems(bundle: &Bundle, n: usize) -> (Vec<QA>, Tokenizer) {
         .map(|p| {
             let q = p.question(spec.format).unwrap();
             let a = p.answer(spec.format).unwrap();
-            (
-                tokenizer.encode(q.as_bytes()).unwrap(),
-                tokenizer.encode(a.as_bytes()).unwrap(),
-            )
+            (tokenizer.encode(q.as_bytes()).unwrap(), a.into_bytes())
         })
         .collect();
     (problems, tokenizer)
@@ -176,11 +191,11 @@ fn arithmetic_speculative_answers_are_the_targets() {
     let (problems, tokenizer) = arith_problems(&bundle, 27);
     let o = Options {
         n: 64,
-        stop: tokenizer.stop(),
+        stop: tokenizer.eos().into_iter().collect(),
         ..Options::default()
     };
     for (question, answer) in &problems {
-        let want = run(&target, None, question, &o);
+        let want = run_with(&target, None, &tokenizer, question, &o);
         assert_eq!(
             &want,
             answer,
@@ -195,10 +210,12 @@ fn arithmetic_speculative_answers_are_the_targets() {
                 ..o.clone()
             };
             for d in &drafts {
-                let got = run(&target, Some(&mut ModelDrafter::new(d, 0.0)), question, &so);
+                let mut drafter = ModelDrafter::new(d.decoder(), 0.0);
+                let got = run_with(&target, Some(&mut drafter), &tokenizer, question, &so);
                 assert_eq!(got, want, "k {k}, {}", d.name());
             }
-            let got = run(&target, Some(&mut LookupDrafter::default()), question, &so);
+            let mut lookup = LookupDrafter::default();
+            let got = run_with(&target, Some(&mut lookup), &tokenizer, question, &so);
             assert_eq!(got, want, "k {k}, lookup");
         }
     }
@@ -239,7 +256,8 @@ fn greedy_speculative_output_is_the_targets_greedy_output() {
                 so.draft_max, so.fixed_length
             );
             for d in &drafts {
-                let got = run(&target, Some(&mut ModelDrafter::new(d, *p_min)), prompt, so);
+                let mut drafter = ModelDrafter::new(d.decoder(), *p_min);
+                let got = run(&target, Some(&mut drafter), prompt, so);
                 assert_eq!(got, want, "{what}, {}", d.name());
             }
             if *p_min == 0.5 || so.draft_max == 16 {
@@ -257,17 +275,17 @@ fn greedy_speculative_output_is_the_targets_greedy_output() {
 fn speculative_sampling_follows_the_target_distribution() {
     let (_, target) = load("gen-target");
     let draft = load(DRAFTS[1]).1;
-    let sampling = Sampling {
-        temperature: 1.0,
-        top_p: 0.9,
-    };
+    let sampling = Sampling::with_temperature(1.0, 0.9);
     let prompt = b"It was a bright cold day in April, and the";
-    let mut lm = generate::Lm::new(&target);
-    let mut p = [0.0; VOCAB];
-    sampling.probs(lm.score(prompt, prompt.len() - 1).unwrap(), &mut p);
+    let tokens = Tokenizer::Bytes.encode(prompt).unwrap();
+    let mut lm = generate::Lm::new(target.decoder());
+    let mut p = Vec::new();
+    let logits = lm.score(&tokens, tokens.len() - 1).unwrap();
+    sampling.probs(logits, &tokens, &mut p);
+    let vocab = p.len();
     let draws = 1200u64;
     for drafter_kind in ["model", "lookup"] {
-        let mut counts = [0u64; VOCAB];
+        let mut counts = vec![0u64; vocab];
         for seed in 0..draws {
             let o = Options {
                 n: 1,
@@ -283,7 +301,7 @@ fn speculative_sampling_follows_the_target_distribution() {
             let out = match drafter_kind {
                 "model" => run(
                     &target,
-                    Some(&mut ModelDrafter::new(&draft, 0.0)),
+                    Some(&mut ModelDrafter::new(draft.decoder(), 0.0)),
                     prompt,
                     &o,
                 ),
@@ -292,7 +310,7 @@ fn speculative_sampling_follows_the_target_distribution() {
             counts[usize::from(out[0])] += 1;
         }
         let (mut stat, mut cells, mut rest_p, mut rest_c) = (0.0, 0, 0.0, 0u64);
-        for b in 0..VOCAB {
+        for b in 0..vocab {
             if p[b] >= 0.01 {
                 let e = p[b] * draws as f64;
                 stat += (counts[b] as f64 - e).powi(2) / e;

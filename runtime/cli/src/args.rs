@@ -186,12 +186,27 @@ measured cost of a k-byte target call against a 1-byte call makes drafting pay b
 while drafts are accepted whole, shrinks on early rejections, and a model draft stops early when
 its top probability falls under --draft-p-min.
 
+Sampling follows llama.cpp's chain and defaults, in its order: repeat penalty (--repeat-penalty
+over the last --repeat-last-n tokens, prompt included; 1 is off), top-k (--top-k 40), top-p
+(--top-p 0.95), min-p (--min-p 0.05), then temperature (--temp 0.8; 0 is greedy, which applies
+only the repeat penalty). Speculative sampling keeps the distribution these make exactly, and
+greedy speculative output stays the plain greedy output with a repeat penalty too. -r TEXT
+(repeatable) stops when the generated text contains TEXT: the text before it is printed, nothing
+after; the prompt is not searched. After the statistics, llama.cpp's perf lines (load, prompt
+eval, eval with its target calls as runs, total).
+
+Engine and device: generation bundles run on arca's native f32 decoder, on the CPU, one
+thread. --engine auto and native select it; --engine tract is refused (tract runs no .arcm
+generation bundle as a KV decoder here); --device cpu and auto run on the CPU; --device cuda is
+refused (the native decoder has no GPU path). -t/--threads is accepted for llama.cpp
+compatibility, but the native decoder is single-threaded: the statistics say so.
+
 Edge cases: an empty prompt is read as one newline by a prose model (the start of a line; not
 echoed) and refused by an arithmetic one, as is a character outside its symbols; -n 0 prints
-the prompt and the statistics and generates nothing; a prompt longer than the model's context
-(512 bytes for prose, 34 tokens for the adder) is read through its last window (at least half a
-context), and generation past the context slides that window by half a context at a time (plain
-and speculative alike). A draft must share the target's vocabulary (size and symbols).";
+the prompt and the statistics, generates nothing and exits 0; a prompt longer than the model's
+context (512 bytes for prose, 34 tokens for the adder) is read through its last window (at least
+half a context), and generation past the context slides that window by half a context at a time
+(plain and speculative alike). A draft must share the target's vocabulary (size and symbols).";
 
 const GENERATE_EXAMPLES: &str = "\
 Examples:
@@ -209,7 +224,12 @@ spread over its operand digit counts, each answered up to the end token): target
 with prompt lookup, in one run, greedy, the same prompts for every method. Reports median
 tokens/s over the prompts, the median per-prompt speedup over target-only, acceptance, tokens
 per target call, and checks that every speculative output equals the target's. Also prints the
-verify-cost curve: a k-token target call's time over a 1-token call's, k = 1..16.";
+verify-cost curve: a k-token target call's time over a 1-token call's, k = 1..16.
+
+Decoding is greedy, so only the repeat penalty (--repeat-penalty, --repeat-last-n) and stop
+strings (-r) of `arca generate`'s controls apply. Engine, device and threads as for `arca
+generate`: the native f32 decoder on the CPU, one thread (--engine tract and --device cuda are
+refused).";
 
 const BENCH_GENERATE_EXAMPLES: &str = "\
 Example:
@@ -244,15 +264,24 @@ pub struct GenerateArgs {
     /// Read the prompt from a file (raw bytes)
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Tokens to generate (bytes for prose; an arithmetic model also stops at its end token)
+    /// Tokens to generate (bytes for prose; an arithmetic model also stops at its end token;
+    /// 0 generates nothing and prints the statistics)
     #[arg(short, long = "n-predict", value_name = "N", default_value_t = 128)]
     pub n: usize,
     /// Sampling temperature; 0 is greedy (argmax)
     #[arg(long, value_name = "T", default_value_t = 0.8, value_parser = parse_temp)]
     pub temp: f32,
-    /// Nucleus sampling: keep the most probable bytes up to this mass
+    /// Nucleus sampling: keep the most probable tokens up to this mass (1: all)
     #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_top_p)]
     pub top_p: f32,
+    /// Keep only the K most probable tokens (0: all)
+    #[arg(long, value_name = "K", default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep tokens at least P times as probable as the most probable one (0: all)
+    #[arg(long, value_name = "P", default_value_t = 0.05, value_parser = parse_unit)]
+    pub min_p: f64,
+    #[command(flatten)]
+    pub controls: Controls,
     /// Random seed (default: from the clock; printed with the statistics)
     #[arg(short, long, value_name = "S")]
     pub seed: Option<u64>,
@@ -312,6 +341,8 @@ pub struct BenchGenerateArgs {
     /// Keep the draft length fixed at K instead of adapting it
     #[arg(long, value_name = "K")]
     pub draft_fixed: Option<usize>,
+    #[command(flatten)]
+    pub controls: Controls,
     /// Runs of each (method, prompt); times are medians
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
@@ -321,6 +352,42 @@ pub struct BenchGenerateArgs {
     /// Overwrite the report if it exists
     #[arg(short, long)]
     pub force: bool,
+}
+
+/// The repeat penalty, stop strings and threads of `arca generate` and `arca bench-generate`.
+#[derive(Debug, Args)]
+pub struct Controls {
+    /// Repeat penalty: a token among the last --repeat-last-n has a positive logit divided by
+    /// this and a negative one multiplied (1: off)
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_penalty)]
+    pub repeat_penalty: f32,
+    /// How many of the last tokens (prompt included) the repeat penalty looks at (0: off)
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Stop when the generated text contains TEXT (repeatable); the text before it is printed
+    #[arg(short = 'r', long = "reverse-prompt", value_name = "TEXT", value_parser = parse_stop)]
+    pub reverse_prompt: Vec<String>,
+    /// Threads: accepted for llama.cpp compatibility; the native decoder is single-threaded,
+    /// so any N runs one thread (the statistics say so)
+    #[arg(short = 't', long, value_name = "N", value_parser = at_least_one)]
+    pub threads: Option<usize>,
+}
+
+fn parse_penalty(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a repeat penalty (a number > 0; 1 is off)"
+        )),
+    }
+}
+
+fn parse_stop(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("an empty reverse prompt would stop before the first token: give some text".into())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {

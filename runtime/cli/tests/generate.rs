@@ -377,3 +377,141 @@ fn arithmetic_generation_answers_and_refuses_what_it_cannot_read() {
     assert!(report.contains("correct for 9 of 9 problems"), "{report}");
     assert_eq!(report.matches(" 9/9 |").count(), 3, "{report}");
 }
+
+/// llama.cpp's controls: a reverse prompt cuts the output before it (plain and speculative
+/// alike), a repeat penalty keeps speculative greedy output equal to plain, the perf lines and
+/// the threads line are printed, and --engine tract / --device cuda are refused by name.
+#[test]
+fn llama_controls_stop_strings_perf_lines_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = model("gen-target");
+    let base = [
+        "generate",
+        "-m",
+        &t,
+        "-p",
+        "Alice was beginning to get",
+        "-n",
+        "80",
+        "--temp",
+        "0",
+        "--no-echo",
+    ];
+    let free = arca(dir.path(), &base);
+    ok(&free);
+    let text = stdout(&free);
+    let err = stderr(&free);
+    for line in [
+        "llama_perf: load time = ",
+        "llama_perf: prompt eval time = ",
+        " tokens per second)",
+        "llama_perf: eval time = ",
+        " runs (",
+        "llama_perf: total time = ",
+        "threads   = 1 (the native decoder is single-threaded)",
+    ] {
+        assert!(err.contains(line), "no '{line}' in {err}");
+    }
+    // Stop at three bytes of the greedy output that first occur past its start.
+    let at = 20;
+    let stop = String::from_utf8(text[at..at + 3].to_vec()).unwrap();
+    let first = text.windows(3).position(|w| w == stop.as_bytes()).unwrap();
+    let kd = model("gen-draft-kd");
+    for extra in [vec![], vec!["--lookup"], vec!["-md", kd.as_str()]] {
+        let mut args = base.to_vec();
+        args.extend(["-r", stop.as_str(), "-t", "4"]);
+        args.extend(&extra);
+        let out = arca(dir.path(), &args);
+        ok(&out);
+        assert_eq!(
+            stdout(&out),
+            [&text[..first], b"\n"].concat(),
+            "{extra:?}, stop {stop:?}"
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("stopped by an end token or a reverse prompt"),
+            "{err}"
+        );
+        assert!(err.contains("-t 4 has no effect"), "{err}");
+        assert!(
+            err.contains(&format!("n_predict = {}", first + 3)),
+            "{extra:?}: {err}"
+        );
+    }
+    // Greedy with a repeat penalty: another output, the same with a draft.
+    let mut args = base.to_vec();
+    args.extend(["--repeat-penalty", "1.5", "--repeat-last-n", "32"]);
+    let plain = arca(dir.path(), &args);
+    ok(&plain);
+    assert_ne!(stdout(&plain), text);
+    assert!(stderr(&plain).contains("sampling: greedy, repeat-penalty 1.5 (last 32)"));
+    let ada = model("gen-draft-adaspec");
+    args.extend(["-md", ada.as_str()]);
+    let spec = arca(dir.path(), &args);
+    ok(&spec);
+    assert_eq!(stdout(&spec), stdout(&plain));
+    // Sampling with the filters is reproducible from the seed.
+    let sampled = |seed: &str| {
+        let out = arca(
+            dir.path(),
+            &[
+                "generate",
+                "-m",
+                &t,
+                "-p",
+                "The",
+                "-n",
+                "40",
+                "--temp",
+                "0.9",
+                "--top-k",
+                "20",
+                "--min-p",
+                "0.1",
+                "--repeat-penalty",
+                "1.2",
+                "--seed",
+                seed,
+            ],
+        );
+        ok(&out);
+        assert!(stderr(&out).contains("top-k 20 top-p 0.95 min-p 0.1 temp 0.9 seed"));
+        stdout(&out)
+    };
+    assert_eq!(sampled("3"), sampled("3"));
+    // What generation cannot honour is refused, by name.
+    fails_with(
+        &arca(
+            dir.path(),
+            &["--engine", "tract", "generate", "-m", &t, "-p", "x"],
+        ),
+        "--engine tract is not supported by generate",
+    );
+    fails_with(
+        &arca(
+            dir.path(),
+            &["--device", "cuda", "generate", "-m", &t, "-p", "x"],
+        ),
+        "--device cuda is not supported by generate",
+    );
+    fails_with(
+        &arca(
+            dir.path(),
+            &["bench-generate", "--engine", "tract", "-m", &t],
+        ),
+        "--engine tract is not supported by generate",
+    );
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t, "-r", ""]),
+        "an empty reverse prompt",
+    );
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t, "--repeat-penalty", "0"]),
+        "not a repeat penalty",
+    );
+    fails_with(
+        &arca(dir.path(), &["generate", "-m", &t, "--min-p", "2"]),
+        "not a probability",
+    );
+}

@@ -2,19 +2,19 @@
 //! distilled model; [`LookupDrafter`] copies what followed the last occurrence of the current
 //! suffix (prompt lookup).
 
+use crate::decoder::Decoder;
 use crate::error::GenError;
-use crate::length::CallCost;
 use crate::lm::Lm;
-use crate::net::{Net, VOCAB};
-use crate::verify::{Rng, Sampling, argmax};
+use crate::verify::{Rng, Sampling};
 
 /// A proposal: tokens and, for a model drafter sampling, the distribution each was drawn from.
 #[derive(Clone, Debug, Default)]
 pub struct Draft {
     /// Proposed tokens.
-    pub tokens: Vec<u8>,
-    /// `q` of each token (sampling with a model drafter), else empty (point masses).
-    pub q: Vec<[f64; VOCAB]>,
+    pub tokens: Vec<u32>,
+    /// `q` of each token (sampling with a model drafter; rows of the vocabulary's width), else
+    /// empty (point masses).
+    pub q: Vec<Vec<f64>>,
 }
 
 /// Something that guesses the target's next tokens.
@@ -22,14 +22,16 @@ pub trait Drafter {
     /// A short description for statistics (`gen-draft-kd (draft, distill kd)`, `prompt lookup`).
     fn describe(&self) -> String;
 
-    /// Proposes up to `max` tokens to follow `seq` (which ends with the last token emitted).
+    /// Proposes up to `max` tokens to follow `seq` (which ends with the last token emitted). A
+    /// model drafter chooses as `sampling` says (its repeat penalty included, with `seq` as the
+    /// history) so that its tokens are the target's as often as possible.
     ///
     /// # Errors
     ///
     /// Model errors of a model drafter.
     fn propose(
         &mut self,
-        seq: &[u8],
+        seq: &[u32],
         max: usize,
         sampling: &Sampling,
         rng: &mut Rng,
@@ -55,16 +57,19 @@ pub struct ModelDrafter<'a> {
     lm: Lm<'a>,
     p_min: f64,
     /// The sequence and the tokens drafted so far (reused between proposals).
-    ext: Vec<u8>,
+    ext: Vec<u32>,
+    probs: Vec<f64>,
 }
 
 impl<'a> ModelDrafter<'a> {
-    /// A drafter running `draft` (pair it with its target through [`check_pair`](crate::check_pair) first).
-    pub fn new(draft: &'a Net, p_min: f64) -> ModelDrafter<'a> {
+    /// A drafter running `draft` (`net.decoder()` for a native model, or any [`Decoder`] over
+    /// the target's vocabulary; pair bundles through [`check_pair`](crate::check_pair) first).
+    pub fn new(draft: impl Decoder + 'a, p_min: f64) -> ModelDrafter<'a> {
         ModelDrafter {
             lm: Lm::new(draft),
             p_min,
             ext: Vec::new(),
+            probs: Vec::new(),
         }
     }
 }
@@ -78,16 +83,12 @@ pub(crate) fn top_prob(logits: &[f32]) -> f64 {
 
 impl Drafter for ModelDrafter<'_> {
     fn describe(&self) -> String {
-        let net = self.lm.net();
-        match net.distill() {
-            Some(d) => format!("{} (distill: {d})", net.name()),
-            None => net.name().to_owned(),
-        }
+        self.lm.decoder().describe()
     }
 
     fn propose(
         &mut self,
-        seq: &[u8],
+        seq: &[u32],
         max: usize,
         sampling: &Sampling,
         rng: &mut Rng,
@@ -97,18 +98,18 @@ impl Drafter for ModelDrafter<'_> {
         out.q.clear();
         self.ext.clear();
         self.ext.extend_from_slice(seq);
-        let mut q = [0.0; VOCAB];
-        while out.tokens.len() < max {
+        while out.tokens.len() < max && !self.ext.is_empty() {
             let logits = self.lm.score(&self.ext, self.ext.len() - 1)?;
             if self.p_min > 0.0 && top_prob(logits) < self.p_min {
                 break;
             }
             let token = if sampling.is_greedy() {
-                argmax(logits) as u8
+                sampling.greedy(logits, &self.ext)
             } else {
-                sampling.probs(logits, &mut q);
-                out.q.push(q);
-                rng.pick(&q)
+                sampling.probs(logits, &self.ext, &mut self.probs);
+                let token = rng.pick(&self.probs);
+                out.q.push(self.probs.clone());
+                token
             };
             out.tokens.push(token);
             self.ext.push(token);
@@ -117,17 +118,18 @@ impl Drafter for ModelDrafter<'_> {
     }
 
     fn token_cost(&mut self) -> f64 {
-        let net = self.lm.net();
-        CallCost::measure(net, 1, 5).map_or(0.0, |c| c.seconds[0])
+        self.lm
+            .call_cost(64, 1, 5)
+            .map_or(0.0, |c| c.seconds.first().copied().unwrap_or(0.0))
     }
 
     fn prior_accept(&self, greedy: bool) -> Option<f64> {
-        self.lm.net().measured_acceptance(greedy)
+        self.lm.decoder().measured_acceptance(greedy)
     }
 }
 
-/// Prompt lookup: finds the most recent earlier occurrence of the sequence's last `n` bytes
-/// (longest `n` first, from `max_ngram` down to `min_ngram`) and proposes the bytes that
+/// Prompt lookup: finds the most recent earlier occurrence of the sequence's last `n` tokens
+/// (longest `n` first, from `max_ngram` down to `min_ngram`) and proposes the tokens that
 /// followed it. Costs nothing to run; wins on text that repeats itself.
 #[derive(Clone, Debug)]
 pub struct LookupDrafter {
@@ -156,7 +158,7 @@ impl Drafter for LookupDrafter {
 
     fn propose(
         &mut self,
-        seq: &[u8],
+        seq: &[u32],
         max: usize,
         _sampling: &Sampling,
         _rng: &mut Rng,
@@ -169,7 +171,7 @@ impl Drafter for LookupDrafter {
                 continue;
             }
             let suffix = &seq[seq.len() - n..];
-            // Most recent match that has at least one byte after it (not the suffix itself).
+            // Most recent match that has at least one token after it (not the suffix itself).
             if let Some(at) = seq[..seq.len() - 1].windows(n).rposition(|w| w == suffix) {
                 let follow = &seq[at + n..];
                 out.tokens

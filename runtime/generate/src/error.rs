@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Why generation cannot run.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum GenError {
     /// The bundle is not a generation model.
     #[error("model '{model}' (kind {kind}) is not a generation target or draft")]
@@ -13,8 +14,10 @@ pub enum GenError {
         /// Its kind.
         kind: &'static str,
     },
-    /// The model's vocabulary is empty or larger than a byte can index.
-    #[error("model '{model}' has a vocabulary of {vocab} symbols; generation models have 1 to 256")]
+    /// The model's vocabulary is empty.
+    #[error(
+        "model '{model}' has a vocabulary of {vocab} symbols; a generation model needs one at least"
+    )]
     Vocab {
         /// Model name.
         model: String,
@@ -73,9 +76,9 @@ pub enum GenError {
         /// The model's context.
         context_len: usize,
     },
-    /// An empty prompt to a model without a natural start token.
+    /// An empty prompt, and no token to read it as ([`Options::empty_prompt`](crate::Options::empty_prompt)).
     #[error(
-        "model '{model}' does not read bytes, so an empty prompt has no meaning: give a prompt"
+        "model '{model}' has no start token to read an empty prompt as, so an empty prompt has no meaning (byte models read it as a newline): give a prompt"
     )]
     EmptyPrompt {
         /// Model name.
@@ -87,9 +90,17 @@ pub enum GenError {
         /// Model name.
         model: String,
         /// The token.
-        token: u8,
+        token: u32,
         /// The model's vocabulary size.
         vocab: usize,
+    },
+    /// A backend failed (built by [`Decoder`](crate::Decoder) implementations of other crates).
+    #[error("model '{model}': {message}")]
+    Backend {
+        /// Model name.
+        model: String,
+        /// What failed.
+        message: String,
     },
     /// The token sink failed (stdout closed...).
     #[error("cannot write the generated text: {0}")]

@@ -3,19 +3,21 @@
 
 use std::time::Instant;
 
+use crate::decoder::Decoder;
 use crate::draft::{Draft, Drafter};
 use crate::error::GenError;
-use crate::length::{CallCost, DraftLength, PRIOR_ACCEPT};
+use crate::length::{DraftLength, PRIOR_ACCEPT};
 use crate::lm::{Lm, window_start};
-use crate::net::{Net, VOCAB};
+use crate::stop::StopText;
+use crate::tokenizer::TextTokenizer;
 use crate::verify::{Rng, Sampling, verify_greedy, verify_sample};
 
 /// Settings of one generation.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Tokens (bytes) to generate.
+    /// Tokens to generate.
     pub n: usize,
-    /// Greedy or sampled.
+    /// Greedy or sampled, and the filters (top-k, top-p, min-p, repeat penalty).
     pub sampling: Sampling,
     /// Seed of the sampler (and of a sampling drafter).
     pub seed: u64,
@@ -25,9 +27,16 @@ pub struct Options {
     pub draft_start: Option<usize>,
     /// Keep the draft length fixed instead of adapting it.
     pub fixed_length: bool,
-    /// A token that ends the generation when the target emits it (the arithmetic models'
-    /// END): it counts as decoded but is not passed to the sink.
-    pub stop: Option<u8>,
+    /// Tokens that end the generation when the target emits one (an end-of-sequence token, the
+    /// arithmetic models' END): it counts as decoded but is not passed to the sink.
+    pub stop: Vec<u32>,
+    /// Texts that end the generation when the generated text (not the prompt) contains one:
+    /// the text before it is passed to the sink, nothing from it on; the token that completed
+    /// it counts as decoded. Empty strings are skipped.
+    pub stop_strings: Vec<Vec<u8>>,
+    /// The token an empty prompt is read as (not echoed): a newline for the byte models
+    /// ([`TextTokenizer::empty_prompt`]); `None` refuses an empty prompt.
+    pub empty_prompt: Option<u32>,
 }
 
 impl Default for Options {
@@ -39,7 +48,9 @@ impl Default for Options {
             draft_max: 16,
             draft_start: None,
             fixed_length: false,
-            stop: None,
+            stop: Vec::new(),
+            stop_strings: Vec::new(),
+            empty_prompt: None,
         }
     }
 }
@@ -51,12 +62,16 @@ pub struct Stats {
     pub prompt_tokens: usize,
     /// Seconds spent feeding them.
     pub prompt_seconds: f64,
-    /// Tokens generated (`n`, or fewer when the stop token came first; it counts).
+    /// Tokens generated (`n`, or fewer when a stop token or string came first; the token
+    /// that stopped counts).
     pub decoded: usize,
     /// Seconds from the first decoding step to the last token (drafting included).
     pub decode_seconds: f64,
     /// Of those, seconds in the drafter.
     pub draft_seconds: f64,
+    /// Seconds spent timing the target's calls to choose the first draft length (0 when
+    /// `draft_start` is given or there is no drafter).
+    pub measure_seconds: f64,
     /// Target forward calls while decoding.
     pub target_calls: u64,
     /// Draft tokens proposed.
@@ -65,6 +80,8 @@ pub struct Stats {
     pub accepted: u64,
     /// First draft length (0 without a drafter).
     pub draft_start: usize,
+    /// Whether a stop token or stop string ended the generation.
+    pub stopped: bool,
 }
 
 impl Stats {
@@ -88,46 +105,73 @@ impl Stats {
     }
 }
 
-/// Generates `options.n` tokens after `prompt` with `target` (or fewer, up to `options.stop`),
-/// speculatively when a `drafter` is given, passing each accepted run of tokens to `sink` as
-/// soon as it is decided.
+/// Generates `options.n` tokens after `prompt` with `target` (or fewer, up to a stop token or
+/// string), speculatively when a `drafter` is given, passing the text of each accepted run of
+/// tokens (`tokenizer.decode`, token by token) to `sink` as soon as it is decided; with stop
+/// strings, the bytes that could still begin one are held back until they cannot.
+///
+/// The target's cache is emptied first and left holding the generation's last window.
 ///
 /// # Errors
 ///
-/// [`GenError::EmptyPrompt`] for an empty prompt to a model that does not read bytes (only a
-/// byte model has a natural start, `"\n"`), [`GenError::Token`] for a prompt token outside
-/// the vocabulary, other model errors, and `sink`'s.
+/// [`GenError::EmptyPrompt`] for an empty prompt without [`Options::empty_prompt`],
+/// [`GenError::Token`] for a prompt token outside the vocabulary, the models' errors, and
+/// `sink`'s.
 pub fn generate(
-    target: &Net,
+    target: &mut dyn Decoder,
     mut drafter: Option<&mut (dyn Drafter + '_)>,
-    prompt: &[u8],
+    tokenizer: &dyn TextTokenizer,
+    prompt: &[u32],
     options: &Options,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<Stats, GenError> {
     let mut stats = Stats::default();
-    let mut seq: Vec<u8> = match (prompt.is_empty(), target.vocab() == VOCAB) {
+    let (vocab, ctx) = (target.vocab(), target.context_len());
+    let name = target.name().to_owned();
+    if ctx == 0 {
+        return Err(GenError::Contract {
+            model: name,
+            reason: "its context length is 0".into(),
+        });
+    }
+    let mut seq: Vec<u32> = match (prompt.is_empty(), options.empty_prompt) {
         (false, _) => prompt.to_vec(),
-        (true, true) => b"\n".to_vec(),
-        (true, false) => {
-            return Err(GenError::EmptyPrompt {
-                model: target.name().to_owned(),
-            });
-        }
+        (true, Some(start)) => vec![start],
+        (true, None) => return Err(GenError::EmptyPrompt { model: name }),
     };
-    if let Some(&token) = seq.iter().find(|&&t| usize::from(t) >= target.vocab()) {
+    if let Some(&token) = seq.iter().find(|&&t| t as usize >= vocab) {
         return Err(GenError::Token {
-            model: target.name().to_owned(),
+            model: name,
             token,
-            vocab: target.vocab(),
+            vocab,
         });
     }
     let skip = seq.len();
-    let ctx = target.context_len();
     let mut lm = Lm::new(target);
     let mut rng = Rng::new(options.seed);
+    let start = window_start(seq.len(), ctx);
+
+    let max = options.draft_max.min(ctx / 2).max(1);
+    let mut length = match (&mut drafter, options.draft_start) {
+        (None, _) => DraftLength::fixed(1, 1),
+        (Some(_), Some(k)) => DraftLength::fixed(k, max),
+        (Some(d), None) => {
+            // Timed where decoding starts: attention makes calls dearer as the cache grows.
+            let t = Instant::now();
+            let cost = lm.call_cost(seq.len() - start, max + 1, 3)?;
+            let prior = d
+                .prior_accept(options.sampling.is_greedy())
+                .unwrap_or(PRIOR_ACCEPT);
+            let length = DraftLength::from_costs(&cost, d.token_cost(), prior, max);
+            stats.measure_seconds = t.elapsed().as_secs_f64();
+            length
+        }
+    };
+    if drafter.is_some() {
+        stats.draft_start = length.get();
+    }
 
     // The prompt: fill the cache with the window's tokens up to the last one.
-    let start = window_start(seq.len(), ctx);
     let t = Instant::now();
     if seq.len() - 1 > start {
         lm.prefill(&seq[..seq.len() - 1], start)?;
@@ -138,30 +182,18 @@ pub fn generate(
         return Ok(stats);
     }
 
-    let max = options.draft_max.clamp(1, ctx / 2);
-    let mut length = match (&mut drafter, options.draft_start) {
-        (None, _) => DraftLength::fixed(1, 1),
-        (Some(_), Some(k)) => DraftLength::fixed(k, max),
-        (Some(d), None) => {
-            // Timed where decoding starts: attention makes calls dearer as the cache grows.
-            let cost = CallCost::measure_at(target, seq.len() - start, max + 1, 3)?;
-            let prior = d
-                .prior_accept(options.sampling.is_greedy())
-                .unwrap_or(PRIOR_ACCEPT);
-            DraftLength::from_costs(&cost, d.token_cost(), prior, max)
-        }
-    };
-    if drafter.is_some() {
-        stats.draft_start = length.get();
-    }
     let calls_before = lm.calls();
     let mut draft = Draft::default();
-    let mut p = vec![[0.0; VOCAB]; max + 1];
+    let mut p: Vec<Vec<f64>> = Vec::new();
+    let mut penalized: Vec<f32> = Vec::new();
+    let mut text = StopText::new(&options.stop_strings);
+    let mut emit = Vec::new();
+    let greedy = options.sampling.is_greedy();
     let t = Instant::now();
     while seq.len() - skip < options.n {
         let len = seq.len();
         let left = options.n - (len - skip);
-        // Drafts never cross a window change nor run past the bytes still wanted.
+        // Drafts never cross a window change nor run past the tokens still wanted.
         let room = (window_start(len, ctx) + ctx).saturating_sub(len);
         let asked = length.get().min(room).min(left - 1);
         draft.tokens.clear();
@@ -170,23 +202,41 @@ pub fn generate(
             let t = Instant::now();
             d.propose(&seq, asked, &options.sampling, &mut rng, &mut draft)?;
             stats.draft_seconds += t.elapsed().as_secs_f64();
+            // A drafter may not propose more than asked, nor tokens the target cannot read.
+            draft.tokens.truncate(asked);
+            if let Some(bad) = draft.tokens.iter().position(|&t| t as usize >= vocab) {
+                draft.tokens.truncate(bad);
+            }
+            if !draft.q.is_empty() {
+                draft.tokens.truncate(draft.q.len());
+                draft.q.truncate(draft.tokens.len());
+            }
         }
         // Nothing after a stop token can be emitted: do not verify it.
-        if let Some(cut) = options
-            .stop
-            .and_then(|stop| draft.tokens.iter().position(|&t| t == stop))
-        {
+        if let Some(cut) = draft.tokens.iter().position(|t| options.stop.contains(t)) {
             draft.tokens.truncate(cut + 1);
             draft.q.truncate(cut + 1);
         }
         let k = draft.tokens.len();
         seq.extend_from_slice(&draft.tokens);
         let logits = lm.score(&seq, len - 1)?;
-        let verdict = if options.sampling.is_greedy() {
-            verify_greedy(&draft.tokens, logits)
+        // Row i predicts position len + i, after the history seq[..len + i].
+        let verdict = if greedy {
+            let rows = if options.sampling.penalizes() {
+                penalized.clear();
+                penalized.extend_from_slice(logits);
+                for (i, row) in penalized.chunks_exact_mut(vocab).enumerate() {
+                    options.sampling.penalize(row, &seq[..len + i]);
+                }
+                &penalized[..]
+            } else {
+                logits
+            };
+            verify_greedy(&draft.tokens, rows)
         } else {
-            for (row, probs) in logits.chunks_exact(VOCAB).zip(&mut p) {
-                options.sampling.probs(row, probs);
+            p.resize_with(p.len().max(k + 1), Vec::new);
+            for (i, (row, probs)) in logits.chunks_exact(vocab).zip(&mut p).enumerate() {
+                options.sampling.probs(row, &seq[..len + i], probs);
             }
             verify_sample(&draft.tokens, &draft.q, &p[..=k], &mut rng)
         };
@@ -198,15 +248,35 @@ pub fn generate(
             length.update(asked, k, verdict.accepted);
         }
         let end = seq.len().min(skip + options.n);
-        let stop_at = options
-            .stop
-            .and_then(|stop| seq[len..end].iter().position(|&t| t == stop));
+        emit.clear();
+        let mut stop_at = None;
+        for (i, &token) in seq[len..end].iter().enumerate() {
+            if options.stop.contains(&token) {
+                stop_at = Some(i + 1);
+                break;
+            }
+            if text.push(&tokenizer.decode(&[token]), &mut emit) {
+                stop_at = Some(i + 1);
+                break;
+            }
+        }
         if let Some(at) = stop_at {
-            sink(&seq[len..len + at])?;
-            seq.truncate(len + at + 1);
+            text.finish(&mut emit);
+            if !emit.is_empty() {
+                sink(&emit)?;
+            }
+            seq.truncate(len + at);
+            stats.stopped = true;
             break;
         }
-        sink(&seq[len..end])?;
+        if !emit.is_empty() {
+            sink(&emit)?;
+        }
+    }
+    emit.clear();
+    text.finish(&mut emit);
+    if !emit.is_empty() {
+        sink(&emit)?;
     }
     stats.decode_seconds = t.elapsed().as_secs_f64();
     stats.decoded = (seq.len() - skip).min(options.n);

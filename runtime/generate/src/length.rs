@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
+use crate::decoder::Decoder;
 use crate::error::GenError;
-use crate::net::{Net, Scratch};
 
 /// Measured seconds of one forward call of `k` tokens, `k = 1..=max`, on a model holding some
 /// tokens already (median of `reps`, after one untimed call of each length).
@@ -16,53 +16,58 @@ pub struct CallCost {
 }
 
 impl CallCost {
-    /// Times `net` holding 64 tokens (fewer if the context is short).
+    /// Times `model` holding 64 tokens (fewer if the context is short).
     ///
     /// # Errors
     ///
-    /// [`GenError::Window`] when the context is shorter than `max` tokens.
-    pub fn measure(net: &Net, max: usize, reps: usize) -> Result<CallCost, GenError> {
-        CallCost::measure_at(net, 64, max, reps)
+    /// [`GenError::Window`] when the context is shorter than `max` tokens, and the model's
+    /// errors.
+    pub fn measure(model: &mut dyn Decoder, max: usize, reps: usize) -> Result<CallCost, GenError> {
+        CallCost::measure_at(model, 64, max, reps)
     }
 
-    /// Times `net` holding `cached` tokens (fewer if the context is short): attention makes
+    /// Times `model` holding `cached` tokens (fewer if the context is short): attention makes
     /// every token of a call cost more as the cache grows, and a model's matrix products do not.
+    /// The model's cache is used (and left holding the measurement's tokens): empty it before
+    /// generating (an [`Lm`](crate::Lm) does, and [`Lm::call_cost`](crate::Lm::call_cost) does after).
     ///
     /// # Errors
     ///
-    /// [`GenError::Window`] when the context is shorter than `max` tokens.
+    /// [`GenError::Window`] when the context is shorter than `max` tokens, and the model's
+    /// errors.
     pub fn measure_at(
-        net: &Net,
+        model: &mut dyn Decoder,
         cached: usize,
         max: usize,
         reps: usize,
     ) -> Result<CallCost, GenError> {
-        let base = cached.min(net.context_len().saturating_sub(max));
-        let mut cache = net.new_cache();
-        let mut scratch = Scratch::default();
+        let base = cached.min(model.context_len().saturating_sub(max));
         let mut logits = Vec::new();
         // Any tokens will do (the cost does not depend on them): text, folded into the vocabulary.
-        let vocab = net.vocab();
-        let text: Vec<u8> = b"The quick brown fox jumps over the lazy dog. "
+        let vocab = model.vocab().max(1);
+        let text: Vec<u32> = b"The quick brown fox jumps over the lazy dog. "
             .iter()
             .cycle()
             .take(base + max)
-            .map(|&b| (usize::from(b) % vocab) as u8)
+            .map(|&b| (usize::from(b) % vocab) as u32)
             .collect();
-        net.forward(&mut cache, &text[..base], &mut scratch, &mut logits)?;
+        model.truncate(0);
+        if base > 0 {
+            model.forward(&text[..base], &mut logits)?;
+        }
         // One untimed sweep first: the first calls of a process run slow (a one-token call
         // measured 0.68 ms at start-up, 0.3 ms while decoding: page faults, cold caches).
         for k in 1..=max {
-            cache.truncate(base);
-            net.forward(&mut cache, &text[base..base + k], &mut scratch, &mut logits)?;
+            model.truncate(base);
+            model.forward(&text[base..base + k], &mut logits)?;
         }
         let mut seconds = Vec::with_capacity(max);
         for k in 1..=max {
             let mut times = Vec::with_capacity(reps);
             for _ in 0..reps.max(1) {
-                cache.truncate(base);
+                model.truncate(base);
                 let t = Instant::now();
-                net.forward(&mut cache, &text[base..base + k], &mut scratch, &mut logits)?;
+                model.forward(&text[base..base + k], &mut logits)?;
                 times.push(t.elapsed().as_secs_f64());
             }
             times.sort_by(f64::total_cmp);

@@ -26,9 +26,9 @@
 //!   reproduces one-token decoding bit for bit and greedy speculative output equals greedy
 //!   target-only output by construction, not by luck of rounding.
 //!
-//! Logits rows are always [`VOCAB`] (256) wide, so samplers and verifiers have one shape: a
-//! model with a smaller vocabulary scores the symbols past it `-inf` (probability 0, never an
-//! argmax).
+//! Logits rows are [`Net::vocab`] wide (256 for the byte models, 16 for the adder), and tokens
+//! are `u32` as for every [`Decoder`]; [`Net::decoder`] wraps a model with its cache and
+//! buffers as one ([`NetDecoder`]).
 //!
 //! Weights are copied out of the bundle's payload once at load (f32, `[in][out]` as the graph
 //! stores its `.T` matrices). The cache is preallocated for the whole context; rolling it back
@@ -42,14 +42,12 @@ use std::fmt;
 
 use arca_bundle::{Bundle, DType, ModelKind};
 
+use crate::decoder::Decoder;
 use crate::error::GenError;
 use crate::kernels::{
     KEY_BLOCK, add_assign, add_bias, exp, fma_available, gelu, key_blocks, layer_norm, matmul,
     max8, pack, rms_norm, rope, scores, sum8, weighted_sums,
 };
-
-/// Width of a logits row: the largest vocabulary, the 256 byte values. Tokens are `u8`.
-pub const VOCAB: usize = 256;
 
 /// How a model knows where a token is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +102,7 @@ impl Arch {
 /// Shape of a generation model, read from its manifest (`architecture.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetConfig {
-    /// Symbols (at most [`VOCAB`]).
+    /// Symbols: tokens are `0..vocab`.
     pub vocab: usize,
     /// Width of the residual stream.
     pub d_model: usize,
@@ -124,7 +122,7 @@ impl NetConfig {
     /// A byte-level GPT ([`Arch::GPT`], 256 symbols).
     pub fn gpt(d_model: usize, n_layer: usize, n_head: usize, context_len: usize) -> NetConfig {
         NetConfig {
-            vocab: VOCAB,
+            vocab: 256,
             d_model,
             n_layer,
             n_head,
@@ -277,8 +275,6 @@ pub struct Scratch {
     qh: Vec<f32>,
     /// One head's softmax normalizers, one per query.
     inv: Vec<f32>,
-    /// `[n][vocab]` logits of a model with fewer than [`VOCAB`] symbols.
-    narrow: Vec<f32>,
 }
 
 fn arch_value(bundle: &Bundle, key: &str) -> Result<String, String> {
@@ -373,7 +369,7 @@ impl Net {
                 kind: m.kind.as_str(),
             });
         }
-        if m.vocab_size == 0 || m.vocab_size as usize > VOCAB {
+        if m.vocab_size == 0 {
             return Err(GenError::Vocab {
                 model: m.name.clone(),
                 vocab: m.vocab_size,
@@ -677,8 +673,7 @@ impl Net {
     }
 
     /// Feeds `tokens` after the cached ones and writes their logits to `logits`
-    /// (`tokens.len() * VOCAB`, row t scores the token after `tokens[t]`; symbols past the
-    /// model's vocabulary score `-inf`).
+    /// (`tokens.len() * vocab()`, row t scores the token after `tokens[t]`).
     ///
     /// # Errors
     ///
@@ -687,7 +682,7 @@ impl Net {
     pub fn forward(
         &self,
         cache: &mut Cache,
-        tokens: &[u8],
+        tokens: &[u32],
         scratch: &mut Scratch,
         logits: &mut Vec<f32>,
     ) -> Result<(), GenError> {
@@ -698,7 +693,7 @@ impl Net {
                 context_len: self.cfg.context_len,
             });
         }
-        if let Some(&t) = tokens.iter().find(|&&t| usize::from(t) >= self.cfg.vocab) {
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab) {
             return Err(GenError::Token {
                 model: self.name.clone(),
                 token: t,
@@ -706,7 +701,7 @@ impl Net {
             });
         }
         logits.clear();
-        logits.resize(tokens.len() * VOCAB, 0.0);
+        logits.resize(tokens.len() * self.cfg.vocab, 0.0);
         if tokens.is_empty() {
             return Ok(());
         }
@@ -728,7 +723,7 @@ impl Net {
     fn forward_avx2(
         &self,
         cache: &mut Cache,
-        tokens: &[u8],
+        tokens: &[u32],
         scratch: &mut Scratch,
         logits: &mut [f32],
     ) {
@@ -749,7 +744,7 @@ impl Net {
     fn forward_body(
         &self,
         cache: &mut Cache,
-        tokens: &[u8],
+        tokens: &[u32],
         s: &mut Scratch,
         logits: &mut [f32],
         fma: bool,
@@ -778,7 +773,7 @@ impl Net {
         s.inv.clear();
         s.inv.resize(n, 0.0);
         for (t, (row, &tok)) in s.x.chunks_exact_mut(d).zip(tokens).enumerate() {
-            row.copy_from_slice(&self.emb[usize::from(tok) * d..][..d]);
+            row.copy_from_slice(&self.emb[tok as usize * d..][..d]);
             if !rope_on {
                 add_assign(row, &self.pos[(past + t) * d..][..d]);
             }
@@ -854,27 +849,90 @@ impl Net {
             add_assign(&mut s.x, &s.h);
         }
         self.norm(&s.x, &self.norm_f, &self.norm_f_b, &mut s.h);
-        let v = cfg.vocab;
-        if v == VOCAB {
-            matmul(&s.h, &self.head, logits, d, v, fma);
-            add_bias(logits, &self.head_b);
-        } else {
-            s.narrow.clear();
-            s.narrow.resize(n * v, 0.0);
-            matmul(&s.h, &self.head, &mut s.narrow, d, v, fma);
-            add_bias(&mut s.narrow, &self.head_b);
-            for (row, small) in logits.chunks_exact_mut(VOCAB).zip(s.narrow.chunks_exact(v)) {
-                row[..v].copy_from_slice(small);
-                row[v..].fill(f32::NEG_INFINITY);
-            }
-        }
+        matmul(&s.h, &self.head, logits, d, cfg.vocab, fma);
+        add_bias(logits, &self.head_b);
         cache.len = past + n;
+    }
+}
+
+/// A [`Net`] with its own cache and buffers: the native model as a [`Decoder`]. Made by
+/// [`Net::decoder`] (or [`NetDecoder::new`]); the model is borrowed, so a target and its
+/// draft, or several generations, share one copy of the weights.
+#[derive(Debug)]
+pub struct NetDecoder<'a> {
+    net: &'a Net,
+    cache: Cache,
+    scratch: Scratch,
+}
+
+impl<'a> NetDecoder<'a> {
+    /// `net` with an empty cache.
+    pub fn new(net: &'a Net) -> NetDecoder<'a> {
+        NetDecoder {
+            net,
+            cache: net.new_cache(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The model.
+    pub fn net(&self) -> &'a Net {
+        self.net
+    }
+}
+
+impl Net {
+    /// This model as a [`Decoder`], with an empty cache.
+    pub fn decoder(&self) -> NetDecoder<'_> {
+        NetDecoder::new(self)
+    }
+}
+
+impl Decoder for NetDecoder<'_> {
+    fn name(&self) -> &str {
+        self.net.name()
+    }
+
+    fn vocab(&self) -> usize {
+        self.net.vocab()
+    }
+
+    fn context_len(&self) -> usize {
+        self.net.context_len()
+    }
+
+    fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.cache.truncate(len);
+    }
+
+    fn forward(&mut self, tokens: &[u32], out: &mut Vec<f32>) -> Result<(), GenError> {
+        self.net
+            .forward(&mut self.cache, tokens, &mut self.scratch, out)
+    }
+
+    fn describe(&self) -> String {
+        match self.net.distill() {
+            Some(d) => format!("{} (distill: {d})", self.net.name()),
+            None => self.net.name().to_owned(),
+        }
+    }
+
+    fn measured_acceptance(&self, greedy: bool) -> Option<f64> {
+        self.net.measured_acceptance(greedy)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn toks(text: &[u8]) -> Vec<u32> {
+        text.iter().map(|&b| u32::from(b)).collect()
+    }
 
     fn small() -> NetConfig {
         NetConfig::gpt(40, 2, 2, 64)
@@ -885,7 +943,7 @@ mod tests {
     #[test]
     fn chunked_calls_give_the_same_bits_as_one_call() {
         let net = Net::random(small(), 3);
-        let text = b"It was the best of times, it was the worst of times, it was";
+        let text = &toks(b"It was the best of times, it was the worst of times, it was");
         let mut s = Scratch::default();
         let mut whole = Vec::new();
         let mut cache = net.new_cache();
@@ -903,7 +961,7 @@ mod tests {
     }
 
     /// The arithmetic family (learned positions, LayerNorm, biases, untied 16-symbol head):
-    /// the same property, and the symbols past the vocabulary score `-inf`.
+    /// the same property, with rows as wide as the vocabulary.
     #[test]
     fn arith_models_split_calls_alike_and_score_only_their_symbols() {
         let cfg = NetConfig {
@@ -912,15 +970,13 @@ mod tests {
             ..NetConfig::gpt(24, 2, 3, 34)
         };
         let net = Net::random(cfg, 9);
-        let tokens: Vec<u8> = (0..30u8).map(|i| (i * 7 + 3) % 16).collect();
+        let tokens: Vec<u32> = (0..30u32).map(|i| (i * 7 + 3) % 16).collect();
         let mut s = Scratch::default();
         let mut whole = Vec::new();
         net.forward(&mut net.new_cache(), &tokens, &mut s, &mut whole)
             .unwrap();
-        for row in whole.chunks_exact(VOCAB) {
-            assert!(row[..16].iter().all(|v| v.is_finite()));
-            assert!(row[16..].iter().all(|&v| v == f32::NEG_INFINITY));
-        }
+        assert_eq!(whole.len(), 30 * 16);
+        assert!(whole.iter().all(|v| v.is_finite()));
         for chunk in [1, 4, 7] {
             let mut cache = net.new_cache();
             let (mut got, mut part) = (Vec::new(), Vec::new());
@@ -942,15 +998,18 @@ mod tests {
         let mut s = Scratch::default();
         let mut cache = net.new_cache();
         let mut a = Vec::new();
-        net.forward(&mut cache, b"abcdef", &mut s, &mut a).unwrap();
-        net.forward(&mut cache, b"xyz", &mut s, &mut a).unwrap();
+        net.forward(&mut cache, &toks(b"abcdef"), &mut s, &mut a)
+            .unwrap();
+        net.forward(&mut cache, &toks(b"xyz"), &mut s, &mut a)
+            .unwrap();
         cache.truncate(6);
-        net.forward(&mut cache, b"ghi", &mut s, &mut a).unwrap();
+        net.forward(&mut cache, &toks(b"ghi"), &mut s, &mut a)
+            .unwrap();
         let mut b = Vec::new();
         let mut fresh = net.new_cache();
-        net.forward(&mut fresh, b"abcdefghi", &mut s, &mut b)
+        net.forward(&mut fresh, &toks(b"abcdefghi"), &mut s, &mut b)
             .unwrap();
-        assert_eq!(a, b[6 * VOCAB..]);
+        assert_eq!(a, b[6 * net.vocab()..]);
     }
 
     #[test]
@@ -958,10 +1017,10 @@ mod tests {
         let net = Net::random(small(), 1);
         let mut cache = net.new_cache();
         let (mut s, mut out) = (Scratch::default(), Vec::new());
-        net.forward(&mut cache, &[b'a'; 60], &mut s, &mut out)
+        net.forward(&mut cache, &[u32::from(b'a'); 60], &mut s, &mut out)
             .unwrap();
         let err = net
-            .forward(&mut cache, &[b'a'; 5], &mut s, &mut out)
+            .forward(&mut cache, &[u32::from(b'a'); 5], &mut s, &mut out)
             .unwrap_err();
         assert!(err.to_string().contains("65"), "{err}");
         assert_eq!(cache.len(), 60);

@@ -1,10 +1,55 @@
-//! [`Tokenizer`]: how text becomes a model's tokens (bytes, or the symbols a manifest names),
-//! and [`check_pair`]: whether a draft can propose a target's tokens.
+//! How text becomes a model's tokens: the [`TextTokenizer`] trait, which generation uses to
+//! turn tokens back into text (and another crate implements for its own tokenizers, a BPE for
+//! instance), and [`Tokenizer`], the one of arca's bundles (bytes, or the symbols a manifest
+//! names); [`check_pair`]: whether a draft bundle can propose a target's tokens.
 
 use arca_bundle::{Bundle, ModelKind};
 
 use crate::error::GenError;
-use crate::net::VOCAB;
+
+/// The byte models' vocabulary.
+const BYTES: usize = 256;
+
+/// Text to tokens and back.
+pub trait TextTokenizer: Send + Sync {
+    /// The tokens of `text`.
+    ///
+    /// # Errors
+    ///
+    /// Text the tokenizer cannot spell ([`GenError::Symbol`] for arca's symbol tables).
+    fn encode(&self, text: &[u8]) -> Result<Vec<u32>, GenError>;
+    /// The bytes of `tokens`; may be partial UTF-8 (a character split over tokens), so
+    /// generation decodes token by token and concatenates.
+    fn decode(&self, tokens: &[u32]) -> Vec<u8>;
+    /// Tokens are `0..vocab()`.
+    fn vocab(&self) -> usize;
+    /// The token that ends a generation, if any.
+    fn eos(&self) -> Option<u32>;
+    /// The symbols, for messages.
+    fn describe(&self) -> String;
+    /// Identity used to refuse a draft whose tokenizer differs from the target's.
+    fn fingerprint(&self) -> u64;
+    /// The token an empty prompt is read as ([`Options::empty_prompt`](crate::Options::empty_prompt));
+    /// `None` (the default) refuses an empty prompt.
+    fn empty_prompt(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// FNV-1a, 64 bits: a fingerprint that is the same in every build.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
 
 /// How text becomes a model's tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,7 +62,7 @@ pub enum Tokenizer {
         /// The symbols, by token.
         chars: Vec<char>,
         /// The end token.
-        end: Option<u8>,
+        end: Option<u32>,
     },
 }
 
@@ -30,7 +75,7 @@ impl Tokenizer {
     /// [`GenError::Contract`] when a smaller vocabulary has no symbol table of its size.
     pub fn of(bundle: &Bundle) -> Result<Tokenizer, GenError> {
         let m = bundle.manifest();
-        if m.vocab_size as usize == VOCAB {
+        if m.vocab_size as usize == BYTES {
             return Ok(Tokenizer::Bytes);
         }
         let contract = |reason: String| GenError::Contract {
@@ -57,23 +102,22 @@ impl Tokenizer {
         let end = match get("arith.end_id") {
             None => None,
             Some(v) => Some(
-                v.parse::<u8>()
+                v.parse::<u32>()
                     .ok()
-                    .filter(|&e| usize::from(e) < chars.len())
+                    .filter(|&e| (e as usize) < chars.len())
                     .ok_or_else(|| contract(format!("`arith.end_id` {v:?} is not a token")))?,
             ),
         };
         Ok(Tokenizer::Symbols { chars, end })
     }
+}
 
-    /// The tokens of `text`.
-    ///
-    /// # Errors
-    ///
-    /// [`GenError::Symbol`] for text that is not UTF-8 or has a character outside the table.
-    pub fn encode(&self, text: &[u8]) -> Result<Vec<u8>, GenError> {
+impl TextTokenizer for Tokenizer {
+    /// Bytes, or the table's symbols ([`GenError::Symbol`] for text that is not UTF-8 or has a
+    /// character outside the table).
+    fn encode(&self, text: &[u8]) -> Result<Vec<u32>, GenError> {
         match self {
-            Tokenizer::Bytes => Ok(text.to_vec()),
+            Tokenizer::Bytes => Ok(text.iter().map(|&b| u32::from(b)).collect()),
             Tokenizer::Symbols { chars, .. } => {
                 let table: String = chars.iter().collect();
                 let bad = |what: String| GenError::Symbol {
@@ -87,7 +131,7 @@ impl Tokenizer {
                         chars
                             .iter()
                             .position(|&s| s == c)
-                            .map(|i| i as u8)
+                            .map(|i| i as u32)
                             .ok_or_else(|| bad(format!("character {c:?} is not a symbol")))
                     })
                     .collect()
@@ -95,20 +139,38 @@ impl Tokenizer {
         }
     }
 
-    /// The text of `tokens` (UTF-8 for symbols; `?` for a token outside the table).
-    pub fn decode(&self, tokens: &[u8]) -> Vec<u8> {
+    /// Bytes (a token past 255 is `?`), or UTF-8 symbols (`?` for a token outside the table).
+    fn decode(&self, tokens: &[u32]) -> Vec<u8> {
         match self {
-            Tokenizer::Bytes => tokens.to_vec(),
+            Tokenizer::Bytes => tokens
+                .iter()
+                .map(|&t| u8::try_from(t).unwrap_or(b'?'))
+                .collect(),
             Tokenizer::Symbols { chars, .. } => tokens
                 .iter()
-                .map(|&t| chars.get(usize::from(t)).copied().unwrap_or('?'))
+                .map(|&t| chars.get(t as usize).copied().unwrap_or('?'))
                 .collect::<String>()
                 .into_bytes(),
         }
     }
 
-    /// The symbols, for messages: `the 256 bytes`, or the table as a quoted string.
-    pub fn describe(&self) -> String {
+    fn vocab(&self) -> usize {
+        match self {
+            Tokenizer::Bytes => BYTES,
+            Tokenizer::Symbols { chars, .. } => chars.len(),
+        }
+    }
+
+    /// The arithmetic models' end token; bytes have none.
+    fn eos(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Bytes => None,
+            Tokenizer::Symbols { end, .. } => *end,
+        }
+    }
+
+    /// `the 256 bytes`, or the table as a quoted string and its end token.
+    fn describe(&self) -> String {
         match self {
             Tokenizer::Bytes => "the 256 bytes".into(),
             Tokenizer::Symbols { chars, end } => format!(
@@ -119,11 +181,23 @@ impl Tokenizer {
         }
     }
 
-    /// The token that ends a generation, if the model has one.
-    pub fn stop(&self) -> Option<u8> {
+    fn fingerprint(&self) -> u64 {
         match self {
-            Tokenizer::Bytes => None,
-            Tokenizer::Symbols { end, .. } => *end,
+            Tokenizer::Bytes => fnv1a(&[b"bytes"]),
+            Tokenizer::Symbols { chars, end } => {
+                let table: String = chars.iter().collect();
+                let end = end.map_or(u64::MAX, u64::from).to_le_bytes();
+                fnv1a(&[b"symbols", table.as_bytes(), &end])
+            }
+        }
+    }
+
+    /// A byte model reads an empty prompt as a newline (the start of a line); a symbol table
+    /// has no such start.
+    fn empty_prompt(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Bytes => Some(u32::from(b'\n')),
+            Tokenizer::Symbols { .. } => None,
         }
     }
 }
@@ -154,7 +228,7 @@ pub fn check_pair(target: &Bundle, draft: &Bundle) -> Result<(), GenError> {
         });
     }
     let (tt, dt) = (Tokenizer::of(target)?, Tokenizer::of(draft)?);
-    if tt != dt {
+    if tt.fingerprint() != dt.fingerprint() {
         return Err(GenError::SymbolMismatch {
             target: t.name.clone(),
             draft: d.name.clone(),
@@ -162,4 +236,43 @@ pub fn check_pair(target: &Bundle, draft: &Bundle) -> Result<(), GenError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adder() -> Tokenizer {
+        Tokenizer::Symbols {
+            chars: "0123456789+*= $_".chars().collect(),
+            end: Some(13),
+        }
+    }
+
+    #[test]
+    fn symbols_round_trip_and_refuse_what_they_cannot_spell() {
+        let t = adder();
+        let tokens = t.encode(b"12+3=").unwrap();
+        assert_eq!(tokens, [1, 2, 10, 3, 12]);
+        assert_eq!(t.decode(&tokens), b"12+3=");
+        assert_eq!(t.decode(&[99]), b"?");
+        assert!(matches!(t.encode(b"1a"), Err(GenError::Symbol { .. })));
+        assert_eq!((t.vocab(), t.eos(), t.empty_prompt()), (16, Some(13), None));
+    }
+
+    #[test]
+    fn bytes_are_tokens_and_fingerprints_tell_tokenizers_apart() {
+        let b = Tokenizer::Bytes;
+        assert_eq!(b.encode(b"hi\xff").unwrap(), [104, 105, 255]);
+        assert_eq!(b.decode(&[104, 105, 300]), b"hi?");
+        assert_eq!(b.empty_prompt(), Some(10));
+        let other = Tokenizer::Symbols {
+            chars: "0123456789+*= $_".chars().collect(),
+            end: None,
+        };
+        let prints = [b.fingerprint(), adder().fingerprint(), other.fingerprint()];
+        assert_ne!(prints[0], prints[1]);
+        assert_ne!(prints[1], prints[2]);
+        assert_eq!(adder().fingerprint(), prints[1]);
+    }
 }

@@ -3,21 +3,53 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use arca_generate::{
-    self as generate, CallCost, Drafter, LookupDrafter, ModelDrafter, Net, Options, Sampling,
-    Stats, Tokenizer,
+    self as generate, CallCost, Decoder, Drafter, LookupDrafter, ModelDrafter, Net, Options,
+    Sampling, Stats, TextTokenizer, Tokenizer,
 };
 use arca_runtime::arith::{self, ArithSpec};
 use arca_runtime::bundle::Bundle;
 use arca_runtime::shipped;
 use arca_runtime::stats::median;
+use arca_runtime::{Device, Engine};
 
 use crate::Ui;
-use crate::args::{BenchGenerateArgs, GenerateArgs};
+use crate::args::{BenchGenerateArgs, Controls, GenerateArgs};
 use crate::io::Output;
+
+/// What runs generation: the native f32 decoder on the CPU. `--engine` and `--device` either
+/// select it or are refused, never ignored.
+fn check_backend(ui: &Ui) -> Result<()> {
+    if ui.engine == Engine::Tract {
+        bail!(
+            "--engine tract is not supported by generate: a .arcm generation bundle runs on the native f32 decoder (its ONNX graph is not run by tract as a KV decoder here); use --engine native or auto"
+        );
+    }
+    if ui.device == Device::Cuda {
+        bail!(
+            "--device cuda is not supported by generate: the native f32 decoder runs on the CPU only{}; use --device cpu or auto",
+            if cfg!(feature = "cuda") {
+                " (this build's CUDA support is for the codecs' tract models)"
+            } else {
+                " (and this build has no CUDA support: --features cuda)"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The threads line of the statistics: what ran, and what was asked.
+fn threads_line(controls: &Controls) -> String {
+    match controls.threads {
+        Some(n) if n != 1 => {
+            format!("threads   = 1 (the native decoder is single-threaded; -t {n} has no effect)")
+        }
+        _ => "threads   = 1 (the native decoder is single-threaded)".into(),
+    }
+}
 
 fn load(name: &str) -> Result<(Bundle, Net, Tokenizer)> {
     let bundle = shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?;
@@ -33,8 +65,24 @@ fn load_draft(name: &str, target: &Bundle) -> Result<Net> {
     Net::load(&bundle).with_context(|| format!("cannot load draft '{name}'"))
 }
 
+/// The options both subcommands share: stop tokens and strings, the empty-prompt token.
+fn base_options(tokenizer: &Tokenizer, controls: &Controls) -> Options {
+    Options {
+        stop: tokenizer.eos().into_iter().collect(),
+        stop_strings: controls
+            .reverse_prompt
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        empty_prompt: tokenizer.empty_prompt(),
+        ..Options::default()
+    }
+}
+
 /// `arca generate`.
 pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
+    let started = Instant::now();
+    check_backend(ui)?;
     let prompt = match &args.file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("cannot read prompt file '{}'", path.display()))?,
@@ -47,26 +95,32 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
         .as_deref()
         .map(|d| load_draft(d, &target_bundle))
         .transpose()?;
+    let load_seconds = started.elapsed().as_secs_f64();
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
+    let c = &args.controls;
     let options = Options {
         n: args.n,
         sampling: Sampling {
             temperature: args.temp,
+            top_k: args.top_k,
             top_p: args.top_p,
+            min_p: args.min_p,
+            repeat_penalty: c.repeat_penalty,
+            repeat_last_n: c.repeat_last_n,
         },
         seed,
         draft_max: usize::from(args.draft_max),
         draft_start: args.draft_start,
         fixed_length: args.draft_fixed,
-        stop: tokenizer.stop(),
+        ..base_options(&tokenizer, c)
     };
     let mut model_drafter = draft
         .as_ref()
-        .map(|d| ModelDrafter::new(d, args.draft_p_min));
+        .map(|d| ModelDrafter::new(d.decoder(), args.draft_p_min));
     let mut lookup = LookupDrafter::default();
     let drafter: Option<&mut dyn Drafter> = match (&mut model_drafter, args.lookup) {
         (Some(d), _) => Some(d),
@@ -80,14 +134,24 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
         out.write_all(&prompt)?;
         out.flush()?;
     }
-    let stats = generate::generate(&target, drafter, &tokens, &options, &mut |new| {
-        out.write_all(&tokenizer.decode(new))?;
-        out.flush()
-    })?;
+    let mut decoder = target.decoder();
+    let stats = generate::generate(
+        &mut decoder,
+        drafter,
+        &tokenizer,
+        &tokens,
+        &options,
+        &mut |text| {
+            out.write_all(text)?;
+            out.flush()
+        },
+    )?;
     writeln!(out)?;
     drop(out);
     if !ui.quiet {
         print_stats(&stats, &options, description.as_deref());
+        errln!("{}", threads_line(c));
+        print_perf(&stats, load_seconds, started.elapsed().as_secs_f64());
     }
     Ok(())
 }
@@ -124,14 +188,60 @@ fn print_stats(stats: &Stats, options: &Options, drafter: Option<&str>) {
         stats.target_calls,
         stats.tokens_per_call()
     );
-    if !options.sampling.is_greedy() {
+    let s = &options.sampling;
+    let penalty = if s.penalizes() {
+        format!(
+            " repeat-penalty {} (last {})",
+            s.repeat_penalty, s.repeat_last_n
+        )
+    } else {
+        String::new()
+    };
+    if !s.is_greedy() {
         errln!(
-            "sampling: temp {} top-p {} seed {}",
-            options.sampling.temperature,
-            options.sampling.top_p,
+            "sampling: repeat-penalty {} (last {}) top-k {} top-p {} min-p {} temp {} seed {}",
+            s.repeat_penalty,
+            s.repeat_last_n,
+            s.top_k,
+            s.top_p,
+            s.min_p,
+            s.temperature,
             options.seed
         );
+    } else if !penalty.is_empty() {
+        errln!("sampling: greedy,{penalty}");
     }
+    if stats.stopped {
+        errln!("stopped by an end token or a reverse prompt");
+    }
+}
+
+/// llama.cpp's perf lines: load, prompt eval, eval (target calls as runs, per-token figures
+/// over the tokens decoded) and total.
+fn print_perf(stats: &Stats, load_seconds: f64, total_seconds: f64) {
+    let ms = |s: f64| s * 1e3;
+    let per = |s: f64, n: usize| if n > 0 { ms(s) / n as f64 } else { 0.0 };
+    let tps = |s: f64, n: usize| if s > 0.0 { n as f64 / s } else { 0.0 };
+    errln!("llama_perf: load time = {:10.2} ms", ms(load_seconds));
+    errln!(
+        "llama_perf: prompt eval time = {:10.2} ms / {:5} tokens ({:8.2} ms per token, {:8.2} tokens per second)",
+        ms(stats.prompt_seconds),
+        stats.prompt_tokens,
+        per(stats.prompt_seconds, stats.prompt_tokens),
+        tps(stats.prompt_seconds, stats.prompt_tokens)
+    );
+    errln!(
+        "llama_perf: eval time = {:10.2} ms / {:5} runs ({:8.2} ms per token, {:8.2} tokens per second)",
+        ms(stats.decode_seconds),
+        stats.target_calls,
+        per(stats.decode_seconds, stats.decoded),
+        tps(stats.decode_seconds, stats.decoded)
+    );
+    errln!(
+        "llama_perf: total time = {:10.2} ms / {:5} tokens",
+        ms(total_seconds),
+        stats.prompt_tokens + stats.decoded
+    );
 }
 
 /// Prompt sources: files, and the `.txt` files of directories, sorted.
@@ -192,8 +302,9 @@ pub fn cut_prompts(files: &[PathBuf], count: usize, len: usize) -> Result<Vec<Ve
 /// What the bench runs: prompts in the target's tokens, how they were made, and for
 /// arithmetic the answers a correct model writes.
 struct Workload {
-    prompts: Vec<Vec<u8>>,
+    prompts: Vec<Vec<u32>>,
     source: String,
+    /// The answers' text.
     answers: Option<Vec<Vec<u8>>>,
 }
 
@@ -201,7 +312,10 @@ fn workload(args: &BenchGenerateArgs, bundle: &Bundle, tokenizer: &Tokenizer) ->
     if *tokenizer == Tokenizer::Bytes {
         let files = prompt_files(&args.from)?;
         return Ok(Workload {
-            prompts: cut_prompts(&files, args.prompts, args.prompt_len)?,
+            prompts: cut_prompts(&files, args.prompts, args.prompt_len)?
+                .iter()
+                .map(|p| tokenizer.encode(p))
+                .collect::<Result<_, _>>()?,
             source: format!(
                 "{} prompts of {} bytes cut from {}, {} bytes generated each",
                 args.prompts,
@@ -222,7 +336,7 @@ fn workload(args: &BenchGenerateArgs, bundle: &Bundle, tokenizer: &Tokenizer) ->
     let mut answers = Vec::with_capacity(problems.len());
     for p in &problems {
         prompts.push(tokenizer.encode(p.question(spec.format)?.as_bytes())?);
-        answers.push(tokenizer.encode(p.answer(spec.format)?.as_bytes())?);
+        answers.push(p.answer(spec.format)?.into_bytes());
     }
     let digits: Vec<usize> = problems
         .iter()
@@ -271,13 +385,14 @@ impl<'a> Method<'a> {
 }
 
 fn run_once(
-    target: &Net,
+    target: &mut dyn Decoder,
     drafter: Option<&mut (dyn Drafter + '_)>,
-    prompt: &[u8],
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
     options: &Options,
 ) -> Result<(Vec<u8>, Stats)> {
     let mut out = Vec::with_capacity(options.n);
-    let stats = generate::generate(target, drafter, prompt, options, &mut |b| {
+    let stats = generate::generate(target, drafter, tokenizer, prompt, options, &mut |b| {
         out.extend_from_slice(b);
         Ok(())
     })?;
@@ -286,6 +401,7 @@ fn run_once(
 
 /// `arca bench-generate`.
 pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
+    check_backend(ui)?;
     let report_out = (args.output.as_os_str() != "-").then(|| Output::File(args.output.clone()));
     if let Some(out) = &report_out {
         out.check(args.force, false)?;
@@ -298,15 +414,20 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let work = workload(args, &target_bundle, &tokenizer)?;
     let prompts = &work.prompts;
+    let c = &args.controls;
     let options = Options {
-        stop: tokenizer.stop(),
         n: args.n,
-        sampling: Sampling::GREEDY,
+        sampling: Sampling {
+            repeat_penalty: c.repeat_penalty,
+            repeat_last_n: c.repeat_last_n,
+            ..Sampling::GREEDY
+        },
         draft_max: usize::from(args.draft_max),
         draft_start: args.draft_fixed,
         fixed_length: args.draft_fixed.is_some(),
-        ..Options::default()
+        ..base_options(&tokenizer, c)
     };
+    let mut decoder = target.decoder();
 
     let verify_max = 16.min(target.context_len() - 1);
     // The curve at 64 cached tokens, and where the middle of a generation runs (attention
@@ -320,7 +441,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
     }
     let curves = cached
         .iter()
-        .map(|&c| CallCost::measure_at(&target, c, verify_max + 1, 15))
+        .map(|&c| CallCost::measure_at(&mut decoder, c, verify_max + 1, 15))
         .collect::<Result<Vec<_>, _>>()?;
     let cost = &curves[0];
     let mut methods: Vec<Method<'_>> = vec![Method::new(
@@ -333,7 +454,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         None,
     )];
     for d in &drafts {
-        let per_token = CallCost::measure(d, 1, 15)?.seconds[0];
+        let per_token = CallCost::measure(&mut d.decoder(), 1, 15)?.seconds[0];
         methods.push(Method::new(
             format!("draft {}", d.distill().unwrap_or("?")),
             format!(
@@ -343,7 +464,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
                 per_token * 1e3,
                 cost.seconds[0] * 1e3
             ),
-            Some(Box::new(ModelDrafter::new(d, args.draft_p_min))),
+            Some(Box::new(ModelDrafter::new(d.decoder(), args.draft_p_min))),
         ));
     }
     if !args.no_lookup {
@@ -363,7 +484,13 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
             let mut times = Vec::new();
             let mut last = None;
             for _ in 0..args.runs {
-                let (out, stats) = run_once(&target, m.drafter.as_deref_mut(), prompt, &options)?;
+                let (out, stats) = run_once(
+                    &mut decoder,
+                    m.drafter.as_deref_mut(),
+                    &tokenizer,
+                    prompt,
+                    &options,
+                )?;
                 times.push(stats.decode_seconds);
                 last = Some((out, stats));
             }
@@ -398,8 +525,21 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
 
     let mut doc = String::new();
     doc.push_str(&format!(
-        "# Speculative generation: {}\n\nGreedy, {}, draft length {} (model drafts stop under top probability {}), median of {} run(s) per prompt. One thread.\n\n",
+        "# Speculative generation: {}\n\nGreedy{}, {}, draft length {} (model drafts stop under top probability {}), median of {} run(s) per prompt. One thread.\n\n",
         target.name(),
+        {
+            let mut extra = String::new();
+            if options.sampling.penalizes() {
+                extra += &format!(
+                    " with repeat penalty {} over the last {} tokens",
+                    c.repeat_penalty, c.repeat_last_n
+                );
+            }
+            if !c.reverse_prompt.is_empty() {
+                extra += &format!(" (stopping at {:?})", c.reverse_prompt);
+            }
+            extra
+        },
         work.source,
         match args.draft_fixed {
             Some(k) => format!("fixed at {k}"),
