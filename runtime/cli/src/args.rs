@@ -169,6 +169,9 @@ pub enum Command {
     /// Compare plain and speculative generation (each draft, prompt lookup) on fixed prompts
     #[command(long_about = BENCH_GENERATE_ABOUT, after_help = BENCH_GENERATE_EXAMPLES)]
     BenchGenerate(BenchGenerateArgs),
+    /// Serve a generation model over HTTP with OpenAI's completions API
+    #[command(long_about = SERVE_ABOUT, after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
 }
 
 const GENERATE_ABOUT: &str = "\
@@ -239,6 +242,49 @@ Example:
   arca bench-generate -m models/arith/trained/arith-add-padrev-target.arcm \\
       --draft models/arith/trained/arith-add-padrev-draft-kd.arcm \\
       --draft models/arith/trained/arith-add-padrev-draft-adaspec.arcm --prompts 90 --runs 3";
+
+const SERVE_ABOUT: &str = "\
+Serve a generation model over HTTP with OpenAI's completions API.
+
+The target (and the draft, for speculative decoding) is loaded once; every request gets its own
+decoding state, and requests run concurrently. Endpoints:
+
+  POST /v1/completions   prompt, max_tokens (default 16), temperature (0 = greedy; default 1),
+                         top_p, stop (a string or up to 4), seed, stream (server-sent events)
+  GET  /v1/models        the served model
+  GET  /health
+
+A malformed request gets a 4xx with a JSON error naming the field; the server keeps running.
+The first line on stdout says where it listens (with --port 0, the port the system picked).";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  arca serve -m models/gen/trained/gen-target.arcm --port 8080
+  curl -s localhost:8080/v1/completions -H 'Content-Type: application/json' \\
+      -d '{\"prompt\": \"The old man\", \"max_tokens\": 64, \"temperature\": 0}'";
+
+/// `arca serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Target model: an embedded model's name or a .arcm bundle path
+    #[arg(short, long, value_name = "TARGET")]
+    pub model: String,
+    /// Draft model for speculative decoding (same tokenizer as the target)
+    #[arg(long = "model-draft", value_name = "DRAFT")]
+    pub model_draft: Option<String>,
+    /// Stop a model draft when its top probability falls below this (0: never)
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_unit)]
+    pub draft_p_min: f64,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0: any free port, printed on the first line)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The model id clients see (default: the model's name)
+    #[arg(long, value_name = "NAME")]
+    pub alias: Option<String>,
+}
 
 /// `arca generate`.
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ macro_rules! errln {
 
 mod args;
 mod commands;
+mod gen_model;
 mod io;
 mod models;
 mod progress;
@@ -70,6 +71,7 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Detokenize(a) => commands::tokenize::detokenize(a, ui),
         Command::Generate(a) => commands::generate::generate(a, ui),
         Command::BenchGenerate(a) => commands::generate::bench(a, ui),
+        Command::Serve(a) => commands::serve::serve(a, ui),
     }
 }
 

@@ -6,4 +6,5 @@ pub mod compress;
 pub mod generate;
 pub mod info;
 pub mod list;
+pub mod serve;
 pub mod tokenize;
