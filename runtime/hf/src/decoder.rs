@@ -67,9 +67,9 @@ impl HfModel {
 
     /// [`HfModel::open`] on a source already opened.
     pub fn from_source(source: ModelSource) -> Result<HfModel, HfError> {
+        let proto = source.graph_proto()?;
         let config_bytes = source.read(CONFIG_FILE)?;
         let config = HfConfig::from_json(&config_bytes, &source.label(CONFIG_FILE))?;
-        let proto = source.graph_proto()?;
         let label = source.label(GRAPH_FILE);
         let spec = GraphSpec::read(&proto, &config, &label)?;
         let mut model = source.inference_model(&proto)?;

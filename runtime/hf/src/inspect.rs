@@ -15,8 +15,8 @@ use crate::tokenizer::HfTokenizer;
 /// an error; a tokenizer or a graph tract cannot load is reported in the lines, so the rest of
 /// the description is still printed.
 pub fn describe(source: &ModelSource) -> Result<Vec<(String, String)>, HfError> {
-    let config = HfConfig::from_json(&source.read(CONFIG_FILE)?, &source.label(CONFIG_FILE))?;
     let proto = source.graph_proto()?;
+    let config = HfConfig::from_json(&source.read(CONFIG_FILE)?, &source.label(CONFIG_FILE))?;
     let spec = GraphSpec::read(&proto, &config, &source.label(GRAPH_FILE))?;
     drop(proto);
     let mut lines: Vec<(String, String)> = Vec::new();

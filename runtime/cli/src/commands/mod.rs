@@ -5,5 +5,6 @@ pub mod bench;
 pub mod compress;
 pub mod generate;
 pub mod info;
+pub mod inspect;
 pub mod list;
 pub mod tokenize;
