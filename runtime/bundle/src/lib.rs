@@ -181,16 +181,21 @@ pub enum ModelKind {
     Draft,
     /// Arithmetic task model.
     Arith,
+    /// A standard decoder export (optimum `text-generation-with-past` ONNX) with its
+    /// `config.json` and `tokenizer.json`, run by `arca-hf` (appended last: the archived
+    /// discriminants of the other kinds are unchanged).
+    HfDecoder,
 }
 
 impl ModelKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Compressor,
         ModelKind::Circuit,
         ModelKind::Target,
         ModelKind::Draft,
         ModelKind::Arith,
+        ModelKind::HfDecoder,
     ];
 
     /// The lowercase word used in manifests and by `arca inspect`.
@@ -201,6 +206,7 @@ impl ModelKind {
             ModelKind::Target => "target",
             ModelKind::Draft => "draft",
             ModelKind::Arith => "arith",
+            ModelKind::HfDecoder => "hf-decoder",
         }
     }
 

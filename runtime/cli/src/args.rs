@@ -145,11 +145,12 @@ pub enum Command {
     /// Show what is inside .arca files: sizes, ratio, model, codec, blocks
     #[command(visible_alias = "l")]
     List(ListArgs),
-    /// Print a model's manifest (an embedded model's name, or a .arcm bundle path)
+    /// Describe a model: an embedded model's name, a .arcm bundle, or a model directory
+    /// exported by optimum (model.onnx, config.json, tokenizer.json)
     Inspect(InspectArgs),
     /// List the models embedded in this binary
     Models,
-    /// Pack an ONNX model and its manifest into a .arcm bundle
+    /// Pack an ONNX model and its manifest, or an optimum model directory, into a .arcm bundle
     Pack(PackArgs),
     /// Text to Equal-Info Window tokens: the ids an LLM over compressed text trains on
     #[command(long_about = TOKENIZE_ABOUT, after_help = TOKENIZE_EXAMPLES)]
@@ -707,7 +708,9 @@ pub struct ListArgs {
 /// `arca inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An embedded model's name (see `arca models`) or a path to a .arcm bundle
+    /// An embedded model's name (see `arca models`), a path to a .arcm bundle, or a model
+    /// directory (model.onnx, config.json, tokenizer.json, as `optimum-cli export onnx --task
+    /// text-generation-with-past` writes it)
     #[arg(value_name = "MODEL")]
     pub model: String,
 }
@@ -753,14 +756,18 @@ pub struct ArithArgs {
 
 /// `arca pack`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  arca pack text.onnx --manifest text.json -o text.arcm")]
+#[command(
+    after_help = "Examples:\n  arca pack text.onnx --manifest text.json -o text.arcm\n  arca pack llama-export/ -o llama.arcm      an optimum text-generation-with-past directory"
+)]
 pub struct PackArgs {
-    /// The ONNX model (external weight data is read from beside it)
-    #[arg(value_name = "MODEL.onnx")]
+    /// The ONNX model (external weight data is read from beside it), or a model directory
+    /// exported by optimum (model.onnx, config.json, tokenizer.json: no --manifest)
+    #[arg(value_name = "MODEL.onnx|DIR")]
     pub onnx: PathBuf,
-    /// The manifest: JSON describing the model (name, kind, vocabulary, context length, ...)
+    /// The manifest: JSON describing the model (name, kind, vocabulary, context length, ...);
+    /// required for an ONNX file, not taken for a model directory
     #[arg(long, value_name = "SPEC.json")]
-    pub manifest: PathBuf,
+    pub manifest: Option<PathBuf>,
     /// Where to write the bundle
     #[arg(short, long, value_name = "OUT.arcm")]
     pub output: PathBuf,

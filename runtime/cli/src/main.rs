@@ -62,7 +62,7 @@ fn run(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Decompress(a) => commands::compress::decompress(a, ui),
         Command::Test(a) => commands::compress::test(a, ui),
         Command::List(a) => commands::list::list(a, ui),
-        Command::Inspect(a) => commands::info::inspect(a),
+        Command::Inspect(a) => commands::inspect::inspect(a),
         Command::Models => commands::info::list_models(),
         Command::Pack(a) => commands::info::pack(a, ui),
         Command::Arith(a) => commands::arith::arith(a, ui),

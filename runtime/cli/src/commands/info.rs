@@ -1,45 +1,11 @@
-//! `arca inspect`, `arca models` and `arca pack`: models rather than streams.
+//! `arca models` and `arca pack`: models rather than streams (`arca inspect` is `inspect.rs`).
 
 use anyhow::{Context, Result};
-use arca_runtime::circuit::Circuit;
-use arca_runtime::{ModelKind, shipped};
+use arca_runtime::shipped;
 
 use crate::Ui;
-use crate::args::{InspectArgs, PackArgs};
+use crate::args::PackArgs;
 use crate::sizes;
-
-/// `arca inspect MODEL`: the manifest as `key: value` lines.
-pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let bundle = shipped::resolve(&args.model)
-        .with_context(|| format!("cannot load model '{}'", args.model))?;
-    for (key, value) in bundle.manifest_lines() {
-        outln!("{key}: {value}");
-    }
-    if bundle.manifest().kind == ModelKind::Circuit {
-        // The structure the native coder reads, checked as it loads it.
-        match Circuit::load(&bundle) {
-            Ok(c) => {
-                let (h, w) = c.image_size();
-                outln!(
-                    "circuit: hidden Chow-Liu tree, {h}x{w} pixels, {} latent states per pixel, 256 values",
-                    c.states()
-                );
-                outln!(
-                    "circuit tree: root pixel {} (row {}, column {}), {} levels",
-                    c.root(),
-                    c.root() / w,
-                    c.root() % w,
-                    c.levels()
-                );
-                outln!(
-                    "circuit coding order: depth-first pre-order, children in increasing pixel index"
-                );
-            }
-            Err(e) => outln!("circuit: cannot be used: {e}"),
-        }
-    }
-    Ok(())
-}
 
 /// Thousands separators for parameter counts: `1234567` -> `1,234,567`.
 fn grouped(n: u64) -> String {
@@ -91,12 +57,44 @@ pub fn list_models() -> Result<()> {
     Ok(())
 }
 
-/// `arca pack MODEL.onnx --manifest SPEC.json -o OUT.arcm`.
+/// `arca pack MODEL.onnx --manifest SPEC.json -o OUT.arcm`, or `arca pack DIR -o OUT.arcm`
+/// for a model directory exported by optimum (an `hf-decoder` bundle, see arca-hf).
 #[cfg(feature = "tract")]
 pub fn pack(args: &PackArgs, ui: &Ui) -> Result<()> {
     let out = crate::io::Output::File(args.output.clone());
     out.check(args.force, false)?;
-    let report = arca_codegen::pack(&args.onnx, &args.manifest, &args.output)
+    if args.onnx.is_dir() {
+        if args.manifest.is_some() {
+            anyhow::bail!(
+                "'{}' is a model directory: its config.json is the manifest, --manifest is for an ONNX file",
+                args.onnx.display()
+            );
+        }
+        let bytes = arca_hf::pack(&args.onnx)
+            .with_context(|| format!("cannot pack '{}'", args.onnx.display()))?;
+        let bundle = arca_runtime::Bundle::from_bytes(bytes.clone())
+            .context("the packed bundle does not read back")?;
+        arca_codegen::write_file_atomically(&args.output, &bytes)?;
+        if !ui.quiet {
+            let m = bundle.manifest();
+            errln!(
+                "packed {} (hf-decoder, id {}) into {}: {} bytes, {} parameters",
+                m.name,
+                bundle.short_id(),
+                args.output.display(),
+                bytes.len(),
+                m.parameters
+            );
+        }
+        return Ok(());
+    }
+    let Some(manifest) = &args.manifest else {
+        anyhow::bail!(
+            "packing the ONNX file '{}' needs --manifest SPEC.json (a model directory with config.json needs none)",
+            args.onnx.display()
+        );
+    };
+    let report = arca_codegen::pack(&args.onnx, manifest, &args.output)
         .with_context(|| format!("cannot pack '{}'", args.onnx.display()))?;
     if !ui.quiet {
         errln!("{report}");

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod compress;
 pub mod generate;
 pub mod info;
+pub mod inspect;
 pub mod list;
 pub mod serve;
 pub mod tokenize;
