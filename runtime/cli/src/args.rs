@@ -199,11 +199,14 @@ greedy speculative output stays the plain greedy output with a repeat penalty to
 after; the prompt is not searched. After the statistics, llama.cpp's perf lines (load, prompt
 eval, eval with its target calls as runs, total).
 
-Engine and device: generation bundles run on arca's native f32 decoder, on the CPU, one
-thread. --engine auto and native select it; --engine tract is refused (tract runs no .arcm
-generation bundle as a KV decoder here); --device cpu and auto run on the CPU; --device cuda is
-refused (the native decoder has no GPU path). -t/--threads is accepted for llama.cpp
-compatibility, but the native decoder is single-threaded: the statistics say so.
+Models and engines: -m takes a .arcm generation bundle (or an embedded model's name), run by
+arca's native f32 decoder, or a model directory as `optimum-cli export onnx --task
+text-generation-with-past` writes it (model.onnx, config.json, tokenizer.json; any vocabulary,
+tokenizer.json read by the tokenizers crate), or the hf-decoder bundle `arca pack DIR` makes of
+one, run by tract with its KV cache. --engine auto picks what runs the model; --engine native on
+a model directory and --engine tract on a native bundle are refused with the reason. Both run on
+the CPU, one thread: --device cuda is refused; -t/--threads is accepted for llama.cpp
+compatibility and the statistics say what ran. A draft must share the target's tokenizer.
 
 Edge cases: an empty prompt is read as one newline by a prose model (the start of a line; not
 echoed) and refused by an arithmetic one, as is a character outside its symbols; -n 0 prints

@@ -1,36 +1,102 @@
 //! A generation model as the CLI loads it for `generate`, `bench-generate` and `serve`: the
 //! decoder factory (one cache per generation) and the tokenizer, whatever runs it.
+//!
+//! - A `.arcm` generation bundle (`target`/`draft`, an embedded model's name too) runs on
+//!   arca-generate's native f32 decoder.
+//! - A model directory as optimum exports it (`model.onnx`, `config.json`, `tokenizer.json`), or
+//!   an `hf-decoder` bundle packed from one (`arca pack DIR`), runs in tract (arca-hf; builds
+//!   with the `tract` feature).
+//!
+//! `--engine` picks among them or is refused: `native` on a model directory and `tract` on a
+//! native bundle are errors that say what runs the model.
 
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
 use arca_generate::{self as generate, Decoder, Net, TextTokenizer, Tokenizer};
-use arca_runtime::bundle::Bundle;
+use arca_runtime::Engine;
+use arca_runtime::bundle::{Bundle, ModelKind};
 use arca_runtime::shipped;
+
+enum Runner {
+    /// A native generation bundle.
+    Native {
+        bundle: Bundle,
+        net: Net,
+        tokenizer: Tokenizer,
+    },
+    /// A standard decoder export in tract.
+    #[cfg(feature = "tract")]
+    Hf {
+        model: arca_hf::HfModel,
+        tokenizer: arca_hf::HfTokenizer,
+    },
+}
 
 /// A loaded target or draft.
 pub struct GenModel {
     name: String,
-    bundle: Bundle,
-    net: Net,
-    tokenizer: Tokenizer,
+    runner: Runner,
+}
+
+/// Whether `spec` names a standard decoder export: a directory, or an `hf-decoder` bundle.
+fn is_hf(spec: &str) -> bool {
+    let path = Path::new(spec);
+    path.is_dir()
+        || (path.is_file()
+            && Bundle::open(path).is_ok_and(|b| b.manifest().kind == ModelKind::HfDecoder))
 }
 
 impl GenModel {
-    /// Loads `spec`: an embedded model's name or a `.arcm` path.
+    /// Loads `spec` (an embedded model's name, a `.arcm` path, or a model directory) for
+    /// `engine`.
     ///
     /// # Errors
     ///
-    /// When it cannot be read or is not a generation model.
-    pub fn load(spec: &str) -> Result<GenModel> {
+    /// When it cannot be read, is not a generation model, or `engine` cannot run it.
+    pub fn load(spec: &str, engine: Engine) -> Result<GenModel> {
         let ctx = || format!("cannot load model '{spec}'");
+        if is_hf(spec) {
+            return GenModel::load_hf(spec, engine).with_context(ctx);
+        }
+        if engine == Engine::Tract {
+            bail!(
+                "--engine tract cannot run '{spec}': a .arcm generation bundle runs on the native f32 decoder (tract runs model directories exported by optimum and the hf-decoder bundles `arca pack DIR` makes); use --engine native or auto"
+            );
+        }
         let bundle = shipped::resolve(spec).with_context(ctx)?;
         let net = Net::load(&bundle).with_context(ctx)?;
         let tokenizer = Tokenizer::of(&bundle).with_context(ctx)?;
         Ok(GenModel {
             name: net.name().to_owned(),
-            bundle,
-            net,
-            tokenizer,
+            runner: Runner::Native {
+                bundle,
+                net,
+                tokenizer,
+            },
         })
+    }
+
+    #[cfg(feature = "tract")]
+    fn load_hf(spec: &str, engine: Engine) -> Result<GenModel> {
+        if engine == Engine::Native {
+            bail!(
+                "--engine native has no decoder for a model directory or hf-decoder bundle yet; it runs in tract (--engine tract or auto)"
+            );
+        }
+        let model = arca_hf::HfModel::open(Path::new(spec))?;
+        let tokenizer = model.tokenizer()?;
+        Ok(GenModel {
+            name: model.name().to_owned(),
+            runner: Runner::Hf { model, tokenizer },
+        })
+    }
+
+    #[cfg(not(feature = "tract"))]
+    fn load_hf(_spec: &str, _engine: Engine) -> Result<GenModel> {
+        bail!(
+            "this arca was built without tract (--no-default-features), which model directories and hf-decoder bundles need; rebuild with the default features"
+        )
     }
 
     /// The model's name.
@@ -38,14 +104,74 @@ impl GenModel {
         &self.name
     }
 
+    /// Parameters (weights counted one by one).
+    pub fn parameters(&self) -> u64 {
+        match &self.runner {
+            Runner::Native { net, .. } => net.config().parameters() as u64,
+            #[cfg(feature = "tract")]
+            Runner::Hf { model, .. } => model.spec().parameters(),
+        }
+    }
+
+    /// How a draft was made (a native draft's manifest says: `kd`, `adaspec`...), else its name.
+    pub fn label(&self) -> &str {
+        match &self.runner {
+            Runner::Native { net, .. } => net.distill().unwrap_or(&self.name),
+            #[cfg(feature = "tract")]
+            Runner::Hf { .. } => &self.name,
+        }
+    }
+
+    /// What runs it, for statistics.
+    pub fn engine(&self) -> &'static str {
+        match &self.runner {
+            Runner::Native { .. } => "native f32",
+            #[cfg(feature = "tract")]
+            Runner::Hf { .. } => "tract",
+        }
+    }
+
     /// A fresh decoding state (an empty cache).
     pub fn decoder(&self) -> Box<dyn Decoder + '_> {
-        Box::new(self.net.decoder())
+        match &self.runner {
+            Runner::Native { net, .. } => Box::new(net.decoder()),
+            #[cfg(feature = "tract")]
+            Runner::Hf { model, .. } => Box::new(model.session()),
+        }
     }
 
     /// Its tokenizer.
     pub fn tokenizer(&self) -> &dyn TextTokenizer {
-        &self.tokenizer
+        match &self.runner {
+            Runner::Native { tokenizer, .. } => tokenizer,
+            #[cfg(feature = "tract")]
+            Runner::Hf { tokenizer, .. } => tokenizer,
+        }
+    }
+
+    /// The native bundle, for what only those have (arithmetic specs, manifests).
+    pub fn bundle(&self) -> Option<&Bundle> {
+        match &self.runner {
+            Runner::Native { bundle, .. } => Some(bundle),
+            #[cfg(feature = "tract")]
+            Runner::Hf { .. } => None,
+        }
+    }
+
+    /// Refuses the draft `spec` before loading it when both are native bundles whose manifests
+    /// already disagree (vocabulary, symbols): the clearer message, before any weight is read.
+    ///
+    /// # Errors
+    ///
+    /// Naming both models and what differs.
+    pub fn check_draft_spec(&self, spec: &str) -> Result<()> {
+        if let Some(target) = self.bundle()
+            && !is_hf(spec)
+            && let Ok(draft) = shipped::resolve(spec)
+        {
+            generate::check_pair(target, &draft)?;
+        }
+        Ok(())
     }
 
     /// Refuses a draft that does not share this target's tokens.
@@ -54,7 +180,20 @@ impl GenModel {
     ///
     /// Naming both models and what differs.
     pub fn check_draft(&self, draft: &GenModel) -> Result<()> {
-        generate::check_pair(&self.bundle, &draft.bundle)?;
+        if let (Some(t), Some(d)) = (self.bundle(), draft.bundle()) {
+            generate::check_pair(t, d)?;
+            return Ok(());
+        }
+        let (t, d) = (self.tokenizer(), draft.tokenizer());
+        if t.vocab() != d.vocab() || t.fingerprint() != d.fingerprint() {
+            bail!(
+                "draft '{}' ({}) does not share target '{}''s tokenizer ({}): a draft must propose the target's tokens",
+                draft.name,
+                d.describe(),
+                self.name,
+                t.describe()
+            );
+        }
         Ok(())
     }
 }

@@ -408,7 +408,7 @@ fn llama_controls_stop_strings_perf_lines_and_refusals() {
         "llama_perf: eval time = ",
         " runs (",
         "llama_perf: total time = ",
-        "threads   = 1 (the native decoder is single-threaded)",
+        "threads   = 1 (native f32 decoder, single-threaded)",
     ] {
         assert!(err.contains(line), "no '{line}' in {err}");
     }
@@ -486,7 +486,7 @@ fn llama_controls_stop_strings_perf_lines_and_refusals() {
             dir.path(),
             &["--engine", "tract", "generate", "-m", &t, "-p", "x"],
         ),
-        "--engine tract is not supported by generate",
+        "--engine tract cannot run",
     );
     fails_with(
         &arca(
@@ -500,7 +500,7 @@ fn llama_controls_stop_strings_perf_lines_and_refusals() {
             dir.path(),
             &["bench-generate", "--engine", "tract", "-m", &t],
         ),
-        "--engine tract is not supported by generate",
+        "--engine tract cannot run",
     );
     fails_with(
         &arca(dir.path(), &["generate", "-m", &t, "-r", ""]),

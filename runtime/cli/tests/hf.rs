@@ -79,3 +79,118 @@ fn pack_a_model_directory_and_inspect_the_bundle() {
     assert!(text.contains("tract: runs it"), "{text}");
     assert_eq!(text.matches("vocab_size:").count(), 1, "{text}");
 }
+
+fn gpt2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/hf/gpt2")
+}
+
+fn generate(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut all = vec![
+        "generate",
+        "--temp",
+        "0",
+        "-n",
+        "64",
+        "-p",
+        "The old man",
+        "--no-echo",
+    ];
+    all.extend_from_slice(args);
+    let out = arca(dir.path(), &all);
+    ok(&out);
+    stdout(&out)
+}
+
+#[test]
+fn generate_from_a_model_directory_and_its_bundle() {
+    let llama = llama();
+    let llama = llama.to_str().expect("utf-8");
+    let plain = generate(&["-m", llama]);
+    assert!(plain.len() > 64, "64 tokens of text: {plain:?}");
+    // tract is the engine auto picks for a directory, and the one asked for by name.
+    assert_eq!(generate(&["-m", llama, "--engine", "tract"]), plain);
+    // The packed bundle generates the same text.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let packed = dir.path().join("llama.arcm");
+    ok(&arca(
+        dir.path(),
+        &["pack", llama, "-o", packed.to_str().expect("utf-8")],
+    ));
+    assert_eq!(generate(&["-m", packed.to_str().expect("utf-8")]), plain);
+    // Speculative greedy with a draft of the same tokenizer (the GPT-2 fixture shares the
+    // Llama's BPE): the target's own text, whatever the draft proposes.
+    let gpt2 = gpt2();
+    assert_eq!(
+        generate(&["-m", llama, "-md", gpt2.to_str().expect("utf-8")]),
+        plain
+    );
+}
+
+#[test]
+fn generate_refuses_what_cannot_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let llama = llama();
+    let llama = llama.to_str().expect("utf-8");
+    let native_draft =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/gen/trained/gen-draft-kd.arcm");
+    // A draft with another tokenizer (bytes against the BPE).
+    fails_with(
+        &arca(
+            dir.path(),
+            &[
+                "generate",
+                "-m",
+                llama,
+                "-md",
+                native_draft.to_str().expect("utf-8"),
+                "-p",
+                "x",
+            ],
+        ),
+        "does not share target",
+    );
+    // A malformed tokenizer.json.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).expect("mkdir");
+    for f in ["model.onnx", "config.json"] {
+        std::fs::copy(Path::new(llama).join(f), broken.join(f)).expect("copy");
+    }
+    std::fs::write(broken.join("tokenizer.json"), b"{\"model\": 3").expect("write");
+    fails_with(
+        &arca(
+            dir.path(),
+            &["generate", "-m", broken.to_str().expect("utf-8"), "-p", "x"],
+        ),
+        "tokenizer.json",
+    );
+    // An empty prompt is read as the model's start token; -n 0 generates nothing.
+    let out = arca(
+        dir.path(),
+        &["generate", "-m", llama, "-p", "", "-n", "8", "--temp", "0"],
+    );
+    ok(&out);
+    let out = arca(
+        dir.path(),
+        &["generate", "-m", llama, "-p", "hi", "-n", "0", "--no-echo"],
+    );
+    ok(&out);
+    assert_eq!(stdout(&out).trim(), "");
+    // A prompt longer than the context (256 positions): the sliding window reads its end.
+    let long = "word ".repeat(400);
+    ok(&arca(
+        dir.path(),
+        &[
+            "generate",
+            "-m",
+            llama,
+            "-p",
+            &long,
+            "-n",
+            "8",
+            "--temp",
+            "0",
+            "--no-echo",
+        ],
+    ));
+}

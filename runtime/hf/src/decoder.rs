@@ -177,7 +177,8 @@ impl HfModel {
             tokenizer_config.as_deref(),
             &source.label(TOKENIZER_FILE),
         )?
-        .or_eos(self.inner.config.eos_token_ids()))
+        .or_eos(self.inner.config.eos_token_ids())
+        .with_start(self.inner.config.bos_token_id()))
     }
 
     /// The model's name (its directory's, or the bundle's).

@@ -44,6 +44,7 @@
 mod config;
 mod decoder;
 mod error;
+mod generate;
 mod graph;
 mod inspect;
 mod pack;

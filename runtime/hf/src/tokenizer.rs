@@ -34,6 +34,8 @@ pub struct HfTokenizer {
     /// Added tokens: id -> (content, special).
     added: HashMap<u32, (String, bool)>,
     eos: Vec<u32>,
+    /// The token an empty prompt is read as (the model's start token), if it has one.
+    start: Option<u32>,
     fingerprint: u128,
 }
 
@@ -112,6 +114,7 @@ impl HfTokenizer {
             char_bytes: byte_level_alphabet(),
             added,
             eos: Vec::new(),
+            start: None,
             fingerprint,
         };
         if let Some(config) = tokenizer_config
@@ -135,6 +138,17 @@ impl HfTokenizer {
             self.eos = ids.to_vec();
         }
         self
+    }
+
+    /// Sets the token an empty prompt is read as (the model's `bos_token_id`).
+    pub fn with_start(mut self, start: Option<u32>) -> HfTokenizer {
+        self.start = start;
+        self
+    }
+
+    /// The token an empty prompt is read as, if the model has a start token.
+    pub fn start(&self) -> Option<u32> {
+        self.start
     }
 
     /// Encodes UTF-8 text (special tokens added as the tokenizer's post-processor says, as

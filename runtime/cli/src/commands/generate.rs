@@ -7,30 +7,24 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use arca_generate::{
-    self as generate, CallCost, Decoder, Drafter, LookupDrafter, ModelDrafter, Net, Options,
-    Sampling, Stats, TextTokenizer, Tokenizer,
+    self as generate, CallCost, Decoder, Drafter, LookupDrafter, ModelDrafter, Options, Sampling,
+    Stats, TextTokenizer,
 };
 use arca_runtime::arith::{self, ArithSpec};
-use arca_runtime::bundle::Bundle;
-use arca_runtime::shipped;
 use arca_runtime::stats::median;
 use arca_runtime::{Device, Engine};
 
 use crate::Ui;
 use crate::args::{BenchGenerateArgs, Controls, GenerateArgs};
+use crate::gen_model::GenModel;
 use crate::io::Output;
 
-/// What runs generation: the native f32 decoder on the CPU. `--engine` and `--device` either
-/// select it or are refused, never ignored.
-fn check_backend(ui: &Ui) -> Result<()> {
-    if ui.engine == Engine::Tract {
-        bail!(
-            "--engine tract is not supported by generate: a .arcm generation bundle runs on the native f32 decoder (its ONNX graph is not run by tract as a KV decoder here); use --engine native or auto"
-        );
-    }
+/// `--device` either selects the CPU or is refused, never ignored (`--engine` is the models'
+/// business: [`GenModel::load`]).
+fn check_device(ui: &Ui) -> Result<()> {
     if ui.device == Device::Cuda {
         bail!(
-            "--device cuda is not supported by generate: the native f32 decoder runs on the CPU only{}; use --device cpu or auto",
+            "--device cuda is not supported by generate: the native decoder and tract's decoder run on the CPU{}; use --device cpu or auto",
             if cfg!(feature = "cuda") {
                 " (this build's CUDA support is for the codecs' tract models)"
             } else {
@@ -42,31 +36,31 @@ fn check_backend(ui: &Ui) -> Result<()> {
 }
 
 /// The threads line of the statistics: what ran, and what was asked.
-fn threads_line(controls: &Controls) -> String {
+fn threads_line(controls: &Controls, engine: &str) -> String {
     match controls.threads {
         Some(n) if n != 1 => {
-            format!("threads   = 1 (the native decoder is single-threaded; -t {n} has no effect)")
+            format!("threads   = 1 ({engine} decoder, single-threaded; -t {n} has no effect)")
         }
-        _ => "threads   = 1 (the native decoder is single-threaded)".into(),
+        _ => format!("threads   = 1 ({engine} decoder, single-threaded)"),
     }
 }
 
-fn load(name: &str) -> Result<(Bundle, Net, Tokenizer)> {
-    let bundle = shipped::resolve(name).with_context(|| format!("cannot load model '{name}'"))?;
-    let net = Net::load(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
-    let tokenizer =
-        Tokenizer::of(&bundle).with_context(|| format!("cannot load model '{name}'"))?;
-    Ok((bundle, net, tokenizer))
-}
-
-fn load_draft(name: &str, target: &Bundle) -> Result<Net> {
-    let bundle = shipped::resolve(name).with_context(|| format!("cannot load draft '{name}'"))?;
-    generate::check_pair(target, &bundle)?;
-    Net::load(&bundle).with_context(|| format!("cannot load draft '{name}'"))
+fn load_pair(target: &str, drafts: &[&str], engine: Engine) -> Result<(GenModel, Vec<GenModel>)> {
+    let target = GenModel::load(target, engine)?;
+    let drafts = drafts
+        .iter()
+        .map(|d| {
+            target.check_draft_spec(d)?;
+            let draft = GenModel::load(d, engine).with_context(|| format!("draft '{d}'"))?;
+            target.check_draft(&draft)?;
+            Ok(draft)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((target, drafts))
 }
 
 /// The options both subcommands share: stop tokens and strings, the empty-prompt token.
-fn base_options(tokenizer: &Tokenizer, controls: &Controls) -> Options {
+fn base_options(tokenizer: &dyn TextTokenizer, controls: &Controls) -> Options {
     Options {
         stop: tokenizer.eos().into_iter().collect(),
         stop_strings: controls
@@ -82,19 +76,17 @@ fn base_options(tokenizer: &Tokenizer, controls: &Controls) -> Options {
 /// `arca generate`.
 pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
     let started = Instant::now();
-    check_backend(ui)?;
+    check_device(ui)?;
     let prompt = match &args.file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("cannot read prompt file '{}'", path.display()))?,
         None => args.prompt.as_bytes().to_vec(),
     };
-    let (target_bundle, target, tokenizer) = load(&args.model)?;
+    let drafts: Vec<&str> = args.model_draft.as_deref().into_iter().collect();
+    let (target, mut drafts) = load_pair(&args.model, &drafts, ui.engine)?;
+    let draft = drafts.pop();
+    let tokenizer = target.tokenizer();
     let tokens = tokenizer.encode(&prompt)?;
-    let draft = args
-        .model_draft
-        .as_deref()
-        .map(|d| load_draft(d, &target_bundle))
-        .transpose()?;
     let load_seconds = started.elapsed().as_secs_f64();
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
@@ -116,7 +108,7 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
         draft_max: usize::from(args.draft_max),
         draft_start: args.draft_start,
         fixed_length: args.draft_fixed,
-        ..base_options(&tokenizer, c)
+        ..base_options(tokenizer, c)
     };
     let mut model_drafter = draft
         .as_ref()
@@ -138,7 +130,7 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
     let stats = generate::generate(
         &mut decoder,
         drafter,
-        &tokenizer,
+        tokenizer,
         &tokens,
         &options,
         &mut |text| {
@@ -150,7 +142,7 @@ pub fn generate(args: &GenerateArgs, ui: &Ui) -> Result<()> {
     drop(out);
     if !ui.quiet {
         print_stats(&stats, &options, description.as_deref());
-        errln!("{}", threads_line(c));
+        errln!("{}", threads_line(c, target.engine()));
         print_perf(&stats, load_seconds, started.elapsed().as_secs_f64());
     }
     Ok(())
@@ -308,8 +300,13 @@ struct Workload {
     answers: Option<Vec<Vec<u8>>>,
 }
 
-fn workload(args: &BenchGenerateArgs, bundle: &Bundle, tokenizer: &Tokenizer) -> Result<Workload> {
-    if *tokenizer == Tokenizer::Bytes {
+fn workload(args: &BenchGenerateArgs, target: &GenModel) -> Result<Workload> {
+    let tokenizer = target.tokenizer();
+    let arith_spec = target
+        .bundle()
+        .filter(|b| b.manifest().kind == arca_runtime::bundle::ModelKind::Target)
+        .and_then(|b| ArithSpec::of(b).ok());
+    let Some(spec) = arith_spec else {
         let files = prompt_files(&args.from)?;
         return Ok(Workload {
             prompts: cut_prompts(&files, args.prompts, args.prompt_len)?
@@ -329,8 +326,7 @@ fn workload(args: &BenchGenerateArgs, bundle: &Bundle, tokenizer: &Tokenizer) ->
             ),
             answers: None,
         });
-    }
-    let spec = ArithSpec::of(bundle).context("an arithmetic target's problems")?;
+    };
     let problems = spec.spread_problems(args.prompts);
     let mut prompts = Vec::with_capacity(problems.len());
     let mut answers = Vec::with_capacity(problems.len());
@@ -387,7 +383,7 @@ impl<'a> Method<'a> {
 fn run_once(
     target: &mut dyn Decoder,
     drafter: Option<&mut (dyn Drafter + '_)>,
-    tokenizer: &Tokenizer,
+    tokenizer: &dyn TextTokenizer,
     prompt: &[u32],
     options: &Options,
 ) -> Result<(Vec<u8>, Stats)> {
@@ -401,18 +397,15 @@ fn run_once(
 
 /// `arca bench-generate`.
 pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
-    check_backend(ui)?;
+    check_device(ui)?;
     let report_out = (args.output.as_os_str() != "-").then(|| Output::File(args.output.clone()));
     if let Some(out) = &report_out {
         out.check(args.force, false)?;
     }
-    let (target_bundle, target, tokenizer) = load(&args.model)?;
-    let drafts = args
-        .drafts
-        .iter()
-        .map(|d| load_draft(d, &target_bundle))
-        .collect::<Result<Vec<_>>>()?;
-    let work = workload(args, &target_bundle, &tokenizer)?;
+    let draft_specs: Vec<&str> = args.drafts.iter().map(String::as_str).collect();
+    let (target, drafts) = load_pair(&args.model, &draft_specs, ui.engine)?;
+    let tokenizer = target.tokenizer();
+    let work = workload(args, &target)?;
     let prompts = &work.prompts;
     let c = &args.controls;
     let options = Options {
@@ -425,17 +418,17 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
         draft_max: usize::from(args.draft_max),
         draft_start: args.draft_fixed,
         fixed_length: args.draft_fixed.is_some(),
-        ..base_options(&tokenizer, c)
+        ..base_options(tokenizer, c)
     };
     let mut decoder = target.decoder();
 
-    let verify_max = 16.min(target.context_len() - 1);
+    let verify_max = 16.min(decoder.context_len() - 1);
     // The curve at 64 cached tokens, and where the middle of a generation runs (attention
     // makes every token of a call dearer as the cache grows).
-    let room = target.context_len() - verify_max - 1;
+    let room = decoder.context_len() - verify_max - 1;
     let mean_prompt = prompts.iter().map(Vec::len).sum::<usize>() / prompts.len().max(1);
     let mut cached = vec![64.min(room)];
-    let middle = (mean_prompt + args.n.min(target.context_len()) / 2).min(room);
+    let middle = (mean_prompt + args.n.min(decoder.context_len()) / 2).min(room);
     if middle != cached[0] {
         cached.push(middle);
     }
@@ -446,21 +439,17 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
     let cost = &curves[0];
     let mut methods: Vec<Method<'_>> = vec![Method::new(
         "target only".into(),
-        format!(
-            "{} ({} parameters)",
-            target.name(),
-            target.config().parameters()
-        ),
+        format!("{} ({} parameters)", target.name(), target.parameters()),
         None,
     )];
     for d in &drafts {
         let per_token = CallCost::measure(&mut d.decoder(), 1, 15)?.seconds[0];
         methods.push(Method::new(
-            format!("draft {}", d.distill().unwrap_or("?")),
+            format!("draft {}", d.label()),
             format!(
                 "{} ({} parameters, {:.3} ms/token vs target {:.3})",
                 d.name(),
-                d.config().parameters(),
+                d.parameters(),
                 per_token * 1e3,
                 cost.seconds[0] * 1e3
             ),
@@ -487,7 +476,7 @@ pub fn bench(args: &BenchGenerateArgs, ui: &Ui) -> Result<()> {
                 let (out, stats) = run_once(
                     &mut decoder,
                     m.drafter.as_deref_mut(),
-                    &tokenizer,
+                    tokenizer,
                     prompt,
                     &options,
                 )?;

@@ -129,11 +129,14 @@ impl Backend for Generator {
 
 /// `arca serve`.
 pub fn serve(args: &ServeArgs, ui: &Ui) -> Result<()> {
-    let target = GenModel::load(&args.model)?;
+    let target = GenModel::load(&args.model, ui.engine)?;
     let draft = args
         .model_draft
         .as_deref()
-        .map(GenModel::load)
+        .map(|d| {
+            target.check_draft_spec(d)?;
+            GenModel::load(d, ui.engine)
+        })
         .transpose()?;
     if let Some(d) = &draft {
         target.check_draft(d)?;
