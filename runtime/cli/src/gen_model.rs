@@ -22,14 +22,14 @@ enum Runner {
     /// A native generation bundle.
     Native {
         bundle: Bundle,
-        net: Net,
+        net: Box<Net>,
         tokenizer: Tokenizer,
     },
     /// A standard decoder export in tract.
     #[cfg(feature = "tract")]
     Hf {
         model: arca_hf::HfModel,
-        tokenizer: arca_hf::HfTokenizer,
+        tokenizer: Box<arca_hf::HfTokenizer>,
     },
 }
 
@@ -65,7 +65,7 @@ impl GenModel {
             );
         }
         let bundle = shipped::resolve(spec).with_context(ctx)?;
-        let net = Net::load(&bundle).with_context(ctx)?;
+        let net = Box::new(Net::load(&bundle).with_context(ctx)?);
         let tokenizer = Tokenizer::of(&bundle).with_context(ctx)?;
         Ok(GenModel {
             name: net.name().to_owned(),
@@ -85,7 +85,7 @@ impl GenModel {
             );
         }
         let model = arca_hf::HfModel::open(Path::new(spec))?;
-        let tokenizer = model.tokenizer()?;
+        let tokenizer = Box::new(model.tokenizer()?);
         Ok(GenModel {
             name: model.name().to_owned(),
             runner: Runner::Hf { model, tokenizer },
@@ -145,7 +145,7 @@ impl GenModel {
         match &self.runner {
             Runner::Native { tokenizer, .. } => tokenizer,
             #[cfg(feature = "tract")]
-            Runner::Hf { tokenizer, .. } => tokenizer,
+            Runner::Hf { tokenizer, .. } => tokenizer.as_ref(),
         }
     }
 
