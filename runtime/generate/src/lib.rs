@@ -49,6 +49,7 @@ mod error;
 mod generate;
 mod kernels;
 mod length;
+mod llama;
 mod lm;
 mod net;
 #[cfg(test)]
@@ -60,6 +61,10 @@ pub use draft::{Draft, Drafter, LookupDrafter, ModelDrafter};
 pub use error::GenError;
 pub use generate::{Options, Stats, generate};
 pub use length::{CallCost, DECAY, DraftLength, PRIOR_ACCEPT};
+pub use llama::{
+    LlamaConfig, LlamaDecoder, LlamaError, LlamaModel, LlamaWeights, Precision, pack_llama,
+    random_safetensors,
+};
 pub use lm::{Lm, window_start};
 pub use net::{Arch, Cache, Net, NetConfig, Norm, Positions, Scratch, VOCAB};
 pub use tokenizer::{Tokenizer, check_pair};
