@@ -86,6 +86,7 @@ mod error;
 mod generate;
 mod kernels;
 mod length;
+mod llama;
 mod lm;
 mod net;
 mod stop;
@@ -99,6 +100,10 @@ pub use draft::{Draft, Drafter, LookupDrafter, ModelDrafter};
 pub use error::GenError;
 pub use generate::{Options, Stats, generate};
 pub use length::{CallCost, DECAY, DraftLength, PRIOR_ACCEPT};
+pub use llama::{
+    LlamaConfig, LlamaDecoder, LlamaError, LlamaModel, LlamaWeights, Precision, pack_llama,
+    random_safetensors,
+};
 pub use lm::{Lm, window_start};
 pub use net::{Arch, Cache, Net, NetConfig, NetDecoder, Norm, Positions, Scratch};
 pub use tokenizer::{TextTokenizer, Tokenizer, check_pair};
