@@ -774,6 +774,11 @@ pub struct PackArgs {
     /// Where to write the bundle
     #[arg(short, long, value_name = "OUT.arcm")]
     pub output: PathBuf,
+    /// For a Llama-family directory with model.safetensors: a native Llama bundle with the
+    /// weights in this precision (int8: one scale per output row), run by the native path
+    /// instead of tract; without it, the directory's ONNX graph is packed for tract
+    #[arg(long, value_name = "f32|f16|int8", value_parser = ["f32", "f16", "int8"])]
+    pub weights: Option<String>,
     /// Overwrite OUT if it exists
     #[arg(short, long)]
     pub force: bool,

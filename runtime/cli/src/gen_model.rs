@@ -4,19 +4,28 @@
 //! - A `.arcm` generation bundle (`target`/`draft`, an embedded model's name too) runs on
 //!   arca-generate's native f32 decoder.
 //! - A model directory as optimum exports it (`model.onnx`, `config.json`, `tokenizer.json`), or
-//!   an `hf-decoder` bundle packed from one (`arca pack DIR`), runs in tract (arca-hf; builds
-//!   with the `tract` feature).
+//!   an `hf-decoder` bundle packed from one (`arca pack DIR`), runs in tract (arca-hf).
+//! - A Llama-family directory that also holds `model.safetensors` (what `save_pretrained`
+//!   writes), or a native Llama bundle (`arca pack DIR --weights f32|f16|int8`), runs on
+//!   arca-generate's native Llama path, weights read in place in their precision.
 //!
-//! `--engine` picks among them or is refused: `native` on a model directory and `tract` on a
-//! native bundle are errors that say what runs the model.
+//! `--engine auto` takes the native path where there is one (a Llama directory with its
+//! safetensors, a native Llama bundle) and tract for the other directories; `--engine tract` and
+//! `--engine native` force one and are refused with the reason where it cannot run the model.
+//! Directories and their bundles need the `tract` feature (their tokenizer.json is read by
+//! arca-hf).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use arca_generate::{self as generate, Decoder, Net, TextTokenizer, Tokenizer};
+use arca_generate::{self as generate, Decoder, LlamaModel, Net, TextTokenizer, Tokenizer};
+#[cfg(feature = "tract")]
+use arca_generate::{LlamaDecoder, Precision};
 use arca_runtime::Engine;
 use arca_runtime::bundle::{Bundle, ModelKind};
 use arca_runtime::shipped;
+#[cfg(feature = "tract")]
+use std::sync::Arc;
 
 enum Runner {
     /// A native generation bundle.
@@ -24,6 +33,12 @@ enum Runner {
         bundle: Bundle,
         net: Box<Net>,
         tokenizer: Tokenizer,
+    },
+    /// A Llama on the native path (from a directory's safetensors or a native Llama bundle).
+    #[cfg(feature = "tract")]
+    Llama {
+        model: Arc<LlamaModel>,
+        tokenizer: Box<arca_hf::HfTokenizer>,
     },
     /// A standard decoder export in tract.
     #[cfg(feature = "tract")]
@@ -39,12 +54,15 @@ pub struct GenModel {
     runner: Runner,
 }
 
-/// Whether `spec` names a standard decoder export: a directory, or an `hf-decoder` bundle.
+/// Whether `spec` names a standard decoder export or what is packed from one: a directory, an
+/// `hf-decoder` bundle or a native Llama bundle.
 fn is_hf(spec: &str) -> bool {
     let path = Path::new(spec);
     path.is_dir()
         || (path.is_file()
-            && Bundle::open(path).is_ok_and(|b| b.manifest().kind == ModelKind::HfDecoder))
+            && Bundle::open(path).is_ok_and(|b| {
+                b.manifest().kind == ModelKind::HfDecoder || LlamaModel::is_bundle(&b)
+            }))
 }
 
 impl GenModel {
@@ -79,12 +97,57 @@ impl GenModel {
 
     #[cfg(feature = "tract")]
     fn load_hf(spec: &str, engine: Engine) -> Result<GenModel> {
+        let path = Path::new(spec);
+        let bundle = path.is_file().then(|| Bundle::open(path)).transpose()?;
+        let native_bundle = bundle.as_ref().is_some_and(LlamaModel::is_bundle);
+        let native_dir = path.is_dir()
+            && path.join("model.safetensors").is_file()
+            && arca_hf::HfConfig::from_file(&path.join("config.json"))
+                .is_ok_and(|c| c.model_type() == "llama");
+        if native_bundle || (native_dir && engine != Engine::Tract) {
+            if engine == Engine::Tract {
+                bail!(
+                    "--engine tract cannot run '{spec}': a native Llama bundle holds no graph (tract runs the model directory, or the bundle `arca pack DIR` makes without --weights)"
+                );
+            }
+            let (model, tokenizer) = match &bundle {
+                Some(b) => {
+                    let model = LlamaModel::from_bundle(b)?;
+                    let config = arca_hf::HfConfig::from_json(
+                        b.tensor("hf/config.json").unwrap_or_default(),
+                        path,
+                    )?;
+                    let json = b.tensor("hf/tokenizer.json").with_context(|| {
+                        format!("'{spec}' holds no tokenizer.json (pack a directory that has one)")
+                    })?;
+                    let tokenizer = arca_hf::HfTokenizer::from_bytes(json, None, path)?
+                        .or_eos(config.eos_token_ids())
+                        .with_start(config.bos_token_id());
+                    (model, tokenizer)
+                }
+                None => {
+                    let model = LlamaModel::from_dir(path, Precision::F32)?;
+                    let config = arca_hf::HfConfig::from_file(&path.join("config.json"))?;
+                    let tokenizer = arca_hf::HfTokenizer::from_file(&path.join("tokenizer.json"))?
+                        .or_eos(config.eos_token_ids())
+                        .with_start(config.bos_token_id());
+                    (model, tokenizer)
+                }
+            };
+            return Ok(GenModel {
+                name: model.name().to_owned(),
+                runner: Runner::Llama {
+                    model: Arc::new(model),
+                    tokenizer: Box::new(tokenizer),
+                },
+            });
+        }
         if engine == Engine::Native {
             bail!(
-                "--engine native has no decoder for a model directory or hf-decoder bundle yet; it runs in tract (--engine tract or auto)"
+                "--engine native runs the Llama family from a directory with model.safetensors, or a bundle packed with --weights; '{spec}' has neither (tract runs it: --engine tract or auto)"
             );
         }
-        let model = arca_hf::HfModel::open(Path::new(spec))?;
+        let model = arca_hf::HfModel::open(path)?;
         let tokenizer = Box::new(model.tokenizer()?);
         Ok(GenModel {
             name: model.name().to_owned(),
@@ -109,6 +172,8 @@ impl GenModel {
         match &self.runner {
             Runner::Native { net, .. } => net.config().parameters() as u64,
             #[cfg(feature = "tract")]
+            Runner::Llama { model, .. } => model.config().parameters() as u64,
+            #[cfg(feature = "tract")]
             Runner::Hf { model, .. } => model.spec().parameters(),
         }
     }
@@ -118,7 +183,7 @@ impl GenModel {
         match &self.runner {
             Runner::Native { net, .. } => net.distill().unwrap_or(&self.name),
             #[cfg(feature = "tract")]
-            Runner::Hf { .. } => &self.name,
+            Runner::Llama { .. } | Runner::Hf { .. } => &self.name,
         }
     }
 
@@ -126,6 +191,12 @@ impl GenModel {
     pub fn engine(&self) -> &'static str {
         match &self.runner {
             Runner::Native { .. } => "native f32",
+            #[cfg(feature = "tract")]
+            Runner::Llama { model, .. } => match model.precision() {
+                Precision::F32 => "native Llama f32",
+                Precision::F16 => "native Llama f16",
+                Precision::Int8 => "native Llama int8",
+            },
             #[cfg(feature = "tract")]
             Runner::Hf { .. } => "tract",
         }
@@ -136,6 +207,8 @@ impl GenModel {
         match &self.runner {
             Runner::Native { net, .. } => Box::new(net.decoder()),
             #[cfg(feature = "tract")]
+            Runner::Llama { model, .. } => Box::new(LlamaDecoder::new(Arc::clone(model))),
+            #[cfg(feature = "tract")]
             Runner::Hf { model, .. } => Box::new(model.session()),
         }
     }
@@ -144,6 +217,8 @@ impl GenModel {
     pub fn tokenizer(&self) -> &dyn TextTokenizer {
         match &self.runner {
             Runner::Native { tokenizer, .. } => tokenizer,
+            #[cfg(feature = "tract")]
+            Runner::Llama { tokenizer, .. } => tokenizer.as_ref(),
             #[cfg(feature = "tract")]
             Runner::Hf { tokenizer, .. } => tokenizer.as_ref(),
         }
@@ -154,7 +229,7 @@ impl GenModel {
         match &self.runner {
             Runner::Native { bundle, .. } => Some(bundle),
             #[cfg(feature = "tract")]
-            Runner::Hf { .. } => None,
+            Runner::Llama { .. } | Runner::Hf { .. } => None,
         }
     }
 

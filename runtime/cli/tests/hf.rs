@@ -194,3 +194,113 @@ fn generate_refuses_what_cannot_run() {
         ],
     ));
 }
+
+fn repo_file(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+        .to_str()
+        .expect("utf-8")
+        .to_owned()
+}
+
+#[test]
+fn native_llama_path_packs_and_matches_tract() {
+    let llama = llama();
+    let llama = llama.to_str().expect("utf-8");
+    let tract = generate(&["-m", llama, "--engine", "tract"]);
+    // The directory's safetensors on the native path, f32: the same greedy text as tract.
+    assert_eq!(generate(&["-m", llama, "--engine", "native"]), tract);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for precision in ["f32", "f16", "int8"] {
+        let out = dir.path().join(format!("llama-{precision}.arcm"));
+        let out = out.to_str().expect("utf-8");
+        ok(&arca(
+            dir.path(),
+            &["pack", llama, "--weights", precision, "-o", out],
+        ));
+        let text = generate(&["-m", out]);
+        if precision == "f32" {
+            assert_eq!(text, tract, "the f32 bundle is the directory's weights");
+        }
+        // Speculative greedy on the native path equals plain greedy bit for bit (a k-token
+        // call reproduces one-token calls), with a draft of the same tokenizer in any
+        // precision.
+        let draft = dir.path().join("llama-f16.arcm");
+        if draft.exists() {
+            assert_eq!(
+                generate(&["-m", out, "-md", draft.to_str().expect("utf-8")]),
+                text,
+                "{precision}"
+            );
+        }
+        // A native bundle has no graph for tract.
+        fails_with(
+            &arca(
+                dir.path(),
+                &["generate", "-m", out, "--engine", "tract", "-p", "x"],
+            ),
+            "holds no graph",
+        );
+    }
+    // --weights is for a Llama directory.
+    fails_with(
+        &arca(
+            dir.path(),
+            &[
+                "pack",
+                &repo_file("models/text-small.onnx"),
+                "--weights",
+                "int8",
+                "-o",
+                "x.arcm",
+            ],
+        ),
+        "--weights packs a Llama-family model directory",
+    );
+    fails_with(
+        &arca(
+            dir.path(),
+            &[
+                "pack",
+                gpt2().to_str().expect("utf-8"),
+                "--weights",
+                "f16",
+                "-o",
+                "y.arcm",
+            ],
+        ),
+        "cannot pack",
+    );
+}
+
+/// The shipped target and drafts of issue #21 (39.9M parameters in int8; 1.8M in f16): greedy
+/// speculative text equals the target's own, for each draft.
+#[test]
+fn shipped_target_and_drafts_agree_with_the_target() {
+    let target = repo_file("models/hf/trained/llama-target-int8.arcm");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "-m",
+            &target,
+            "--temp",
+            "0",
+            "-n",
+            "96",
+            "--no-echo",
+        ];
+        args.extend_from_slice(&["-p", "It was a dark and stormy night"]);
+        args.extend_from_slice(extra);
+        let out = arca(dir.path(), &args);
+        ok(&out);
+        stdout(&out)
+    };
+    let plain = run(&[]);
+    assert!(plain.len() > 200, "{plain:?}");
+    for d in ["kd", "adaspec", "onpolicy"] {
+        let draft = repo_file(&format!("models/hf/trained/llama-draft-{d}-f16.arcm"));
+        assert_eq!(run(&["-md", &draft]), plain, "{d}");
+    }
+}

@@ -314,7 +314,7 @@ fn workload(args: &BenchGenerateArgs, target: &GenModel) -> Result<Workload> {
                 .map(|p| tokenizer.encode(p))
                 .collect::<Result<_, _>>()?,
             source: format!(
-                "{} prompts of {} bytes cut from {}, {} bytes generated each",
+                "{} prompts of {} bytes cut from {}, {} tokens generated each",
                 args.prompts,
                 args.prompt_len,
                 args.from

@@ -70,16 +70,34 @@ pub fn pack(args: &PackArgs, ui: &Ui) -> Result<()> {
                 args.onnx.display()
             );
         }
-        let bytes = arca_hf::pack(&args.onnx)
-            .with_context(|| format!("cannot pack '{}'", args.onnx.display()))?;
+        let bytes = match args.weights.as_deref() {
+            Some(word) => {
+                let precision = arca_generate::Precision::from_word(word)
+                    .with_context(|| format!("--weights {word}: not f32, f16 or int8"))?;
+                arca_generate::pack_llama(&args.onnx, precision)
+            }
+            .with_context(|| {
+                format!(
+                    "cannot pack '{}' with --weights {word}",
+                    args.onnx.display()
+                )
+            })?,
+            None => arca_hf::pack(&args.onnx)
+                .with_context(|| format!("cannot pack '{}'", args.onnx.display()))?,
+        };
         let bundle = arca_runtime::Bundle::from_bytes(bytes.clone())
             .context("the packed bundle does not read back")?;
         arca_codegen::write_file_atomically(&args.output, &bytes)?;
         if !ui.quiet {
             let m = bundle.manifest();
             errln!(
-                "packed {} (hf-decoder, id {}) into {}: {} bytes, {} parameters",
+                "packed {} ({}, id {}) into {}: {} bytes, {} parameters",
                 m.name,
+                args.weights
+                    .as_deref()
+                    .map_or("hf-decoder, for tract".to_owned(), |w| format!(
+                        "native Llama, {w} weights"
+                    )),
                 bundle.short_id(),
                 args.output.display(),
                 bytes.len(),
@@ -87,6 +105,12 @@ pub fn pack(args: &PackArgs, ui: &Ui) -> Result<()> {
             );
         }
         return Ok(());
+    }
+    if args.weights.is_some() {
+        anyhow::bail!(
+            "--weights packs a Llama-family model directory (config.json, model.safetensors, tokenizer.json); '{}' is not a directory",
+            args.onnx.display()
+        );
     }
     let Some(manifest) = &args.manifest else {
         anyhow::bail!(

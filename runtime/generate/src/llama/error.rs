@@ -128,16 +128,10 @@ impl From<LlamaError> for GenError {
                 model,
                 token,
                 vocab,
-            } => match u8::try_from(token) {
-                Ok(token) => GenError::Token {
-                    model,
-                    token,
-                    vocab,
-                },
-                Err(_) => GenError::Contract {
-                    reason: format!("token {token} is outside its vocabulary of {vocab}"),
-                    model,
-                },
+            } => GenError::Token {
+                model,
+                token,
+                vocab,
             },
             LlamaError::Bundle { model, reason } => GenError::Contract { model, reason },
             other => GenError::Contract {

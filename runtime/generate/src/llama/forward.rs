@@ -152,6 +152,11 @@ impl LlamaModel {
         Ok(LlamaModel::new(m.name.clone(), cfg, weights))
     }
 
+    /// Whether `bundle` is a native Llama bundle (made by [`pack_llama`](crate::pack_llama)).
+    pub fn is_bundle(bundle: &Bundle) -> bool {
+        bundle.manifest().get(FORMAT_KEY) == Some(FORMAT)
+    }
+
     /// The model's name (its directory's or bundle's).
     pub fn name(&self) -> &str {
         &self.name

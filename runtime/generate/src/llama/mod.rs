@@ -33,6 +33,7 @@
 //! ```
 
 mod config;
+mod decoder;
 mod error;
 mod forward;
 mod kernels;
