@@ -42,7 +42,7 @@ pub trait Decoder {
     /// Keeps only the first `len` cached tokens (rollback after a rejected draft; 0 = reset).
     fn truncate(&mut self, len: usize);
     /// Feeds `tokens` after the cached ones in ONE call, appending them to the cache, and
-    /// writes `tokens.len() * vocab()` logits (row i predicts the token after tokens[i]) to `out`
+    /// writes `tokens.len() * vocab()` logits (row `i` predicts the token after `tokens[i]`) to `out`
     /// (cleared and resized by the callee).
     ///
     /// # Errors
