@@ -209,11 +209,16 @@ the CPU, one thread: --device cuda is refused; -t/--threads is accepted for llam
 compatibility and the statistics say what ran. A draft must share the target's tokenizer.
 
 Edge cases: an empty prompt is read as one newline by a prose model (the start of a line; not
-echoed) and refused by an arithmetic one, as is a character outside its symbols; -n 0 prints
+echoed), as the model's start token (config.json's bos_token_id) by a model directory or its
+bundle, and refused by an arithmetic one and by a model without a start token; a character
+outside an arithmetic model's symbols is refused, and so is a prompt that is not UTF-8 for a
+tokenizer.json model; a malformed tokenizer.json is an error naming the file; -n 0 prints
 the prompt and the statistics, generates nothing and exits 0; a prompt longer than the model's
-context (512 bytes for prose, 34 tokens for the adder) is read through its last window (at least
+context (512 bytes for prose, 34 tokens for the adder, config.json's max_position_embeddings for
+a model directory) is read through its last window (at least
 half a context), and generation past the context slides that window by half a context at a time
-(plain and speculative alike). A draft must share the target's vocabulary (size and symbols).";
+(plain and speculative alike). A draft must share the target's vocabulary (size and symbols;
+for tokenizer.json models, the same vocabulary and merges).";
 
 const GENERATE_EXAMPLES: &str = "\
 Examples:
@@ -222,7 +227,10 @@ Examples:
       -p 'The old man' -n 256 --temp 0
   arca generate -m models/gen/trained/gen-target.arcm --lookup -f notes.txt -n 100
   arca generate -m models/arith/trained/arith-add-padrev-target.arcm \\
-      -md models/arith/trained/arith-add-padrev-draft-kd.arcm -p 0000000123+0000000045= --temp 0";
+      -md models/arith/trained/arith-add-padrev-draft-kd.arcm -p 0000000123+0000000045= --temp 0
+  arca generate -m models/hf/trained/llama-target-int8.arcm \\
+      -md models/hf/trained/llama-draft-adaspec-f16.arcm -p 'The old man' -n 256 --top-k 40 -r 'THE END'
+  arca generate -m path/to/optimum-export-dir -p 'Hello' -n 64 --temp 0";
 
 const BENCH_GENERATE_ABOUT: &str = "\
 Measure generation speed on prompts cut from text files (by default the validation books in
@@ -245,7 +253,9 @@ Example:
       -n 256 --prompts 8 -o docs/bench/generate.md
   arca bench-generate -m models/arith/trained/arith-add-padrev-target.arcm \\
       --draft models/arith/trained/arith-add-padrev-draft-kd.arcm \\
-      --draft models/arith/trained/arith-add-padrev-draft-adaspec.arcm --prompts 90 --runs 3";
+      --draft models/arith/trained/arith-add-padrev-draft-adaspec.arcm --prompts 90 --runs 3
+  arca bench-generate -m models/hf/trained/llama-target-int8.arcm \\
+      --draft models/hf/trained/llama-draft-adaspec-f16.arcm --prompts 12 --prompt-len 256 -n 256";
 
 const SERVE_ABOUT: &str = "\
 Serve a generation model over HTTP with OpenAI's completions API.
