@@ -330,7 +330,7 @@ fn bad_configs_weights_and_calls_are_clear_errors() {
     let mut out = Vec::new();
     dec.forward(&[1, 2, 3], &mut out).unwrap();
     let e = dec.forward(&[4, 1024], &mut out).unwrap_err();
-    assert!(matches!(e, GenError::Contract { .. }), "{e:?}");
+    assert!(matches!(e, GenError::Token { token: 1024, .. }), "{e:?}");
     assert!(
         e.to_string()
             .contains("token 1024 is outside its vocabulary of 1024"),
