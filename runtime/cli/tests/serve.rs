@@ -248,6 +248,13 @@ fn unusable_models_are_refused_before_listening() {
         &arca(&repo, &["serve", "-m", "no-such-model.arcm", "--port", "0"]),
         "cannot load model 'no-such-model.arcm'",
     );
+    fails_with(
+        &arca(
+            &repo,
+            &["serve", "-m", TARGET, "--device", "cuda", "--port", "0"],
+        ),
+        "--device cuda is not supported by serve",
+    );
     // A draft that does not spell the target's tokens.
     fails_with(
         &arca(

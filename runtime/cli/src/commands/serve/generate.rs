@@ -129,6 +129,11 @@ impl Backend for Generator {
 
 /// `arca serve`.
 pub fn serve(args: &ServeArgs, ui: &Ui) -> Result<()> {
+    if ui.device == arca_runtime::Device::Cuda {
+        anyhow::bail!(
+            "--device cuda is not supported by serve: its decoders run on the CPU; use --device cpu or auto"
+        );
+    }
     let target = GenModel::load(&args.model, ui.engine)?;
     let draft = args
         .model_draft
