@@ -54,17 +54,6 @@ pub struct GenModel {
     runner: Runner,
 }
 
-/// Whether `spec` names a standard decoder export or what is packed from one: a directory, an
-/// `hf-decoder` bundle or a native Llama bundle.
-fn is_hf(spec: &str) -> bool {
-    let path = Path::new(spec);
-    path.is_dir()
-        || (path.is_file()
-            && Bundle::open(path).is_ok_and(|b| {
-                b.manifest().kind == ModelKind::HfDecoder || LlamaModel::is_bundle(&b)
-            }))
-}
-
 impl GenModel {
     /// Loads `spec` (an embedded model's name, a `.arcm` path, or a model directory) for
     /// `engine`.
@@ -73,16 +62,40 @@ impl GenModel {
     ///
     /// When it cannot be read, is not a generation model, or `engine` cannot run it.
     pub fn load(spec: &str, engine: Engine) -> Result<GenModel> {
+        GenModel::open(spec, engine, None)
+    }
+
+    /// Loads `spec` as a draft for this target, refusing one that does not share its tokens
+    /// (for native bundles, from the two manifests, before any weight is read).
+    ///
+    /// # Errors
+    ///
+    /// As [`GenModel::load`], and naming both models and what differs.
+    pub fn load_draft(&self, spec: &str, engine: Engine) -> Result<GenModel> {
+        let draft =
+            GenModel::open(spec, engine, Some(self)).with_context(|| format!("draft '{spec}'"))?;
+        self.check_draft(&draft)?;
+        Ok(draft)
+    }
+
+    fn open(spec: &str, engine: Engine, target: Option<&GenModel>) -> Result<GenModel> {
         let ctx = || format!("cannot load model '{spec}'");
-        if is_hf(spec) {
-            return GenModel::load_hf(spec, engine).with_context(ctx);
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return GenModel::load_hf(path, None, engine).with_context(ctx);
+        }
+        let bundle = shipped::resolve(spec).with_context(ctx)?;
+        if bundle.manifest().kind == ModelKind::HfDecoder || LlamaModel::is_bundle(&bundle) {
+            return GenModel::load_hf(path, Some(bundle), engine).with_context(ctx);
         }
         if engine == Engine::Tract {
             bail!(
                 "--engine tract cannot run '{spec}': a .arcm generation bundle runs on the native f32 decoder (tract runs model directories exported by optimum and the hf-decoder bundles `arca pack DIR` makes); use --engine native or auto"
             );
         }
-        let bundle = shipped::resolve(spec).with_context(ctx)?;
+        if let Some(target) = target.and_then(GenModel::bundle) {
+            generate::check_pair(target, &bundle)?;
+        }
         let net = Box::new(Net::load(&bundle).with_context(ctx)?);
         let tokenizer = Tokenizer::of(&bundle).with_context(ctx)?;
         Ok(GenModel {
@@ -95,45 +108,31 @@ impl GenModel {
         })
     }
 
+    /// A model directory (`bundle` None), an `hf-decoder` bundle or a native Llama bundle.
     #[cfg(feature = "tract")]
-    fn load_hf(spec: &str, engine: Engine) -> Result<GenModel> {
-        let path = Path::new(spec);
-        let bundle = path.is_file().then(|| Bundle::open(path)).transpose()?;
+    fn load_hf(path: &Path, bundle: Option<Bundle>, engine: Engine) -> Result<GenModel> {
+        let spec = path.display();
         let native_bundle = bundle.as_ref().is_some_and(LlamaModel::is_bundle);
-        let native_dir = path.is_dir()
+        let native_dir = bundle.is_none()
             && path.join("model.safetensors").is_file()
             && arca_hf::HfConfig::from_file(&path.join("config.json"))
                 .is_ok_and(|c| c.model_type() == "llama");
+        let source = match bundle {
+            Some(b) => arca_hf::ModelSource::Bundle(path.to_owned(), b),
+            None => arca_hf::ModelSource::Dir(path.to_owned()),
+        };
         if native_bundle || (native_dir && engine != Engine::Tract) {
             if engine == Engine::Tract {
                 bail!(
                     "--engine tract cannot run '{spec}': a native Llama bundle holds no graph (tract runs the model directory, or the bundle `arca pack DIR` makes without --weights)"
                 );
             }
-            let (model, tokenizer) = match &bundle {
-                Some(b) => {
-                    let model = LlamaModel::from_bundle(b)?;
-                    let config = arca_hf::HfConfig::from_json(
-                        b.tensor("hf/config.json").unwrap_or_default(),
-                        path,
-                    )?;
-                    let json = b.tensor("hf/tokenizer.json").with_context(|| {
-                        format!("'{spec}' holds no tokenizer.json (pack a directory that has one)")
-                    })?;
-                    let tokenizer = arca_hf::HfTokenizer::from_bytes(json, None, path)?
-                        .or_eos(config.eos_token_ids())
-                        .with_start(config.bos_token_id());
-                    (model, tokenizer)
-                }
-                None => {
-                    let model = LlamaModel::from_dir(path, Precision::F32)?;
-                    let config = arca_hf::HfConfig::from_file(&path.join("config.json"))?;
-                    let tokenizer = arca_hf::HfTokenizer::from_file(&path.join("tokenizer.json"))?
-                        .or_eos(config.eos_token_ids())
-                        .with_start(config.bos_token_id());
-                    (model, tokenizer)
-                }
+            let model = match &source {
+                arca_hf::ModelSource::Bundle(_, b) => LlamaModel::from_bundle(b)?,
+                arca_hf::ModelSource::Dir(dir) => LlamaModel::from_dir(dir, Precision::F32)?,
             };
+            let config = arca_hf::HfConfig::of_source(&source)?;
+            let tokenizer = arca_hf::HfTokenizer::of_source(&source, &config)?;
             return Ok(GenModel {
                 name: model.name().to_owned(),
                 runner: Runner::Llama {
@@ -147,7 +146,7 @@ impl GenModel {
                 "--engine native runs the Llama family from a directory with model.safetensors, or a bundle packed with --weights; '{spec}' has neither (tract runs it: --engine tract or auto)"
             );
         }
-        let model = arca_hf::HfModel::open(path)?;
+        let model = arca_hf::HfModel::from_source(source)?;
         let tokenizer = Box::new(model.tokenizer()?);
         Ok(GenModel {
             name: model.name().to_owned(),
@@ -156,9 +155,9 @@ impl GenModel {
     }
 
     #[cfg(not(feature = "tract"))]
-    fn load_hf(_spec: &str, _engine: Engine) -> Result<GenModel> {
+    fn load_hf(_path: &Path, _bundle: Option<Bundle>, _engine: Engine) -> Result<GenModel> {
         bail!(
-            "this arca was built without tract (--no-default-features), which model directories and hf-decoder bundles need; rebuild with the default features"
+            "this arca was built without tract (--no-default-features), which model directories, hf-decoder bundles and native Llama bundles need (their tokenizer.json is read by arca-hf); rebuild with the default features"
         )
     }
 
@@ -233,30 +232,10 @@ impl GenModel {
         }
     }
 
-    /// Refuses the draft `spec` before loading it when both are native bundles whose manifests
-    /// already disagree (vocabulary, symbols): the clearer message, before any weight is read.
-    ///
-    /// # Errors
-    ///
-    /// Naming both models and what differs.
-    pub fn check_draft_spec(&self, spec: &str) -> Result<()> {
-        if let Some(target) = self.bundle()
-            && !is_hf(spec)
-            && let Ok(draft) = shipped::resolve(spec)
-        {
-            generate::check_pair(target, &draft)?;
-        }
-        Ok(())
-    }
-
-    /// Refuses a draft that does not share this target's tokens.
-    ///
-    /// # Errors
-    ///
-    /// Naming both models and what differs.
-    pub fn check_draft(&self, draft: &GenModel) -> Result<()> {
-        if let (Some(t), Some(d)) = (self.bundle(), draft.bundle()) {
-            generate::check_pair(t, d)?;
+    /// Refuses a draft that does not share this target's tokens (two native bundles were
+    /// compared by their manifests in [`GenModel::open`]; the others by their tokenizers).
+    fn check_draft(&self, draft: &GenModel) -> Result<()> {
+        if self.bundle().is_some() && draft.bundle().is_some() {
             return Ok(());
         }
         let (t, d) = (self.tokenizer(), draft.tokenizer());

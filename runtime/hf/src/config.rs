@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::HfError;
+use crate::source::{CONFIG_FILE, ModelSource};
 
 /// What `config.json` says about a decoder's shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,11 @@ impl HfConfig {
             }
         })?;
         HfConfig::from_json(&bytes, path)
+    }
+
+    /// The `config.json` of a directory or a bundle.
+    pub fn of_source(source: &ModelSource) -> Result<HfConfig, HfError> {
+        HfConfig::from_json(&source.read(CONFIG_FILE)?, &source.label(CONFIG_FILE))
     }
 
     /// Parses the bytes of a `config.json`; `path` is only used in error messages.

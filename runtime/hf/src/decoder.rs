@@ -27,7 +27,7 @@ use tract_onnx::prelude::*;
 use crate::config::HfConfig;
 use crate::error::HfError;
 use crate::graph::{GraphSpec, IdType, InputRole, OutputRole};
-use crate::source::{CONFIG_FILE, GRAPH_FILE, ModelSource, TOKENIZER_FILE};
+use crate::source::{GRAPH_FILE, ModelSource};
 use crate::tokenizer::HfTokenizer;
 
 /// A decoder export, loaded and planned once. Clones share it.
@@ -68,8 +68,7 @@ impl HfModel {
     /// [`HfModel::open`] on a source already opened.
     pub fn from_source(source: ModelSource) -> Result<HfModel, HfError> {
         let proto = source.graph_proto()?;
-        let config_bytes = source.read(CONFIG_FILE)?;
-        let config = HfConfig::from_json(&config_bytes, &source.label(CONFIG_FILE))?;
+        let config = HfConfig::of_source(&source)?;
         let label = source.label(GRAPH_FILE);
         let spec = GraphSpec::read(&proto, &config, &label)?;
         let mut model = source.inference_model(&proto)?;
@@ -169,16 +168,7 @@ impl HfModel {
     /// The model's tokenizer (`tokenizer.json` beside the graph, or in the bundle); its EOS is
     /// `tokenizer_config.json`'s when there is one, else `config.json`'s `eos_token_id`.
     pub fn tokenizer(&self) -> Result<HfTokenizer, HfError> {
-        let source = &self.inner.source;
-        let json = source.read(TOKENIZER_FILE)?;
-        let tokenizer_config = source.read("tokenizer_config.json").ok();
-        Ok(HfTokenizer::from_bytes(
-            &json,
-            tokenizer_config.as_deref(),
-            &source.label(TOKENIZER_FILE),
-        )?
-        .or_eos(self.inner.config.eos_token_ids())
-        .with_start(self.inner.config.bos_token_id()))
+        HfTokenizer::of_source(&self.inner.source, &self.inner.config)
     }
 
     /// The model's name (its directory's, or the bundle's).

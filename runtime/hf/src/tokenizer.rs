@@ -21,7 +21,9 @@ use serde_json::Value;
 use tokenizers::Tokenizer;
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::config::HfConfig;
 use crate::error::HfError;
+use crate::source::{ModelSource, TOKENIZER_FILE};
 
 /// A loaded `tokenizer.json`.
 pub struct HfTokenizer {
@@ -130,6 +132,21 @@ impl HfTokenizer {
             }
         }
         Ok(tokenizer)
+    }
+
+    /// The tokenizer of a model directory or bundle: its `tokenizer.json` (and
+    /// `tokenizer_config.json` when there is one), with the end tokens `config` names when the
+    /// tokenizer names none, and `config`'s start token for an empty prompt.
+    pub fn of_source(source: &ModelSource, config: &HfConfig) -> Result<HfTokenizer, HfError> {
+        let json = source.read(TOKENIZER_FILE)?;
+        let tokenizer_config = source.read("tokenizer_config.json").ok();
+        Ok(HfTokenizer::from_bytes(
+            &json,
+            tokenizer_config.as_deref(),
+            &source.label(TOKENIZER_FILE),
+        )?
+        .or_eos(config.eos_token_ids())
+        .with_start(config.bos_token_id()))
     }
 
     /// Uses `ids` as the end-of-sequence tokens when the tokenizer's own files named none.

@@ -49,12 +49,7 @@ fn load_pair(target: &str, drafts: &[&str], engine: Engine) -> Result<(GenModel,
     let target = GenModel::load(target, engine)?;
     let drafts = drafts
         .iter()
-        .map(|d| {
-            target.check_draft_spec(d)?;
-            let draft = GenModel::load(d, engine).with_context(|| format!("draft '{d}'"))?;
-            target.check_draft(&draft)?;
-            Ok(draft)
-        })
+        .map(|d| target.load_draft(d, engine))
         .collect::<Result<Vec<_>>>()?;
     Ok((target, drafts))
 }

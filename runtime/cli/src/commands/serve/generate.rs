@@ -138,14 +138,8 @@ pub fn serve(args: &ServeArgs, ui: &Ui) -> Result<()> {
     let draft = args
         .model_draft
         .as_deref()
-        .map(|d| {
-            target.check_draft_spec(d)?;
-            GenModel::load(d, ui.engine)
-        })
+        .map(|d| target.load_draft(d, ui.engine))
         .transpose()?;
-    if let Some(d) = &draft {
-        target.check_draft(d)?;
-    }
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
