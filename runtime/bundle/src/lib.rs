@@ -51,6 +51,9 @@
 //! ```
 #![allow(unsafe_code)] // Only `map_file` below: memory-mapping a file is unsafe in memmap2.
 
+#[cfg(feature = "tract")]
+pub mod tract;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;

@@ -10,11 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arca_bundle::tract::{PayloadResolver, anchor_dir};
 use arca_bundle::{Bundle, ModelKind, PAYLOAD_LOCATION};
 use prost::Message;
-use tract_onnx::data_resolver::ModelDataResolver;
 use tract_onnx::pb;
-use tract_onnx::prelude::tract_data::internal::TractErrorContext;
 use tract_onnx::prelude::*;
 
 use crate::error::HfError;
@@ -178,9 +177,7 @@ impl ModelSource {
                     path: label.clone(),
                     reason,
                 })?;
-                onnx.provider = Arc::new(PayloadResolver {
-                    bundle: bundle.clone(),
-                });
+                onnx.provider = Arc::new(PayloadResolver::new(bundle.clone()));
                 let anchor = anchor_dir();
                 onnx.parse(proto, anchor.to_str()).map_err(tract)?
             }
@@ -192,47 +189,6 @@ impl ModelSource {
             });
         }
         Ok(result.model)
-    }
-}
-
-/// Reads initializers from the bundle payload. tract joins an external data location to the
-/// model directory and canonicalizes it before calling the resolver, so the directory must
-/// exist: the bundle's graphs use location `"."` only (checked first), parsed against a
-/// directory that always exists, and this resolver ignores the path.
-struct PayloadResolver {
-    bundle: Bundle,
-}
-
-impl ModelDataResolver for PayloadResolver {
-    fn read_bytes_from_path(
-        &self,
-        buf: &mut Vec<u8>,
-        _path: &Path,
-        offset: usize,
-        length: Option<usize>,
-    ) -> TractResult<()> {
-        let payload = self.bundle.payload();
-        let length = length.context("external data without a length")?;
-        let end = offset
-            .checked_add(length)
-            .context("external data offset + length overflows")?;
-        let bytes = payload.get(offset..end).with_context(|| {
-            format!(
-                "external data {offset}..{end} is outside the {}-byte payload",
-                payload.len()
-            )
-        })?;
-        buf.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// The directory tract joins `location "."` to: one that always exists.
-fn anchor_dir() -> PathBuf {
-    if cfg!(unix) {
-        PathBuf::from("/")
-    } else {
-        std::env::temp_dir()
     }
 }
 

@@ -5,18 +5,17 @@
 //! engine can lower, and compiles in a fraction of the time, which is what cross builds for
 //! boards want.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use prost::Message;
-use tract_onnx::data_resolver::ModelDataResolver;
 use tract_onnx::model::ParseResult;
 use tract_onnx::pb;
-use tract_onnx::prelude::tract_data::internal::{TractErrorContext, format_err};
+use tract_onnx::prelude::tract_data::internal::format_err;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::Runnable;
 
 use super::config::{BYTE_SYMBOLS, Device, EngineError};
+use arca_bundle::tract::{PayloadResolver, anchor_dir};
 use arca_bundle::{Bundle, DType, PAYLOAD_LOCATION};
 
 /// A tract plan, on the CPU or prepared by a GPU runtime (tract-cuda).
@@ -138,44 +137,6 @@ pub(super) fn tract_err(model: &str, stage: &'static str) -> impl Fn(TractError)
     }
 }
 
-/// Reads initializers from the bundle payload (see the module docs).
-struct PayloadResolver {
-    bundle: Bundle,
-}
-
-impl ModelDataResolver for PayloadResolver {
-    fn read_bytes_from_path(
-        &self,
-        buf: &mut Vec<u8>,
-        _path: &Path,
-        offset: usize,
-        length: Option<usize>,
-    ) -> TractResult<()> {
-        let payload = self.bundle.payload();
-        let length = length.context("external data without a length")?;
-        let end = offset
-            .checked_add(length)
-            .context("external data offset + length overflows")?;
-        let bytes = payload.get(offset..end).with_context(|| {
-            format!(
-                "external data {offset}..{end} is outside the {}-byte payload",
-                payload.len()
-            )
-        })?;
-        buf.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// The directory tract joins `location "."` to: one that always exists.
-fn anchor_dir() -> PathBuf {
-    if cfg!(unix) {
-        PathBuf::from("/")
-    } else {
-        std::env::temp_dir()
-    }
-}
-
 /// Refuses tensors tract would read from a file or could not build from raw bytes.
 fn check_tensor(t: &pb::TensorProto, model: &str) -> Result<(), EngineError> {
     let contract = |reason: String| EngineError::Contract {
@@ -242,9 +203,7 @@ pub fn inference_model(bundle: &Bundle) -> Result<InferenceModel, EngineError> {
     })?;
     check_graph(graph, name)?;
     let mut onnx = tract_onnx::onnx();
-    onnx.provider = Arc::new(PayloadResolver {
-        bundle: bundle.clone(),
-    });
+    onnx.provider = Arc::new(PayloadResolver::new(bundle.clone()));
     let anchor = anchor_dir();
     let ParseResult {
         model,
