@@ -533,8 +533,11 @@ gzip file of the same idx bytes, and a PNG byte for byte when zlib wrote its pix
 Python, optipng), else with the same pixels and other chunks, re-encoded. -B sets how many bytes
 of pixels (whole images) go in one block.
 
-Inputs are read whole into memory. A one-line summary goes to stderr (for stdout output only
-with -v): `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.";
+Text is streamed: it is coded in frames of 8 MiB (whole blocks) as it is read, so a pipe of any
+length (`tar c dir | arca compress`) needs memory for one frame and the models, not for the
+input; an input longer than a frame gives streams back to back, which every arca reader decodes
+to the concatenation. Images are read whole. A one-line summary goes to stderr (for stdout output
+only with -v): `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.";
 
 const DECOMPRESS_ABOUT: &str = "\
 Decompress .arca files (FILE.arca -> FILE), or stdin to stdout.
@@ -542,7 +545,10 @@ Decompress .arca files (FILE.arca -> FILE), or stdin to stdout.
 Each FILE.arca is decompressed to FILE beside it (other names need -o or -c). With no FILE, or
 `-`, reads stdin and writes stdout. Without -m, the model is the embedded one whose id the stream
 records; a stream made with a model that is not embedded needs -m PATH. Every block's checksum
-is verified: corrupted or truncated streams fail with an error and write nothing.";
+is verified: corrupted or truncated streams fail with an error, and an output file is written
+only when all of it decoded. Decoding streams frame by frame (one frame in memory); concatenated
+.arca files decode to the concatenation of their originals, as with gzip and zstd; on stdout,
+the frames before a damaged one have been written when the error comes.";
 
 const COMPRESS_EXAMPLES: &str = "\
 Examples:

@@ -55,6 +55,36 @@ impl Input {
         }
     }
 
+    /// `err`, a failed read of this input, with the input's name.
+    pub fn error(&self, err: io::Error) -> anyhow::Error {
+        match self {
+            Input::Stdin => anyhow::Error::new(err).context("cannot read stdin"),
+            Input::File(path) => {
+                anyhow::Error::new(err).context(format!("cannot read '{}'", path.display()))
+            }
+        }
+    }
+
+    /// Opens the input for reading as it arrives (stdin is not read ahead).
+    pub fn open(&self) -> Result<Box<dyn Read>> {
+        match self {
+            Input::Stdin => Ok(Box::new(io::stdin().lock())),
+            Input::File(path) => {
+                let file = fs::File::open(path)
+                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                Ok(Box::new(file))
+            }
+        }
+    }
+
+    /// The input's length, when it is a file.
+    pub fn len_hint(&self) -> Option<u64> {
+        match self {
+            Input::Stdin => None,
+            Input::File(path) => fs::metadata(path).ok().map(|m| m.len()),
+        }
+    }
+
     /// Whether this is stdin attached to a terminal.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Input::Stdin) && io::stdin().is_terminal()
@@ -132,25 +162,89 @@ impl Output {
         force: bool,
         permissions: Option<fs::Permissions>,
     ) -> Result<()> {
+        let mut sink = self.create(force, permissions)?;
+        sink.write_all(data).map_err(|e| self.error(e))?;
+        sink.commit()
+    }
+
+    /// `err`, a failed write into this output, with the output's name.
+    pub fn error(&self, err: io::Error) -> anyhow::Error {
         match self {
-            Output::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(data)
-                    .and_then(|()| out.flush())
-                    .context("cannot write to stdout")
+            Output::Stdout => anyhow::Error::new(err).context("cannot write to stdout"),
+            Output::File(path) => {
+                anyhow::Error::new(err).context(format!("cannot write '{}'", path.display()))
             }
-            Output::File(path) => write_atomic(path, data, force, permissions),
+        }
+    }
+
+    /// A sink for writing as data comes: stdout, or a temporary file in the output's folder
+    /// that [`Sink::commit`] renames into place (dropped uncommitted, it is removed, and an
+    /// existing file is untouched).
+    pub fn create(&self, force: bool, permissions: Option<fs::Permissions>) -> Result<Sink> {
+        match self {
+            Output::Stdout => Ok(Sink::Stdout(io::stdout().lock())),
+            Output::File(path) => {
+                let tmp = temp_file(path, permissions)?;
+                Ok(Sink::File {
+                    tmp,
+                    path: path.clone(),
+                    force,
+                })
+            }
         }
     }
 }
 
-/// Writes `data` to `path` through a temporary file in the same folder.
-fn write_atomic(
-    path: &Path,
-    data: &[u8],
-    force: bool,
-    permissions: Option<fs::Permissions>,
-) -> Result<()> {
+/// Where an output is being written; see [`Output::create`].
+pub enum Sink {
+    /// Standard output.
+    Stdout(io::StdoutLock<'static>),
+    /// A temporary file, renamed to `path` on commit.
+    File {
+        /// The file being written.
+        tmp: tempfile::NamedTempFile,
+        /// Where it goes.
+        path: PathBuf,
+        /// Whether an existing file may be replaced.
+        force: bool,
+    },
+}
+
+impl Sink {
+    /// Flushes stdout, or syncs the file and renames it into place.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Sink::Stdout(mut out) => out.flush().context("cannot write to stdout"),
+            Sink::File { tmp, path, force } => persist(tmp, &path, force),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(out) => out.write(buf),
+            Sink::File { tmp, .. } => tmp.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.write_all(buf),
+            Sink::File { tmp, .. } => tmp.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.flush(),
+            Sink::File { tmp, .. } => tmp.flush(),
+        }
+    }
+}
+
+/// A temporary file in `path`'s folder, with `permissions` (or a new file's).
+fn temp_file(path: &Path, permissions: Option<fs::Permissions>) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -167,13 +261,17 @@ fn write_atomic(
     builder.permissions(permissions.unwrap_or(default_permissions));
     #[cfg(not(unix))]
     let _ = permissions;
-    let mut tmp = builder
+    builder
         .tempfile_in(dir)
         // tempfile's message repeats the random name; the folder is what the user named.
         .map_err(|e| e.raw_os_error().map_or(e, io::Error::from_raw_os_error))
-        .with_context(|| format!("cannot create a file in '{}'", dir.display()))?;
-    tmp.write_all(data)
-        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot create a file in '{}'", dir.display()))
+}
+
+/// Syncs `tmp` and renames it to `path` (not over an existing file unless `force`).
+fn persist(tmp: tempfile::NamedTempFile, path: &Path, force: bool) -> Result<()> {
+    tmp.as_file()
+        .sync_all()
         .with_context(|| format!("cannot write '{}'", path.display()))?;
     let persisted = if force {
         tmp.persist(path)

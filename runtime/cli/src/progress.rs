@@ -31,6 +31,30 @@ impl Progress {
         Progress { bar }
     }
 
+    /// A counter for an input of unknown length (a pipe): bytes so far and the rate.
+    pub fn open_ended(label: &str, enabled: bool) -> Self {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: ProgressBar::hidden(),
+            };
+        }
+        let style =
+            ProgressStyle::with_template("{prefix} {spinner} {bytes} {binary_bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_prefix(label.to_owned());
+        Progress { bar }
+    }
+
+    /// A bar over `total` bytes when it is known, else a counter.
+    pub fn maybe(label: &str, total: Option<u64>, enabled: bool) -> Self {
+        match total {
+            Some(total) => Progress::new(label, total, enabled),
+            None => Progress::open_ended(label, enabled),
+        }
+    }
+
     /// Adds `bytes` finished bytes.
     pub fn inc(&self, bytes: u64) {
         self.bar.inc(bytes);

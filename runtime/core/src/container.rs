@@ -36,6 +36,12 @@
 //!
 //! All integers are little endian.
 //!
+//! A file may hold several streams back to back ("frames"): what concatenating `.arca` files
+//! gives, and what the streaming encoder ([`crate::stream::Encoder`]) writes for an input longer
+//! than one frame. They decode to the concatenation of their originals ([`frames`] parses
+//! them; [`Stream::parse`] reads exactly one). A stream of one frame is the whole format of
+//! older builds, so nothing was added to the header for streaming.
+//!
 //! ```
 //! use arca_runtime::container::{BlockEntry, BlockMode, Header, Stream};
 //! let header = Header::stored(3, 1 << 20);
@@ -58,7 +64,7 @@ pub const ENTRY_LEN: usize = 16;
 const NAME_LEN: usize = 32;
 
 /// Errors found while reading a stream. Each names what is wrong, and where.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ContainerError {
     /// The input does not start with the `.arca` magic bytes.
@@ -335,7 +341,20 @@ impl<'a> Stream<'a> {
     /// are those of [`arca_embedded::stream::Stream::parse`], the allocation-free reader that
     /// microcontrollers use, so the two never disagree on what a valid stream is.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ContainerError> {
-        let view = arca_embedded::stream::Stream::parse(bytes)?;
+        let (stream, len) = Self::parse_prefix(bytes)?;
+        if len < bytes.len() {
+            return Err(ContainerError::TrailingBytes((bytes.len() - len) as u64));
+        }
+        Ok(stream)
+    }
+
+    /// Parses the stream `bytes` starts with (a file may hold several streams back to back:
+    /// see [`frames`]) and returns it with its length in bytes. A prefix too short to hold the
+    /// stream is [`ContainerError::Truncated`], whose `needed` is the length the prefix must
+    /// have to get further (what a reader of a pipe reads next).
+    pub fn parse_prefix(bytes: &'a [u8]) -> Result<(Self, usize), ContainerError> {
+        let (view, len) = arca_embedded::stream::Stream::parse_prefix(bytes)?;
+        let bytes = &bytes[..len];
         let h = view.header();
         let codec = Codec::from_byte(h.codec)
             .ok_or_else(|| ContainerError::Inconsistent(format!("unknown codec id {}", h.codec)))?;
@@ -369,13 +388,14 @@ impl<'a> Stream<'a> {
                 },
             });
         }
-        Ok(Stream {
+        let stream = Stream {
             header,
             entries,
             offsets,
             layout: view.layout(),
             bytes,
-        })
+        };
+        Ok((stream, len))
     }
 
     /// The stream header.
@@ -417,6 +437,26 @@ impl<'a> Stream<'a> {
     }
 }
 
+/// The streams of a file that holds one or more back to back (what concatenating `.arca` files
+/// gives, and what [`crate::stream::Encoder`] writes for inputs longer than a frame): each
+/// parsed, in order, or the first error. Bytes after a stream that do not start another one
+/// are [`ContainerError::TrailingBytes`].
+pub fn frames(bytes: &[u8]) -> Result<Vec<Stream<'_>>, ContainerError> {
+    let mut streams = Vec::new();
+    let mut rest = bytes;
+    loop {
+        let (stream, len) = Stream::parse_prefix(rest)?;
+        streams.push(stream);
+        rest = &rest[len..];
+        if rest.is_empty() {
+            return Ok(streams);
+        }
+        if !rest.starts_with(&MAGIC) {
+            return Err(ContainerError::TrailingBytes(rest.len() as u64));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +491,51 @@ mod tests {
         let bytes = Stream::write(&header, &[], &[]);
         let s = Stream::parse(&bytes).expect("parse");
         assert_eq!(s.entries().len(), 0);
+    }
+
+    #[test]
+    fn back_to_back_streams_are_frames() {
+        let one = sample();
+        let two = [one.clone(), one.clone()].concat();
+        let frames = frames(&two).expect("frames");
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[1].len(), one.len());
+        assert_eq!(frames[1].block_data(0).expect("block"), b"hello worl");
+        let mut junk = one.clone();
+        junk.extend_from_slice(b"junk");
+        assert_eq!(
+            super::frames(&junk).err(),
+            Some(ContainerError::TrailingBytes(4))
+        );
+        assert_eq!(
+            Stream::parse(&two).err(),
+            Some(ContainerError::TrailingBytes(one.len() as u64))
+        );
+        for cut in one.len() + 1..two.len() {
+            assert!(super::frames(&two[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_says_how_much_more_it_needs() {
+        let bytes = sample();
+        let mut have = HEADER_LEN;
+        let mut asked = Vec::new();
+        loop {
+            match Stream::parse_prefix(&bytes[..have]) {
+                Ok((_, len)) => {
+                    assert_eq!(len, bytes.len());
+                    break;
+                }
+                Err(ContainerError::Truncated { needed, .. }) => {
+                    assert!(needed as usize > have, "no progress at {have}");
+                    have = needed as usize;
+                    asked.push(have);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(asked, [HEADER_LEN + 3 * ENTRY_LEN + 4, bytes.len()]);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! | [`eiw`] | Equal-Info Windows: text cut into windows of exactly `W` bits, each a token for a second model |
 //! | [`circuit`] | hidden Chow-Liu tree circuits: the integer image coder, and the tract likelihood it is checked against |
 //! | [`arith`] | the arithmetic tasks and models of `arca arith` |
-//! | [`container`] | the `.arca` stream format: header, block table, layout |
+//! | [`container`] | the `.arca` stream format: header, block table, layout; frames (streams back to back) |
+//! | [`stream`] | streaming: an [`Encoder`](stream::Encoder) that is a `Write` and a [`Decoder`](stream::Decoder) that is a `Read`, one frame in memory at a time |
 //! | [`shipped`] | the models embedded in the binary, and name-or-path resolution |
 //! | [`stats`] | the small statistics the measurement tools share |
 //!
@@ -54,8 +55,10 @@ pub mod codec;
 pub mod container;
 pub mod eiw;
 pub mod engine;
+mod pool;
 pub mod shipped;
 pub mod stats;
+pub mod stream;
 
 pub use bundle::{Bundle, BundleError, Manifest, ModelKind};
 pub use codec::{

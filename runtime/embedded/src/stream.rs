@@ -254,6 +254,19 @@ impl<'a> Stream<'a> {
     /// Parses and checks the header and block table of `bytes`. Blocks themselves are checked
     /// when decoded (their CRC covers the plaintext).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, StreamError> {
+        let (stream, len) = Self::parse_prefix(bytes)?;
+        if len < bytes.len() {
+            return Err(StreamError::TrailingBytes((bytes.len() - len) as u64));
+        }
+        Ok(stream)
+    }
+
+    /// Parses the stream `bytes` starts with and returns it with its length in bytes; what
+    /// follows it is the caller's (a file may hold several streams back to back, as gzip and
+    /// zstd files may). On a prefix too short to hold the stream, the error is
+    /// [`StreamError::Truncated`] with `needed` the length the prefix must have to get further:
+    /// a reader that has no more than a prefix reads that much and asks again.
+    pub fn parse_prefix(bytes: &'a [u8]) -> Result<(Self, usize), StreamError> {
         let header = parse_header(bytes)?;
         let n = header.block_count as usize;
         let table_len = n
@@ -332,15 +345,13 @@ impl<'a> Stream<'a> {
         if offset > bytes.len() {
             return Err(truncated("blocks", offset, bytes.len()));
         }
-        if offset < bytes.len() {
-            return Err(StreamError::TrailingBytes((bytes.len() - offset) as u64));
-        }
-        Ok(Stream {
+        let stream = Stream {
             header,
             table: entries,
-            body: &bytes[body_start..],
+            body: &bytes[body_start..offset],
             layout,
-        })
+        };
+        Ok((stream, offset))
     }
 
     /// The stream header.

@@ -1,14 +1,16 @@
 //! `arca compress`, `arca decompress` and `arca test`.
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arca_runtime::circuit::Circuit;
 use arca_runtime::codec::{self, DecodeOptions, EiwOptions, ImageCodec, ImageOptions, Options};
-use arca_runtime::container::{Codec, Stream};
+use arca_runtime::container::{self, Codec};
 use arca_runtime::eiw::{self, Schedule};
-use arca_runtime::{Model, TextCodec};
+use arca_runtime::stream::{self, Decoder, Encoder, Method};
+use arca_runtime::{CodecError, Model, TextCodec};
 
 use crate::Ui;
 use crate::args::{ByteRange, CompressArgs, DecompressArgs, TextCodecChoice, Transform};
@@ -114,7 +116,7 @@ fn image_options(circuit: &Circuit, threads: usize, block_size: u32) -> ImageOpt
 }
 
 /// `FILE: 152089 -> 39012 bytes (25.65%, 2.052 bits/byte)`.
-fn summary(label: &str, from: usize, to: usize, compressing: bool, ui: &Ui, start: Instant) {
+fn summary(label: &str, from: u64, to: u64, compressing: bool, ui: &Ui, start: Instant) {
     let (original, compressed) = if compressing { (from, to) } else { (to, from) };
     let mut line = format!("{label}: {from} -> {to} bytes");
     if original > 0 {
@@ -186,41 +188,137 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         })?;
         out.check(io.force, true)?;
         check_distinct(input, &out)?;
-        let data = input.read()?;
         let start = Instant::now();
         let label = input.to_string();
-        let progress = Progress::new(&label, data.len() as u64, ui.progress());
-        let packed = match (&job, args.eiw) {
-            (Job::Image(circuit), _) => {
+        let (read, written) = match &job {
+            // A circuit codes whole image files (a PNG is parsed as a whole), so they are read
+            // whole; they are small.
+            Job::Image(circuit) => {
+                let data = input.read()?;
+                let progress = Progress::new(&label, data.len() as u64, ui.progress());
                 let opts = image_options(circuit, io.threads, block_size);
-                ImageCodec::new(circuit).compress(&data, &opts, &|n| progress.inc(n))
+                let packed = ImageCodec::new(circuit)
+                    .compress(&data, &opts, &|n| progress.inc(n))
+                    .with_context(|| label.clone())?;
+                progress.clear();
+                out.write(&packed, io.force, input.permissions())
+                    .with_context(|| label.clone())?;
+                (data.len() as u64, packed.len() as u64)
             }
-            (Job::Text(codec), Some(bits)) => {
-                let eiw = EiwOptions {
-                    bits,
-                    segment: eiw::DEFAULT_SEGMENT,
-                    schedule: Schedule {
-                        threads: io.threads,
-                        ..Schedule::default()
-                    },
+            Job::Text(codec) => {
+                let method = match args.eiw {
+                    Some(bits) => Method::Eiw(EiwOptions {
+                        bits,
+                        segment: eiw::DEFAULT_SEGMENT,
+                        schedule: Schedule {
+                            threads: io.threads,
+                            ..Schedule::default()
+                        },
+                    }),
+                    None if nn => Method::Nn,
+                    None => Method::Cm,
                 };
-                codec.compress_eiw(&data, &eiw, &|n| progress.inc(n))
+                let progress = Progress::maybe(&label, input.len_hint(), ui.progress());
+                let code = Code {
+                    codec,
+                    method,
+                    options: opts.clone(),
+                    progress: &|n| progress.inc(n),
+                };
+                let counts =
+                    compress_stream(code, input, &out, io.force).with_context(|| label.clone())?;
+                progress.clear();
+                counts
             }
-            (Job::Text(codec), None) if nn => codec.compress_nn(&data, &opts, &|n| progress.inc(n)),
-            (Job::Text(codec), None) => codec.compress(&data, &opts, &|n| progress.inc(n)),
-        }
-        .with_context(|| label.clone())?;
-        progress.clear();
-        out.write(&packed, io.force, input.permissions())
-            .with_context(|| label.clone())?;
+        };
         if io.rm && matches!(out, Output::File(_)) {
             input.remove()?;
         }
         if wants_summary(ui, &out) {
-            summary(&label, data.len(), packed.len(), true, ui, start);
+            summary(&label, read, written, true, ui, start);
         }
         Ok(())
     })
+}
+
+/// A writer that counts the bytes through it.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W> Counted<W> {
+    fn new(inner: W) -> Self {
+        Counted { inner, bytes: 0 }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An error of an [`Encoder`] or [`Decoder`]: the library's own when it is one (so the message
+/// reads as it does for a whole-file call), else a failure of the writer (`write`) or reader.
+fn stream_error(
+    e: std::io::Error,
+    other: impl FnOnce(std::io::Error) -> anyhow::Error,
+) -> anyhow::Error {
+    if stream::codec_error(&e).is_none() {
+        return other(e);
+    }
+    match e.into_inner().map(|inner| inner.downcast::<CodecError>()) {
+        Some(Ok(codec)) => anyhow::Error::new(*codec),
+        Some(Err(inner)) => anyhow::anyhow!("{inner}"),
+        None => anyhow::anyhow!("stream error"),
+    }
+}
+
+/// How [`compress_stream`] codes.
+struct Code<'a> {
+    codec: &'a TextCodec<'a>,
+    method: Method,
+    options: Options,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Reads `input` as it arrives and writes frames to `out` as they are coded, so memory holds
+/// one frame, not the input; an output file appears only when complete. Returns the bytes
+/// read and written.
+fn compress_stream(code: Code<'_>, input: &Input, out: &Output, force: bool) -> Result<(u64, u64)> {
+    let mut reader = input.open()?;
+    let sink = Counted::new(out.create(force, input.permissions())?);
+    let mut encoder = Encoder::new(code.codec, sink)
+        .method(code.method)
+        .options(code.options)
+        .progress(code.progress);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(input.error(e)),
+        };
+        read += n as u64;
+        encoder
+            .write_all(&buf[..n])
+            .map_err(|e| stream_error(e, |e| out.error(e)))?;
+    }
+    let sink = encoder
+        .finish()
+        .map_err(|e| stream_error(e, |e| out.error(e)))?;
+    let written = sink.bytes;
+    sink.inner.commit()?;
+    Ok((read, written))
 }
 
 /// `arca decompress`.
@@ -244,20 +342,74 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
         if input.is_terminal() {
             bail!("refusing to read compressed data from a terminal");
         }
-        let data = input.read()?;
         let label = input.to_string();
         let start = Instant::now();
-        let plain = decode(&data, &label, io.threads, args.range, &mut cache, ui)?;
-        out.write(&plain, io.force, input.permissions())
-            .with_context(|| label.clone())?;
+        let (read, written) = match args.range {
+            // A range is random access: read the whole stream and decode the blocks it covers.
+            Some(range) => {
+                let data = input.read()?;
+                let plain = decode(&data, &label, io.threads, Some(range), &mut cache, ui)?;
+                out.write(&plain, io.force, input.permissions())
+                    .with_context(|| label.clone())?;
+                (data.len() as u64, plain.len() as u64)
+            }
+            None => {
+                let sink = out.create(io.force, input.permissions())?;
+                let (read, sink) = decompress_stream(input, sink, io.threads, &mut cache, ui)
+                    .map_err(|e| match e {
+                        StreamFailure::Write(e) => out.error(e),
+                        StreamFailure::Other(e) => e.context(label.clone()),
+                    })?;
+                let written = sink.bytes;
+                sink.inner.commit()?;
+                (read, written)
+            }
+        };
         if io.rm && matches!(out, Output::File(_)) {
             input.remove()?;
         }
         if wants_summary(ui, &out) {
-            summary(&label, data.len(), plain.len(), false, ui, start);
+            summary(&label, read, written, false, ui, start);
         }
         Ok(())
     })
+}
+
+/// Why [`decompress_stream`] stopped: the output could not be written, or anything else (the
+/// stream, the model, reading the input).
+enum StreamFailure {
+    Write(std::io::Error),
+    Other(anyhow::Error),
+}
+
+/// Decodes `input` frame by frame into `sink` as it arrives: memory holds one frame. Returns
+/// the compressed bytes read and the sink, which counted the bytes written.
+fn decompress_stream<W: Write>(
+    input: &Input,
+    sink: W,
+    threads: usize,
+    cache: &mut ModelCache,
+    ui: &Ui,
+) -> Result<(u64, Counted<W>), StreamFailure> {
+    let reader = input.open().map_err(StreamFailure::Other)?;
+    let mut sink = Counted::new(sink);
+    let progress = Progress::open_ended(&input.to_string(), ui.progress());
+    let inc = |n| progress.inc(n);
+    let mut decoder = Decoder::new(reader, cache).threads(threads).progress(&inc);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(StreamFailure::Other(stream_error(e, |e| input.error(e))));
+            }
+        };
+        sink.write_all(&buf[..n]).map_err(StreamFailure::Write)?;
+    }
+    progress.clear();
+    Ok((decoder.bytes_read(), sink))
 }
 
 /// Decodes a whole stream, or the bytes `range` of its original, picking its model.
@@ -269,17 +421,17 @@ pub fn decode(
     cache: &mut ModelCache,
     ui: &Ui,
 ) -> Result<Vec<u8>> {
-    let stream = Stream::parse(data).with_context(|| label.to_owned())?;
-    if range.is_some() && stream.header().codec == Codec::ImagePc {
+    let frames = container::frames(data).with_context(|| label.to_owned())?;
+    if range.is_some() && frames.iter().any(|f| f.header().codec == Codec::ImagePc) {
         bail!("{label}: --range reads text streams; this is an image stream");
     }
-    let total = stream.header().original_len;
+    let total = frames.iter().map(|f| f.header().original_len).sum();
     let progress = Progress::new(label, total, ui.progress());
     let opts = DecodeOptions {
         threads,
         range: range.map(|r| r.start..r.end.unwrap_or(total)),
     };
-    let plain = codec::decompress_stream(&stream, cache, &opts, &|n| progress.inc(n))
+    let plain = codec::decompress(data, cache, &opts, &|n| progress.inc(n))
         .with_context(|| label.to_owned())?;
     progress.clear();
     Ok(plain)
@@ -296,12 +448,15 @@ pub fn test(args: &crate::args::TestArgs, ui: &Ui) -> Result<()> {
         if input.is_terminal() {
             bail!("refusing to read compressed data from a terminal");
         }
-        let data = input.read()?;
         let label = input.to_string();
-        let plain = decode(&data, &label, args.threads, None, &mut cache, ui)?;
+        let (read, sink) = decompress_stream(input, std::io::sink(), args.threads, &mut cache, ui)
+            .map_err(|e| match e {
+                StreamFailure::Write(e) => anyhow::Error::new(e),
+                StreamFailure::Other(e) => e.context(label.clone()),
+            })?;
         if !ui.quiet {
             if ui.verbose > 0 {
-                errln!("{label}: OK ({} -> {} bytes)", data.len(), plain.len());
+                errln!("{label}: OK ({read} -> {} bytes)", sink.bytes);
             } else {
                 errln!("{label}: OK");
             }

@@ -1,7 +1,7 @@
 //! `arca list`: what is inside a stream, from its header and block table (no decoding).
 
 use anyhow::{Context, Result, bail};
-use arca_runtime::container::{BlockMode, Codec, Stream};
+use arca_runtime::container::{self, BlockMode, Codec, Stream};
 
 use crate::Ui;
 use crate::args::ListArgs;
@@ -57,27 +57,58 @@ fn print_row(r: &Row) -> Result<()> {
     Ok(())
 }
 
-fn describe(stream: &Stream<'_>, label: &str) -> Row {
-    let h = stream.header();
-    let model = if h.codec == Codec::Stored {
-        "-".to_owned()
+/// What every frame has in common, or `mixed`.
+fn common(frames: &[Stream<'_>], field: impl Fn(&Stream<'_>) -> String) -> String {
+    let first = field(&frames[0]);
+    if frames.iter().all(|f| field(f) == first) {
+        first
     } else {
+        "mixed".to_owned()
+    }
+}
+
+/// A file's row: its frames (one stream, or several back to back) added up.
+fn describe(frames: &[Stream<'_>], label: &str) -> Row {
+    let model = |stream: &Stream<'_>| {
+        let h = stream.header();
+        if h.codec == Codec::Stored {
+            return "-".to_owned();
+        }
         let mut id = format!("{:032x}", h.model_id);
         id.truncate(12);
         format!("{} {}", h.model_name, id)
     };
     Row {
-        compressed: stream.len() as u64,
-        original: h.original_len,
-        blocks: u64::from(h.block_count),
-        block_size: sizes::exact(u64::from(h.block_size)),
-        codec: h.codec.name().to_owned(),
-        model,
+        compressed: frames.iter().map(|f| f.len() as u64).sum(),
+        original: frames.iter().map(|f| f.header().original_len).sum(),
+        blocks: frames
+            .iter()
+            .map(|f| u64::from(f.header().block_count))
+            .sum(),
+        block_size: common(frames, |f| sizes::exact(u64::from(f.header().block_size))),
+        codec: common(frames, |f| f.header().codec.name().to_owned()),
+        model: common(frames, model),
         file: label.to_owned(),
     }
 }
 
-fn print_details(stream: &Stream<'_>) -> Result<()> {
+/// The details of each frame; block offsets count from the start of the file.
+fn print_frames(frames: &[Stream<'_>]) -> Result<()> {
+    if let [stream] = frames {
+        return print_details(stream, 0);
+    }
+    outln!("  frames:       {} (streams back to back)", frames.len());
+    let mut at = 0;
+    for (i, stream) in frames.iter().enumerate() {
+        outln!("  frame {i} at offset {at}:");
+        print_details(stream, at)?;
+        at += stream.len();
+    }
+    Ok(())
+}
+
+/// One stream's header and blocks; it starts `at` bytes into the file.
+fn print_details(stream: &Stream<'_>, at: usize) -> Result<()> {
     let h = stream.header();
     let (ratio, bpb) = ratio_cells(stream.len() as u64, h.original_len);
     outln!("  model:        {} (id {:032x})", h.model_name, h.model_id);
@@ -117,7 +148,7 @@ fn print_details(stream: &Stream<'_>) -> Result<()> {
         };
         // Where the block's data starts in the file: after the header, an image stream's
         // layout and the block table (the container knows; this code does not redo its sums).
-        let offset = stream.block_offset(i).unwrap_or_default();
+        let offset = at + stream.block_offset(i).unwrap_or_default();
         outln!(
             "  {:>6}  {:>10}  {:>10}  {:>10}  {:>8}  {:>6}  {:<6}  {:08x}",
             i,
@@ -170,15 +201,15 @@ pub fn list(args: &ListArgs, ui: &Ui) -> Result<()> {
         }
         let data = input.read()?;
         let label = input.to_string();
-        let stream = Stream::parse(&data).with_context(|| label.clone())?;
-        let row = describe(&stream, &label);
+        let frames = container::frames(&data).with_context(|| label.clone())?;
+        let row = describe(&frames, &label);
         if ui.verbose > 0 {
             if listed > 0 {
                 outln!();
             }
             head()?;
             print_row(&row)?;
-            print_details(&stream)?;
+            print_frames(&frames)?;
         } else {
             if listed == 0 {
                 head()?;

@@ -8,6 +8,7 @@
 //! [`check_block`]).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -67,12 +68,9 @@ pub(crate) fn check_header(
     Ok(())
 }
 
-/// A pool of `threads` workers (0 = one per core).
-pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, CodecError> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| CodecError::Options(format!("cannot start {threads} threads: {e}")))
+/// The process's pool of `threads` workers (0 = one per core).
+pub(crate) fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, CodecError> {
+    crate::pool::pool(threads).map_err(CodecError::Options)
 }
 
 /// The little-endian bytes of a range coder's words, without the trailing zero bytes (the

@@ -186,14 +186,17 @@ impl<'m> TextCodec<'m> {
         check_header(h, revision, self.model_id, &self.model_name)
     }
 
-    /// Decompresses a complete stream, checking every block's checksum.
+    /// Decompresses a complete stream (or several back to back, to their concatenation),
+    /// checking every block's checksum.
     pub fn decompress(
         &self,
         bytes: &[u8],
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        self.decode_stream(&Stream::parse(bytes)?, None, opts.threads, progress)
+        super::decode::decode_frames(bytes, None, |stream, range| {
+            self.decode_stream(stream, range, opts.threads, progress)
+        })
     }
 
     /// Decodes only the bytes `range` of the original (end exclusive): the blocks that cover
@@ -205,7 +208,9 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        self.decode_stream(&Stream::parse(bytes)?, Some(range), opts.threads, progress)
+        super::decode::decode_frames(bytes, Some(range), |stream, range| {
+            self.decode_stream(stream, range, opts.threads, progress)
+        })
     }
 
     /// Decodes a parsed stream made for this codec's model: all of the original, or the bytes

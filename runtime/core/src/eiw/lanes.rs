@@ -197,10 +197,7 @@ pub(super) fn run<L: Lane>(
     if threads <= 1 || lanes.len() <= 1 {
         return lockstep(model, lanes, schedule.batch);
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|_| EiwError::Threads(threads))?;
+    let pool = crate::pool::pool(threads).map_err(|_| EiwError::Threads(threads))?;
     let per = lanes.len().div_ceil(threads);
     pool.install(|| {
         lanes
