@@ -505,16 +505,22 @@ const TOKENIZE_ABOUT: &str = "\
 The neural tokenizer of \"Training LLMs over Neurally Compressed Text\" (Lester et al., 2024).
 
 `tokenize` compresses text with the byte model into Equal-Info Windows of W bits (each window
-codes as many bytes as fit in W bits, with a fresh model) and writes one token per window: a
-raw array of little-endian u16 for W=16 (as language-model data loaders read them), u32 for
-W=32, u64 for W=64, and W/8 bytes, most significant first, for other W. `detokenize` turns such
-a file back into the text; the same model and W must be given. Windows are independent: any
-slice of whole tokens detokenizes on its own.";
+codes as many bytes as fit in W bits, with a fresh model) and writes one token per window: an
+array of little-endian u16 for W=16 (as language-model data loaders read them), u32 for W=32,
+u64 for W=64, and W/8 bytes, most significant first, for other W. The array follows a header
+(magic ATOK, W, the model's id, the window rules' revision, and where each input file's tokens
+end: each FILE is one document, and no window crosses from one into the next); the tokens start
+at byte 56 + 8 x documents, a multiple of 8. `--raw` writes the bare array instead.
+`detokenize` turns a token file back into the text (the documents one after the other), and
+refuses a file made with another model or W; a raw file needs --raw, --eiw and the same -m.
+Windows are independent: any slice of whole tokens detokenizes on its own.";
 
 const TOKENIZE_EXAMPLES: &str = "\
 Examples:
   arca tokenize --eiw 16 book.txt -o book.tok       u16 token ids, one per 16-bit window
-  arca detokenize --eiw 16 book.tok -o book.txt
+  arca detokenize book.tok -o book.txt              W and the model are checked from the header
+  arca tokenize --eiw 16 a.txt b.txt -o shard.tok   two documents in one token file
+  arca tokenize --raw --eiw 16 book.txt -o book.u16 the bare u16 array, no header
   arca compress --eiw 64 book.txt                   the same windows in a .arca stream
   arca decompress --range 1000..2000 -c book.txt.arca";
 
@@ -682,12 +688,18 @@ pub fn parse_window_bits(s: &str) -> Result<u32, String> {
 /// `arca tokenize` and `arca detokenize`.
 #[derive(Debug, Args)]
 pub struct TokenizeArgs {
-    /// Input file (`-` for stdin)
-    #[arg(value_name = "FILE")]
-    pub input: OsString,
-    /// Window size in bits (a multiple of 8 from 16 to 4096)
+    /// Input files (`-` for stdin): tokenize makes each one a document of the token file;
+    /// detokenize reads one token file
+    #[arg(value_name = "FILE", required = true)]
+    pub input: Vec<OsString>,
+    /// Window size in bits (a multiple of 8 from 16 to 4096); detokenize reads it from the
+    /// token file's header and checks it when given
     #[arg(long, value_name = "W", value_parser = parse_window_bits)]
-    pub eiw: u32,
+    pub eiw: Option<u32>,
+    /// Bare tokens, no header (tokenize: one input; detokenize: needs --eiw and the right -m,
+    /// which nothing can check)
+    #[arg(long)]
+    pub raw: bool,
     /// Output file (`-` for stdout)
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
+use arca_runtime::eiw::TokenFile;
 use common::{arca, fails_with, ok};
 use tempfile::TempDir;
 
@@ -72,24 +73,105 @@ fn tokens_are_u16_windows_that_detokenize() {
         d,
         &["compress", "--eiw", "16", "in.txt", "-o", "in.arca"],
     ));
-    let tok = fs::read(d.join("in.tok")).expect("tokens");
+    let file = fs::read(d.join("in.tok")).expect("tokens");
+    // The header (one document), then the u16 ids.
+    assert!(file.starts_with(b"ATOK"));
+    let tok = &file[TokenFile::data_offset(1)..];
     assert_eq!(tok.len() % 2, 0);
     // The .arca stream holds the same windows (most significant byte first) after its header
-    // and table: the token file is their u16 little-endian ids.
+    // and table: the token file's array is their u16 little-endian ids.
     let stream = fs::read(d.join("in.arca")).expect("stream");
     let swapped: Vec<u8> = tok.chunks_exact(2).flat_map(|c| [c[1], c[0]]).collect();
     assert!(stream.ends_with(&swapped));
+    // --raw writes that array alone.
     ok(&arca(
         d,
-        &["detokenize", "--eiw", "16", "in.tok", "-o", "back.txt"],
+        &[
+            "tokenize", "--raw", "--eiw", "16", "in.txt", "-o", "raw.tok",
+        ],
     ));
+    assert!(fs::read(d.join("raw.tok")).expect("raw") == tok);
+    // W comes from the header; given, it is checked.
+    ok(&arca(d, &["detokenize", "in.tok", "-o", "back.txt"]));
     assert!(fs::read(d.join("back.txt")).expect("text") == data);
+    ok(&arca(
+        d,
+        &["detokenize", "--eiw", "16", "in.tok", "-o", "back2.txt"],
+    ));
     // Any run of whole tokens detokenizes on its own: windows are independent.
     let half = &tok[..tok.len() / 4 * 2];
     fs::write(d.join("half.tok"), half).expect("write");
-    let out = arca(d, &["detokenize", "--eiw", "16", "half.tok", "-o", "-"]);
+    let out = arca(
+        d,
+        &["detokenize", "--raw", "--eiw", "16", "half.tok", "-o", "-"],
+    );
     ok(&out);
     assert!(data.starts_with(&out.stdout) && !out.stdout.is_empty());
+}
+
+#[test]
+fn token_files_say_what_made_them() {
+    let (dir, _, data) = setup();
+    let d = dir.path();
+    fs::write(d.join("b.txt"), b"A second, short document.\n").expect("write");
+    ok(&arca(
+        d,
+        &[
+            "tokenize", "--eiw", "16", "in.txt", "b.txt", "-o", "two.tok",
+        ],
+    ));
+    let file = TokenFile::parse(&fs::read(d.join("two.tok")).expect("read")).expect("parse");
+    assert_eq!(file.doc_ends.len(), 2);
+    let out = arca(d, &["detokenize", "two.tok", "-o", "-"]);
+    ok(&out);
+    assert!(out.stdout == [data.clone(), b"A second, short document.\n".to_vec()].concat());
+    // Another W, another model, a raw file without --raw, --raw with two inputs: refused.
+    fails_with(
+        &arca(d, &["detokenize", "--eiw", "32", "two.tok", "-o", "x.txt"]),
+        "16-bit windows, not 32-bit",
+    );
+    fails_with(
+        &arca(
+            d,
+            &[
+                "detokenize",
+                "-m",
+                "text-embedded",
+                "two.tok",
+                "-o",
+                "x.txt",
+            ],
+        ),
+        "was made with model id",
+    );
+    fs::write(d.join("bare.tok"), [1u8, 2, 3, 4]).expect("write");
+    fails_with(
+        &arca(d, &["detokenize", "bare.tok", "-o", "x.txt"]),
+        "no ATOK header",
+    );
+    fails_with(
+        &arca(d, &["detokenize", "--raw", "bare.tok", "-o", "x.txt"]),
+        "--eiw",
+    );
+    fails_with(
+        &arca(
+            d,
+            &[
+                "tokenize", "--raw", "--eiw", "16", "in.txt", "b.txt", "-o", "x.tok",
+            ],
+        ),
+        "one input",
+    );
+    fails_with(&arca(d, &["tokenize", "in.txt", "-o", "x.tok"]), "--eiw W");
+    // A flipped header byte is caught by its checksum.
+    let mut bytes = fs::read(d.join("two.tok")).expect("read");
+    bytes[30] ^= 1;
+    fs::write(d.join("flip.tok"), &bytes).expect("write");
+    fails_with(
+        &arca(d, &["detokenize", "flip.tok", "-o", "x.txt"]),
+        "checksum",
+    );
+    assert!(!d.join("x.txt").exists() && !d.join("x.tok").exists());
 }
 
 #[test]
@@ -118,7 +200,15 @@ fn bad_window_input_is_a_clear_error() {
     fails_with(
         &arca(
             d,
-            &["detokenize", "--eiw", "16", "odd.tok", "-o", "odd.txt"],
+            &[
+                "detokenize",
+                "--raw",
+                "--eiw",
+                "16",
+                "odd.tok",
+                "-o",
+                "odd.txt",
+            ],
         ),
         "whole number",
     );
@@ -127,7 +217,15 @@ fn bad_window_input_is_a_clear_error() {
     fails_with(
         &arca(
             d,
-            &["detokenize", "--eiw", "16", "junk.tok", "-o", "junk.txt"],
+            &[
+                "detokenize",
+                "--raw",
+                "--eiw",
+                "16",
+                "junk.tok",
+                "-o",
+                "junk.txt",
+            ],
         ),
         "corrupted",
     );

@@ -55,6 +55,9 @@ pub enum EiwError {
     /// Threads could not be started.
     #[error("cannot start {0} threads")]
     Threads(usize),
+    /// A token file is malformed, or was made for another model or window size.
+    #[error("{0}")]
+    TokenFile(String),
 }
 
 /// How coding is spread over the machine. It changes speed, never the output.

@@ -52,10 +52,12 @@
 mod config;
 mod interval;
 mod lanes;
+mod token_file;
 mod tokenizer;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{DEFAULT_SEGMENT, EiwError, MAX_BITS, MIN_BITS, REVISION, Schedule, check_bits};
+pub use token_file::{TOKEN_FILE_REVISION, TOKEN_MAGIC, TokenFile};
 pub use tokenizer::{Tokenizer, Windows};

@@ -134,6 +134,42 @@ impl<'m> Tokenizer<'m> {
             .collect())
     }
 
+    /// Encodes each of `documents` into its own windows (no window crosses from one document
+    /// into the next), with every segment of every document stepped together: many short
+    /// documents fill the batch as one long one does. The result is what [`Tokenizer::encode`]
+    /// gives for each document alone.
+    pub fn encode_documents(
+        &self,
+        documents: &[&[u8]],
+        schedule: &Schedule,
+    ) -> Result<Vec<Windows>, EiwError> {
+        let mut lanes = Vec::new();
+        let mut owner = Vec::new();
+        for (d, doc) in documents.iter().enumerate() {
+            for seg in doc.chunks(self.segment) {
+                lanes.push(EncodeLane::new(self.rules, seg));
+                owner.push(d);
+            }
+        }
+        run(self.model, &mut lanes, schedule)?;
+        let mut out = vec![Vec::new(); documents.len()];
+        for (lane, d) in lanes.into_iter().zip(owner) {
+            out[d].extend_from_slice(&lane.windows);
+        }
+        Ok(out
+            .into_iter()
+            .map(|bytes| Windows {
+                bits: self.rules.bits,
+                bytes,
+            })
+            .collect())
+    }
+
+    /// Segment length in bytes (a window never crosses a segment boundary).
+    pub fn segment(&self) -> u32 {
+        self.segment as u32
+    }
+
     /// Encodes `text` into windows.
     pub fn encode(&self, text: &[u8], schedule: &Schedule) -> Result<Windows, EiwError> {
         let bytes = self
