@@ -8,7 +8,9 @@
 #    generation kernels: NEON on aarch64) and arca-runtime run on the target (among them:
 #    text-small's logits on the target hash to the value tract computed on x86-64,
 #    `text_small_logits_match_the_golden_hash`);
-# 2. `arca` is built for the target and tests/tests/cross_arch.rs runs on the host against it:
+# 2. the C ABI (libarca.a) is built for the target and examples/c/roundtrip.c, cross-compiled
+#    against it, runs under qemu and writes the host's stream byte for byte;
+# 3. `arca` is built for the target and tests/tests/cross_arch.rs runs on the host against it:
 #    every Canterbury and Calgary text file gives the same stream on both sides, each side
 #    decodes the other's, and the golden streams decode on the target.
 #
@@ -47,6 +49,23 @@ echo "=== $target: build arca ($(( $(date +%s) - t0 ))s)"
 cargo_x build -p arca-cli "${features[@]}"
 bin="$CARGO_TARGET_DIR/$target/debug/arca"
 file "$bin" 2>/dev/null || true
+echo "=== $target: the C example against libarca.a ($(( $(date +%s) - t0 ))s)"
+# The C ABI (runtime/capi) built for the board, examples/c/roundtrip.c cross-compiled against
+# it with -Wall -Werror and run under qemu: its stream must be the host's byte for byte.
+cargo_x build -p arca-capi "${features[@]}"
+cc_target=$(sed -n "/^\[target\.$target\]/,/^\[/s/^linker = \"\(.*\)\"/\1/p" "$config")
+cexe="$CARGO_TARGET_DIR/$target/debug/roundtrip-c"
+"$cc_target" -Wall -Werror -std=c11 -I runtime/capi/include examples/c/roundtrip.c \
+    "$CARGO_TARGET_DIR/$target/debug/libarca.a" -lpthread -ldl -lm -Wl,-z,noexecstack -o "$cexe"
+ctmp=$(mktemp -d)
+# shellcheck disable=SC2086 # the runner is a command line
+$runner "$cexe" tests/data/canterbury/grammar.lsp "$ctmp/target.arca"
+unset CARGO_TARGET_DIR
+cargo run -q -p arca-cli -- compress -c tests/data/canterbury/grammar.lsp > "$ctmp/host.arca"
+cmp "$ctmp/target.arca" "$ctmp/host.arca"
+echo "C example on $target: the same stream as the host's"
+rm -rf "$ctmp"
+export CARGO_TARGET_DIR="$root/target/cross"
 echo "=== $target: streams across architectures ($(( $(date +%s) - t0 ))s)"
 unset CARGO_TARGET_DIR
 ARCA_CROSS_BIN="$bin" ARCA_CROSS_RUNNER="$runner" \

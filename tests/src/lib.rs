@@ -88,3 +88,9 @@ mod tests {
         assert_eq!(bits_per_byte(5, 0), 0.0);
     }
 }
+
+/// The README's Rust snippets, run as doctests (the C snippet is compiled and run by
+/// `runtime/capi/tests/c_example.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;

@@ -71,7 +71,7 @@ pub enum Method {
 /// [`Encoder::finish`] at the end: it codes the last frame and gives the writer back (dropping
 /// an encoder loses what it buffered, as with `zstd::stream::Encoder`).
 pub struct Encoder<'a, W: Write> {
-    codec: &'a TextCodec<'a>,
+    codec: TextCodec<'a>,
     method: Method,
     options: Options,
     progress: &'a (dyn Fn(u64) + Sync),
@@ -84,10 +84,11 @@ pub struct Encoder<'a, W: Write> {
 }
 
 impl<'a, W: Write> Encoder<'a, W> {
-    /// An encoder writing `text-cm` frames with default [`Options`] into `writer`.
-    pub fn new(codec: &'a TextCodec<'a>, writer: W) -> Self {
+    /// An encoder writing `text-cm` frames with default [`Options`] into `writer`, coding with
+    /// (a copy of) `codec`.
+    pub fn new(codec: &TextCodec<'a>, writer: W) -> Self {
         let mut enc = Encoder {
-            codec,
+            codec: codec.clone(),
             method: Method::Cm,
             options: Options::default(),
             progress: &|_| {},
@@ -149,6 +150,11 @@ impl<'a, W: Write> Encoder<'a, W> {
     /// Compressed bytes written so far.
     pub fn bytes_written(&self) -> u64 {
         self.written
+    }
+
+    /// The writer, to take out what the frames so far wrote (an in-memory writer's bytes).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.writer
     }
 
     /// Codes what is buffered as one frame and writes it.
@@ -333,6 +339,96 @@ impl<R: Read> Read for Decoder<'_, R> {
         buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// A decoder the caller pushes compressed bytes into, in pieces of any size (what a callback
+/// API, a socket handler or Python's `zlib.decompressobj` style wants, where [`Decoder`] pulls
+/// from a reader): each frame the pieces complete is decoded, checked and handed to `out`; a
+/// damaged frame hands over nothing.
+#[derive(Debug, Default)]
+pub struct PushDecoder {
+    pending: Vec<u8>,
+    frames: u64,
+    threads: usize,
+}
+
+impl PushDecoder {
+    /// A decoder that decodes each frame's blocks on `threads` workers (0 = one per core).
+    pub fn new(threads: usize) -> Self {
+        PushDecoder {
+            threads,
+            ..PushDecoder::default()
+        }
+    }
+
+    /// Frames decoded so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Bytes that do not start a stream: garbage after the last one, or no stream at all.
+    fn not_a_frame(&self) -> ContainerError {
+        if self.frames > 0 {
+            ContainerError::TrailingBytes(self.pending.len() as u64)
+        } else {
+            ContainerError::BadMagic
+        }
+    }
+
+    /// Adds `data`; every frame it completes is decoded with a model from `models` and given
+    /// to `out`, in order. After an error the decoder is in an unspecified state: drop it.
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        models: &mut dyn ModelSource,
+        out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.pending.extend_from_slice(data);
+        loop {
+            let n = self.pending.len().min(MAGIC.len());
+            if self.pending[..n] != MAGIC[..n] {
+                return Err(invalid_data(self.not_a_frame()));
+            }
+            if n < MAGIC.len() {
+                return Ok(());
+            }
+            let (plain, used) = match Stream::parse_prefix(&self.pending) {
+                Ok((stream, used)) => {
+                    let opts = DecodeOptions {
+                        threads: self.threads,
+                        range: None,
+                    };
+                    let plain = codec::decompress_stream(&stream, models, &opts, &|_| {})
+                        .map_err(invalid_data)?;
+                    (plain, used)
+                }
+                Err(ContainerError::Truncated { needed, .. })
+                    if needed > self.pending.len() as u64 =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(invalid_data(e)),
+            };
+            self.pending.drain(..used);
+            self.frames += 1;
+            out(&plain)?;
+        }
+    }
+
+    /// Ends the input: an error if it stopped inside a stream or held none at all.
+    pub fn finish(self) -> io::Result<()> {
+        if self.pending.is_empty() && self.frames > 0 {
+            return Ok(());
+        }
+        if self.frames > 0 && !self.pending.starts_with(&MAGIC) {
+            return Err(invalid_data(self.not_a_frame()));
+        }
+        match Stream::parse_prefix(&self.pending) {
+            Err(e) => Err(invalid_data(e)),
+            // `push` decodes every whole frame, so none is left here.
+            Ok(_) => Err(io::Error::other("a whole frame was left undecoded")),
+        }
     }
 }
 

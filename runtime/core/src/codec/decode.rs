@@ -102,6 +102,20 @@ pub trait ModelSource {
     fn model_for(&mut self, header: &Header) -> Result<&Model, ModelError>;
 }
 
+/// One model is a source of itself: the codecs refuse a stream made with another.
+impl ModelSource for Model {
+    fn model_for(&mut self, _: &Header) -> Result<&Model, ModelError> {
+        Ok(self)
+    }
+}
+
+/// The same, borrowed (one model shared by several decoders).
+impl ModelSource for &Model {
+    fn model_for(&mut self, _: &Header) -> Result<&Model, ModelError> {
+        Ok(*self)
+    }
+}
+
 /// Options of [`decompress`].
 #[derive(Debug, Clone, Default)]
 pub struct DecodeOptions {

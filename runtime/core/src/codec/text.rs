@@ -44,6 +44,7 @@ impl Default for Options {
 /// The input is cut into blocks of `block_size` bytes. Each block is coded on its own, with a
 /// fresh network context (the bytes before the block's start are PAD) and fresh adaptive
 /// models, so blocks code and decode in parallel and a reader can seek to any block.
+#[derive(Clone)]
 pub struct TextCodec<'m> {
     model: Option<&'m dyn ByteModel>,
     model_id: u128,

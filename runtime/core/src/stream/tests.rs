@@ -217,3 +217,47 @@ fn damage_is_an_error_never_a_short_read() {
         "{err}"
     );
 }
+
+#[test]
+fn a_push_decoder_takes_pieces_of_any_size() {
+    let codec = TextCodec::without_network();
+    let data = text(7000);
+    let packed = encode(&codec, &data, 3000);
+    for piece in [1, 7, 80, 1000, packed.len()] {
+        let mut dec = PushDecoder::new(2);
+        let mut back = Vec::new();
+        let mut models = NoModel(Model::None);
+        for chunk in packed.chunks(piece) {
+            dec.push(chunk, &mut models, &mut |b| {
+                back.extend_from_slice(b);
+                Ok(())
+            })
+            .expect("push");
+        }
+        assert_eq!(dec.frames(), 3);
+        dec.finish().expect("finish");
+        assert_eq!(back, data, "pieces of {piece}");
+    }
+    // Cut short, garbage after, nothing at all, garbage first: errors, nothing handed over.
+    let mut models = NoModel(Model::None);
+    let mut sink = |_: &[u8]| -> io::Result<()> { Ok(()) };
+    let mut dec = PushDecoder::new(1);
+    dec.push(&packed[..packed.len() - 1], &mut models, &mut sink)
+        .expect("a prefix is fine");
+    assert!(dec.finish().is_err());
+    let mut dec = PushDecoder::new(1);
+    let junk = [&packed[..], b"xyz"].concat();
+    assert!(dec.push(&junk, &mut models, &mut sink).is_err());
+    assert!(PushDecoder::new(1).finish().is_err());
+    let mut handed = 0;
+    let mut count = |_: &[u8]| -> io::Result<()> {
+        handed += 1;
+        Ok(())
+    };
+    assert!(
+        PushDecoder::new(1)
+            .push(b"GZ", &mut models, &mut count)
+            .is_err()
+    );
+    assert_eq!(handed, 0);
+}
