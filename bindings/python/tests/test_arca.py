@@ -173,3 +173,10 @@ def test_coding_releases_the_gil():
     t.join()
     # With the GIL held for the whole call the counter could not run at all.
     assert elapsed > 0.05 and ticks > 10, (elapsed, ticks)
+
+
+def test_the_readme_python_snippet_runs():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```python\n") + len("```python\n")
+    code = readme[start : readme.index("```", start)]
+    exec(compile(code, "README.md", "exec"), {})
