@@ -244,32 +244,14 @@ pub unsafe extern "C" fn arca_compress(
     out: *mut *mut u8,
     out_len: *mut usize,
 ) -> ArcaStatus {
-    guard(|| {
-        if out.is_null() || out_len.is_null() {
-            return fail(ArcaStatus::InvalidArgument, "out or out_len is NULL");
-        }
-        // SAFETY: checked for NULL above.
-        unsafe { *out = std::ptr::null_mut() };
-        // SAFETY: the caller's contract.
-        let model = match unsafe { model_ref(model) } {
-            Ok(m) => m,
-            Err(s) => return s,
-        };
-        // SAFETY: the caller's contract.
-        let Some(input) = (unsafe { bytes(src, len) }) else {
-            return fail(ArcaStatus::InvalidArgument, "src is NULL");
-        };
-        let codec = match model.text_codec() {
-            Ok(c) => c,
-            Err(e) => return codec_fail(&e),
-        };
-        match codec.compress(input, &Options::default(), &|_| {}) {
-            // SAFETY: checked for NULL above.
-            Ok(packed) => unsafe { give(packed, out, out_len) },
-            Err(e) => return codec_fail(&e),
-        }
-        ArcaStatus::Ok
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        buffer_call(model, src, len, out, out_len, |model, input| {
+            model
+                .text_codec()?
+                .compress(input, &Options::default(), &|_| {})
+        })
+    }
 }
 
 /// Decompresses `len` bytes at `src` (one stream, or several back to back), checking every
@@ -286,6 +268,27 @@ pub unsafe extern "C" fn arca_decompress(
     out: *mut *mut u8,
     out_len: *mut usize,
 ) -> ArcaStatus {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        buffer_call(model, src, len, out, out_len, |model, input| {
+            codec::decompress(input, &mut { model }, &DecodeOptions::default(), &|_| {})
+        })
+    }
+}
+
+/// What [`arca_compress`] and [`arca_decompress`] share: the checks of their arguments, `f`
+/// from the model and the input to the output, and the output handed over (or NULL).
+///
+/// # Safety
+/// As [`arca_compress`].
+unsafe fn buffer_call(
+    model: *const ArcaModel,
+    src: *const u8,
+    len: usize,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+    f: impl FnOnce(&Model, &[u8]) -> Result<Vec<u8>, CodecError>,
+) -> ArcaStatus {
     guard(|| {
         if out.is_null() || out_len.is_null() {
             return fail(ArcaStatus::InvalidArgument, "out or out_len is NULL");
@@ -301,10 +304,9 @@ pub unsafe extern "C" fn arca_decompress(
         let Some(input) = (unsafe { bytes(src, len) }) else {
             return fail(ArcaStatus::InvalidArgument, "src is NULL");
         };
-        let opts = DecodeOptions::default();
-        match codec::decompress(input, &mut { model }, &opts, &|_| {}) {
+        match f(model, input) {
             // SAFETY: checked for NULL above.
-            Ok(plain) => unsafe { give(plain, out, out_len) },
+            Ok(data) => unsafe { give(data, out, out_len) },
             Err(e) => return codec_fail(&e),
         }
         ArcaStatus::Ok

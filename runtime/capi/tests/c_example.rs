@@ -20,10 +20,15 @@ fn profile_dir() -> PathBuf {
 /// Builds the static library (and `arca`), then compiles `source` against it into `exe`.
 fn compile(root: &Path, source: &Path, exe: &Path) {
     // `cargo test` builds this crate as an rlib only; the static library C links is built
-    // here, in the same profile (quick when it is fresh).
+    // here, in the same profile (quick when it is fresh; the first time it compiles
+    // arca-runtime once more, with the features of a plain build), and `arca` with it when no
+    // other test built it.
     let release = profile_dir().ends_with("release");
     let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-q", "-p", "arca-capi", "-p", "arca-cli"]);
+    build.args(["build", "-q", "-p", "arca-capi"]);
+    if !profile_dir().join("arca").exists() {
+        build.args(["-p", "arca-cli"]);
+    }
     if release {
         build.arg("--release");
     }

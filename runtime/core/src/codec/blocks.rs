@@ -1,6 +1,7 @@
 //! The block machinery every codec shares, written once: the header of a stream of blocks, the
 //! parallel encoder with its stored-block fallback, the words-to-bytes trim, and the parallel
-//! decoder that checks every block's length and CRC.
+//! decoder that checks every block's length and CRC; and the walk over a file's frames (streams
+//! back to back), with a byte range split across them.
 //!
 //! A codec supplies only what is its own: how one block of plaintext becomes coded bytes, and
 //! back. Everything here is the same for `text-cm`, `text-nn` and `image-pc` streams (Equal-Info
@@ -192,4 +193,43 @@ pub(crate) fn decode_blocks(
             .collect()
     });
     decoded.into_iter().collect()
+}
+
+/// Decodes the streams of `bytes` (one, or several back to back) with `decode`, which gets
+/// each stream and the part of `range` that falls in it (counted from the stream's start;
+/// `None` for all of it), and joins what it returns.
+pub(crate) fn decode_frames(
+    bytes: &[u8],
+    range: Option<Range<u64>>,
+    mut decode: impl FnMut(&Stream<'_>, Option<Range<u64>>) -> Result<Vec<u8>, CodecError>,
+) -> Result<Vec<u8>, CodecError> {
+    let frames = container::frames(bytes)?;
+    if let [stream] = frames.as_slice() {
+        return decode(stream, range);
+    }
+    let total: u64 = frames.iter().map(|f| f.header().original_len).sum();
+    if let Some(r) = &range
+        && (r.start > r.end || r.end > total)
+    {
+        return Err(CodecError::Options(format!(
+            "range {}..{} is not within the {total} bytes of the original",
+            r.start, r.end
+        )));
+    }
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for stream in &frames {
+        let len = stream.header().original_len;
+        match &range {
+            None => out.extend(decode(stream, None)?),
+            Some(r) => {
+                let (from, to) = (r.start.max(start), r.end.min(start + len));
+                if from < to {
+                    out.extend(decode(stream, Some(from - start..to - start))?);
+                }
+            }
+        }
+        start += len;
+    }
+    Ok(out)
 }

@@ -4,11 +4,11 @@
 use std::ops::Range;
 
 use crate::circuit::{self, Circuit};
-use crate::container::{self, Codec, Header, Stream};
+use crate::container::{Codec, Header, Stream};
 use crate::engine::{LoadOptions, ModelError, TextModel};
 use arca_bundle::{Bundle, ModelKind};
 
-use super::blocks::check_header;
+use super::blocks::{check_header, decode_frames};
 use super::error::{CodecError, SourceError};
 use super::image::ImageCodec;
 use super::text::TextCodec;
@@ -173,45 +173,6 @@ pub fn decompress(
         };
         decompress_stream(stream, models, &sub, progress)
     })
-}
-
-/// Decodes the streams of `bytes` (one, or several back to back) with `decode`, which gets
-/// each stream and the part of `range` that falls in it (counted from the stream's start;
-/// `None` for all of it), and joins what it returns.
-pub(crate) fn decode_frames(
-    bytes: &[u8],
-    range: Option<Range<u64>>,
-    mut decode: impl FnMut(&Stream<'_>, Option<Range<u64>>) -> Result<Vec<u8>, CodecError>,
-) -> Result<Vec<u8>, CodecError> {
-    let frames = container::frames(bytes)?;
-    if let [stream] = frames.as_slice() {
-        return decode(stream, range);
-    }
-    let total: u64 = frames.iter().map(|f| f.header().original_len).sum();
-    if let Some(r) = &range
-        && (r.start > r.end || r.end > total)
-    {
-        return Err(CodecError::Options(format!(
-            "range {}..{} is not within the {total} bytes of the original",
-            r.start, r.end
-        )));
-    }
-    let mut out = Vec::new();
-    let mut start = 0u64;
-    for stream in &frames {
-        let len = stream.header().original_len;
-        match &range {
-            None => out.extend(decode(stream, None)?),
-            Some(r) => {
-                let (from, to) = (r.start.max(start), r.end.min(start + len));
-                if from < to {
-                    out.extend(decode(stream, Some(from - start..to - start))?);
-                }
-            }
-        }
-        start += len;
-    }
-    Ok(out)
 }
 
 /// [`decompress`] of a stream the caller has parsed already (to show its header first, say).

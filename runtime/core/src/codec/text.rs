@@ -195,7 +195,7 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        super::decode::decode_frames(bytes, None, |stream, range| {
+        super::blocks::decode_frames(bytes, None, |stream, range| {
             self.decode_stream(stream, range, opts.threads, progress)
         })
     }
@@ -209,7 +209,7 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        super::decode::decode_frames(bytes, Some(range), |stream, range| {
+        super::blocks::decode_frames(bytes, Some(range), |stream, range| {
             self.decode_stream(stream, range, opts.threads, progress)
         })
     }
