@@ -218,6 +218,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
                     None if nn => Method::Nn,
                     None => Method::Cm,
                 };
+                let reader = input.open()?;
                 let progress = Progress::maybe(&label, input.len_hint(), ui.progress());
                 let code = Code {
                     codec,
@@ -225,8 +226,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
                     options: opts.clone(),
                     progress: &|n| progress.inc(n),
                 };
-                let counts =
-                    compress_stream(code, input, &out, io.force).with_context(|| label.clone())?;
+                let counts = compress_stream(code, reader, input, &out, io.force)?;
                 progress.clear();
                 counts
             }
@@ -265,22 +265,24 @@ impl<W: Write> Write for Counted<W> {
     }
 }
 
-/// An error of an [`Encoder`] or [`Decoder`]: the library's own when it is one (so the message
-/// reads as it does for a whole-file call), else a failure of the writer (`write`) or reader.
+/// An error of an [`Encoder`] or [`Decoder`]: the library's own, named by the input's `label`
+/// (so the message reads as it does for a whole-file call), else a failure of the writer or
+/// reader, named by `other`.
 fn stream_error(
     e: std::io::Error,
+    label: &str,
     other: impl FnOnce(std::io::Error) -> anyhow::Error,
 ) -> anyhow::Error {
     if stream::codec_error(&e).is_none() {
         return other(e);
     }
-    match e.into_inner().map(|inner| inner.downcast::<CodecError>()) {
+    let codec = match e.into_inner().map(|inner| inner.downcast::<CodecError>()) {
         Some(Ok(codec)) => anyhow::Error::new(*codec),
         Some(Err(inner)) => anyhow::anyhow!("{inner}"),
         None => anyhow::anyhow!("stream error"),
-    }
+    };
+    codec.context(label.to_owned())
 }
-
 /// How [`compress_stream`] codes.
 struct Code<'a> {
     codec: &'a TextCodec<'a>,
@@ -289,36 +291,56 @@ struct Code<'a> {
     progress: &'a (dyn Fn(u64) + Sync),
 }
 
-/// Reads `input` as it arrives and writes frames to `out` as they are coded, so memory holds
-/// one frame, not the input; an output file appears only when complete. Returns the bytes
-/// read and written.
-fn compress_stream(code: Code<'_>, input: &Input, out: &Output, force: bool) -> Result<(u64, u64)> {
-    let mut reader = input.open()?;
+/// Reads `reader` (the open `input`) as it arrives and writes frames to `out` as they are
+/// coded, so memory holds one frame, not the input; an output file appears only when complete.
+/// Returns the bytes read and written.
+fn compress_stream(
+    code: Code<'_>,
+    mut reader: Box<dyn Read>,
+    input: &Input,
+    out: &Output,
+    force: bool,
+) -> Result<(u64, u64)> {
+    let label = input.to_string();
     let sink = Counted::new(out.create(force, input.permissions())?);
     let mut encoder = Encoder::new(code.codec, sink)
         .method(code.method)
         .options(code.options)
         .progress(code.progress);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut read = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(input.error(e)),
-        };
-        read += n as u64;
-        encoder
-            .write_all(&buf[..n])
-            .map_err(|e| stream_error(e, |e| out.error(e)))?;
-    }
+    let read = copy(
+        &mut reader,
+        &mut encoder,
+        |e| input.error(e),
+        |e| stream_error(e, &label, |e| out.error(e)),
+    )?;
     let sink = encoder
         .finish()
-        .map_err(|e| stream_error(e, |e| out.error(e)))?;
+        .map_err(|e| stream_error(e, &label, |e| out.error(e)))?;
     let written = sink.bytes;
     sink.inner.commit()?;
     Ok((read, written))
+}
+
+/// Copies `from` into `to` in 64 KiB pieces; errors of each side go through their own
+/// function (which names the file). Returns the bytes copied.
+fn copy(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    read_error: impl Fn(std::io::Error) -> anyhow::Error,
+    write_error: impl Fn(std::io::Error) -> anyhow::Error,
+) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e)),
+        };
+        to.write_all(&buf[..n]).map_err(&write_error)?;
+        total += n as u64;
+    }
 }
 
 /// `arca decompress`.
@@ -354,15 +376,19 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
                 (data.len() as u64, plain.len() as u64)
             }
             None => {
-                let sink = out.create(io.force, input.permissions())?;
-                let (read, sink) = decompress_stream(input, sink, io.threads, &mut cache, ui)
-                    .map_err(|e| match e {
-                        StreamFailure::Write(e) => out.error(e),
-                        StreamFailure::Other(e) => e.context(label.clone()),
-                    })?;
-                let written = sink.bytes;
-                sink.inner.commit()?;
-                (read, written)
+                let reader = input.open()?;
+                let mut sink = out.create(io.force, input.permissions())?;
+                let counts = decompress_stream(
+                    reader,
+                    input,
+                    &mut sink,
+                    |e| out.error(e),
+                    io.threads,
+                    &mut cache,
+                    ui,
+                )?;
+                sink.commit()?;
+                counts
             }
         };
         if io.rm && matches!(out, Output::File(_)) {
@@ -375,41 +401,29 @@ pub fn decompress(args: &DecompressArgs, ui: &Ui) -> Result<()> {
     })
 }
 
-/// Why [`decompress_stream`] stopped: the output could not be written, or anything else (the
-/// stream, the model, reading the input).
-enum StreamFailure {
-    Write(std::io::Error),
-    Other(anyhow::Error),
-}
-
-/// Decodes `input` frame by frame into `sink` as it arrives: memory holds one frame. Returns
-/// the compressed bytes read and the sink, which counted the bytes written.
-fn decompress_stream<W: Write>(
+/// Decodes `reader` (the open `input`) frame by frame into `sink` as it arrives: memory holds
+/// one frame. Returns the compressed bytes read and the bytes written.
+fn decompress_stream(
+    reader: Box<dyn Read>,
     input: &Input,
-    sink: W,
+    sink: &mut dyn Write,
+    write_error: impl Fn(std::io::Error) -> anyhow::Error,
     threads: usize,
     cache: &mut ModelCache,
     ui: &Ui,
-) -> Result<(u64, Counted<W>), StreamFailure> {
-    let reader = input.open().map_err(StreamFailure::Other)?;
-    let mut sink = Counted::new(sink);
-    let progress = Progress::open_ended(&input.to_string(), ui.progress());
+) -> Result<(u64, u64)> {
+    let label = input.to_string();
+    let progress = Progress::open_ended(&label, ui.progress());
     let inc = |n| progress.inc(n);
     let mut decoder = Decoder::new(reader, cache).threads(threads).progress(&inc);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(StreamFailure::Other(stream_error(e, |e| input.error(e))));
-            }
-        };
-        sink.write_all(&buf[..n]).map_err(StreamFailure::Write)?;
-    }
+    let written = copy(
+        &mut decoder,
+        sink,
+        |e| stream_error(e, &label, |e| input.error(e)),
+        write_error,
+    )?;
     progress.clear();
-    Ok((decoder.bytes_read(), sink))
+    Ok((decoder.bytes_read(), written))
 }
 
 /// Decodes a whole stream, or the bytes `range` of its original, picking its model.
@@ -449,14 +463,19 @@ pub fn test(args: &crate::args::TestArgs, ui: &Ui) -> Result<()> {
             bail!("refusing to read compressed data from a terminal");
         }
         let label = input.to_string();
-        let (read, sink) = decompress_stream(input, std::io::sink(), args.threads, &mut cache, ui)
-            .map_err(|e| match e {
-                StreamFailure::Write(e) => anyhow::Error::new(e),
-                StreamFailure::Other(e) => e.context(label.clone()),
-            })?;
+        let reader = input.open()?;
+        let (read, written) = decompress_stream(
+            reader,
+            input,
+            &mut std::io::sink(),
+            anyhow::Error::new,
+            args.threads,
+            &mut cache,
+            ui,
+        )?;
         if !ui.quiet {
             if ui.verbose > 0 {
-                errln!("{label}: OK ({read} -> {} bytes)", sink.bytes);
+                errln!("{label}: OK ({read} -> {written} bytes)");
             } else {
                 errln!("{label}: OK");
             }
