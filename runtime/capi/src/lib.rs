@@ -517,7 +517,7 @@ pub unsafe extern "C" fn arca_encoder_free(enc: *mut ArcaEncoder) {
 pub struct ArcaDecoder {
     model: &'static Model,
     out: Callback,
-    decoder: Option<PushDecoder>,
+    decoder: Option<PushDecoder<'static>>,
 }
 
 /// A streaming decompressor with `model` that hands each frame's original to

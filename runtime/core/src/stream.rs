@@ -210,18 +210,16 @@ impl<W: Write> Write for Encoder<'_, W> {
 /// A [`Read`] that decodes the frames it reads from `R`, one at a time: memory holds one
 /// frame's compressed bytes and its original, whatever the length of the input. Every block is
 /// checked against its CRC before any of its bytes are returned; the frames may name different
-/// models (each is asked of the [`ModelSource`]).
+/// models (each is asked of the [`ModelSource`]). It is a [`PushDecoder`] fed from the reader,
+/// which reads no further than the next frame needs.
 pub struct Decoder<'a, R: Read> {
     reader: R,
     models: &'a mut dyn ModelSource,
-    threads: usize,
-    progress: &'a (dyn Fn(u64) + Sync),
-    frame: Vec<u8>,
+    push: Option<PushDecoder<'a>>,
+    chunk: Vec<u8>,
     out: Vec<u8>,
     pos: usize,
-    frames: u64,
     read: u64,
-    done: bool,
 }
 
 impl<'a, R: Read> Decoder<'a, R> {
@@ -230,32 +228,29 @@ impl<'a, R: Read> Decoder<'a, R> {
         Decoder {
             reader,
             models,
-            threads: 0,
-            progress: &|_| {},
-            frame: Vec::new(),
+            push: Some(PushDecoder::new(0)),
+            chunk: Vec::new(),
             out: Vec::new(),
             pos: 0,
-            frames: 0,
             read: 0,
-            done: false,
         }
     }
 
     /// Decodes each frame's blocks on `threads` workers (0 = one per core, the default).
     pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = threads;
+        self.push = self.push.map(|p| p.threads(threads));
         self
     }
 
     /// Calls `progress` with the number of original bytes just decoded (from worker threads).
     pub fn progress(mut self, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
-        self.progress = progress;
+        self.push = self.push.map(|p| p.progress(progress));
         self
     }
 
     /// Frames decoded so far.
     pub fn frames(&self) -> u64 {
-        self.frames
+        self.push.as_ref().map_or(0, PushDecoder::frames)
     }
 
     /// Compressed bytes read so far.
@@ -268,72 +263,49 @@ impl<'a, R: Read> Decoder<'a, R> {
         self.reader
     }
 
-    /// Reads until `self.frame` holds `len` bytes or the input ends; whether it got them.
-    fn fill(&mut self, len: usize) -> io::Result<bool> {
-        let want = len.saturating_sub(self.frame.len()) as u64;
-        let got = (&mut self.reader).take(want).read_to_end(&mut self.frame)?;
+    /// Reads what the next frame needs and pushes it; at the end of the input, checks that
+    /// nothing was cut. Leaves decoded bytes in `self.out`.
+    fn refill(&mut self) -> io::Result<()> {
+        let Some(push) = self.push.as_mut() else {
+            return Ok(());
+        };
+        self.chunk.clear();
+        let want = push.wanted() as u64;
+        let got = (&mut self.reader).take(want).read_to_end(&mut self.chunk)?;
         self.read += got as u64;
-        Ok(got as u64 == want)
-    }
-
-    /// Reads and decodes the next frame into `self.out`; `false` at the end of the input.
-    fn next_frame(&mut self) -> io::Result<bool> {
-        self.frame.clear();
-        self.fill(HEADER_LEN)?;
-        if self.frames > 0 {
-            if self.frame.is_empty() {
-                return Ok(false);
-            }
-            if !self.frame.starts_with(&MAGIC) {
-                // Not another frame: say how much is left over, as a whole-file reader would.
-                let rest = io::copy(&mut self.reader, &mut io::sink())?;
-                let extra = self.frame.len() as u64 + rest;
-                return Err(invalid_data(ContainerError::TrailingBytes(extra)));
-            }
+        if got == 0 {
+            return self.push.take().map_or(Ok(()), PushDecoder::finish);
         }
-        let stream = loop {
-            match Stream::parse_prefix(&self.frame) {
-                Ok((stream, _)) => break stream,
-                Err(ContainerError::Truncated { needed, .. })
-                    if needed > self.frame.len() as u64 =>
-                {
-                    let needed = usize::try_from(needed).unwrap_or(usize::MAX);
-                    if !self.fill(needed)? {
-                        // Parse what there is once more: the error then says what was cut.
-                        let err = Stream::parse_prefix(&self.frame).err();
-                        return Err(invalid_data(err.unwrap_or(ContainerError::Truncated {
-                            what: "stream",
-                            needed: needed as u64,
-                            available: self.frame.len() as u64,
-                        })));
-                    }
-                }
-                Err(e) => return Err(invalid_data(e)),
-            }
-        };
-        let opts = DecodeOptions {
-            threads: self.threads,
-            range: None,
-        };
-        self.out = codec::decompress_stream(&stream, self.models, &opts, self.progress)
-            .map_err(invalid_data)?;
+        self.out.clear();
         self.pos = 0;
-        self.frames += 1;
-        Ok(true)
+        let out = &mut self.out;
+        let pushed = push.push(&self.chunk, self.models, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        });
+        match pushed {
+            Err(e) => match codec_error(&e) {
+                // Not another frame: say how much is left over, as a whole-file reader would.
+                Some(CodecError::Container(ContainerError::TrailingBytes(n)))
+                    if self.frames() > 0 =>
+                {
+                    let rest = io::copy(&mut self.reader, &mut io::sink())?;
+                    Err(invalid_data(ContainerError::TrailingBytes(n + rest)))
+                }
+                _ => Err(e),
+            },
+            Ok(()) => Ok(()),
+        }
     }
 }
 
 impl<R: Read> Read for Decoder<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.out.len() {
-            if self.done || buf.is_empty() {
+            if self.push.is_none() || buf.is_empty() {
                 return Ok(0);
             }
-            if !self.next_frame()? {
-                self.done = true;
-                self.out = Vec::new();
-                self.pos = 0;
-            }
+            self.refill()?;
         }
         let n = buf.len().min(self.out.len() - self.pos);
         buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
@@ -346,20 +318,43 @@ impl<R: Read> Read for Decoder<'_, R> {
 /// API, a socket handler or Python's `zlib.decompressobj` style wants, where [`Decoder`] pulls
 /// from a reader): each frame the pieces complete is decoded, checked and handed to `out`; a
 /// damaged frame hands over nothing.
-#[derive(Debug, Default)]
-pub struct PushDecoder {
+pub struct PushDecoder<'a> {
     pending: Vec<u8>,
+    /// The length `pending` must reach before parsing can get further.
+    need: usize,
     frames: u64,
     threads: usize,
+    progress: &'a (dyn Fn(u64) + Sync),
 }
 
-impl PushDecoder {
+impl<'a> PushDecoder<'a> {
     /// A decoder that decodes each frame's blocks on `threads` workers (0 = one per core).
     pub fn new(threads: usize) -> Self {
         PushDecoder {
+            pending: Vec::new(),
+            need: HEADER_LEN,
+            frames: 0,
             threads,
-            ..PushDecoder::default()
+            progress: &|_| {},
         }
+    }
+
+    /// Decodes on `threads` workers instead.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Calls `progress` with the number of original bytes just decoded (from worker threads).
+    pub fn progress(mut self, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// How many more bytes the next step needs (the rest of a header, a table or a frame): what
+    /// a reader should read next, so that it never reads past the frame it is in.
+    pub fn wanted(&self) -> usize {
+        self.need.saturating_sub(self.pending.len()).max(1)
     }
 
     /// Frames decoded so far.
@@ -391,6 +386,7 @@ impl PushDecoder {
                 return Err(invalid_data(self.not_a_frame()));
             }
             if n < MAGIC.len() {
+                self.need = MAGIC.len();
                 return Ok(());
             }
             let (plain, used) = match Stream::parse_prefix(&self.pending) {
@@ -399,18 +395,20 @@ impl PushDecoder {
                         threads: self.threads,
                         range: None,
                     };
-                    let plain = codec::decompress_stream(&stream, models, &opts, &|_| {})
+                    let plain = codec::decompress_stream(&stream, models, &opts, self.progress)
                         .map_err(invalid_data)?;
                     (plain, used)
                 }
                 Err(ContainerError::Truncated { needed, .. })
                     if needed > self.pending.len() as u64 =>
                 {
+                    self.need = usize::try_from(needed).unwrap_or(usize::MAX);
                     return Ok(());
                 }
                 Err(e) => return Err(invalid_data(e)),
             };
             self.pending.drain(..used);
+            self.need = HEADER_LEN;
             self.frames += 1;
             out(&plain)?;
         }
