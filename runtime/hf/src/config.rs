@@ -40,20 +40,10 @@ pub struct HfConfig {
 impl HfConfig {
     /// Reads and parses `path` (a `config.json`).
     pub fn from_file(path: &Path) -> Result<HfConfig, HfError> {
-        let bytes = std::fs::read(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                HfError::Missing {
-                    path: path.to_owned(),
-                    what: "a model directory needs the config.json that transformers writes".into(),
-                }
-            } else {
-                HfError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = crate::error::read_required(
+            path,
+            "a model directory needs the config.json that transformers writes",
+        )?;
         HfConfig::from_json(&bytes, path)
     }
 

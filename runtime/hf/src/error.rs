@@ -97,3 +97,22 @@ pub enum HfError {
         message: String,
     },
 }
+
+/// Reads `path`, a file a model directory must have: missing, it is [`HfError::Missing`] with
+/// `what` (why it is needed); any other failure is [`HfError::Io`].
+pub(crate) fn read_required(path: &std::path::Path, what: &str) -> Result<Vec<u8>, HfError> {
+    std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            HfError::Missing {
+                path: path.to_owned(),
+                what: what.into(),
+            }
+        } else {
+            HfError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
+}

@@ -93,21 +93,8 @@ impl ModelSource {
     pub fn read(&self, file: &str) -> Result<Vec<u8>, HfError> {
         match self {
             ModelSource::Dir(dir) => {
-                let path = dir.join(file);
-                std::fs::read(&path).map_err(|source| {
-                    if source.kind() == std::io::ErrorKind::NotFound {
-                        HfError::Missing {
-                            path,
-                            what: format!("a model directory needs {file} beside {GRAPH_FILE}"),
-                        }
-                    } else {
-                        HfError::Io {
-                            action: "read",
-                            path,
-                            source,
-                        }
-                    }
-                })
+                let what = format!("a model directory needs {file} beside {GRAPH_FILE}");
+                crate::error::read_required(&dir.join(file), &what)
             }
             ModelSource::Bundle(path, bundle) => {
                 let section = format!("hf/{file}");
@@ -131,21 +118,10 @@ impl ModelSource {
         };
         match self {
             ModelSource::Dir(dir) => {
-                let path = dir.join(GRAPH_FILE);
-                let bytes = std::fs::read(&path).map_err(|source| {
-                    if source.kind() == std::io::ErrorKind::NotFound {
-                        HfError::Missing {
-                            path: path.clone(),
-                            what: "export the model with `optimum-cli export onnx --task text-generation-with-past`".into(),
-                        }
-                    } else {
-                        HfError::Io {
-                            action: "read",
-                            path: path.clone(),
-                            source,
-                        }
-                    }
-                })?;
+                let bytes = crate::error::read_required(
+                    &dir.join(GRAPH_FILE),
+                    "export the model with `optimum-cli export onnx --task text-generation-with-past`",
+                )?;
                 pb::ModelProto::decode(bytes.as_slice()).map_err(bad)
             }
             ModelSource::Bundle(_, bundle) => {

@@ -56,21 +56,10 @@ impl HfTokenizer {
     /// Loads `path` (a `tokenizer.json`); the EOS token comes from a `tokenizer_config.json`
     /// beside it, when there is one.
     pub fn from_file(path: &Path) -> Result<HfTokenizer, HfError> {
-        let bytes = std::fs::read(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                HfError::Missing {
-                    path: path.to_owned(),
-                    what: "a model directory needs the tokenizer.json that transformers writes"
-                        .into(),
-                }
-            } else {
-                HfError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = crate::error::read_required(
+            path,
+            "a model directory needs the tokenizer.json that transformers writes",
+        )?;
         let config = path
             .parent()
             .map(|d| d.join("tokenizer_config.json"))
