@@ -349,6 +349,29 @@ impl Write for Callback {
     }
 }
 
+/// What [`arca_encoder_new`] and [`arca_decoder_new`] check: `out` writable, a callback, a
+/// model (as `'static`: the caller promises it outlives the stream).
+///
+/// # Safety
+/// As [`arca_encoder_new`].
+unsafe fn stream_args(
+    model: *const ArcaModel,
+    write: ArcaWriteFn,
+    ctx: *mut c_void,
+    out: *mut c_void,
+) -> Result<(&'static Model, Callback), ArcaStatus> {
+    if out.is_null() {
+        return Err(fail(ArcaStatus::InvalidArgument, "out is NULL"));
+    }
+    let Some(write) = write else {
+        return Err(fail(ArcaStatus::InvalidArgument, "write is NULL"));
+    };
+    // SAFETY: the caller promises a live model that outlives the stream, which is what
+    // `'static` stands for here.
+    let model = unsafe { model_ref(model) }?;
+    Ok((model, Callback { write, ctx }))
+}
+
 /// A streaming compressor made by [`arca_encoder_new`].
 pub struct ArcaEncoder {
     // `'static` stands for "as long as the model": the header's contract is that the model
@@ -379,23 +402,16 @@ pub unsafe extern "C" fn arca_encoder_new(
     out: *mut *mut ArcaEncoder,
 ) -> ArcaStatus {
     guard(|| {
-        if out.is_null() {
-            return fail(ArcaStatus::InvalidArgument, "out is NULL");
-        }
-        let Some(write) = write else {
-            return fail(ArcaStatus::InvalidArgument, "write is NULL");
-        };
-        // SAFETY: the caller promises the model outlives the encoder, which is what `'static`
-        // stands for here.
-        let model: &'static Model = match unsafe { model_ref(model) } {
-            Ok(m) => m,
+        // SAFETY: the caller's contract, passed on.
+        let (model, out_callback) = match unsafe { stream_args(model, write, ctx, out.cast()) } {
+            Ok(args) => args,
             Err(s) => return s,
         };
         let codec = match model.text_codec() {
             Ok(c) => c,
             Err(e) => return codec_fail(&e),
         };
-        let encoder = Encoder::new(&codec, Callback { write, ctx });
+        let encoder = Encoder::new(&codec, out_callback);
         let boxed = Box::new(ArcaEncoder {
             encoder: Some(encoder),
         });
@@ -534,20 +550,14 @@ pub unsafe extern "C" fn arca_decoder_new(
     out: *mut *mut ArcaDecoder,
 ) -> ArcaStatus {
     guard(|| {
-        if out.is_null() {
-            return fail(ArcaStatus::InvalidArgument, "out is NULL");
-        }
-        let Some(write) = write else {
-            return fail(ArcaStatus::InvalidArgument, "write is NULL");
-        };
-        // SAFETY: the caller promises the model outlives the decoder.
-        let model: &'static Model = match unsafe { model_ref(model) } {
-            Ok(m) => m,
+        // SAFETY: the caller's contract, passed on.
+        let (model, out_callback) = match unsafe { stream_args(model, write, ctx, out.cast()) } {
+            Ok(args) => args,
             Err(s) => return s,
         };
         let boxed = Box::new(ArcaDecoder {
             model,
-            out: Callback { write, ctx },
+            out: out_callback,
             decoder: Some(PushDecoder::new(0)),
         });
         // SAFETY: checked for NULL above.
