@@ -37,11 +37,11 @@
 
 pub mod emit;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use arca_runtime::bundle::tract::ExternalFiles;
 use arca_runtime::bundle::{
     self, Bundle, BundleError, DType, Manifest, ModelKind, PAYLOAD_LOCATION, TENSOR_ALIGN,
     TensorEntry,
@@ -176,10 +176,7 @@ pub fn pack_to_bytes(onnx: &Path, spec: &Path) -> Result<Vec<u8>, PackError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut external = ExternalFiles {
-        dir,
-        files: HashMap::new(),
-    };
+    let mut external = ExternalFiles::new(dir);
     let graph = proto
         .graph
         .as_mut()
@@ -332,65 +329,6 @@ fn check_context_len(graph: &pb::GraphProto, manifest: &Manifest) -> Result<(), 
     Ok(())
 }
 
-/// External data files beside the `.onnx`, read once each.
-struct ExternalFiles<'a> {
-    dir: &'a Path,
-    files: HashMap<String, Vec<u8>>,
-}
-
-impl ExternalFiles<'_> {
-    fn read(&mut self, t: &pb::TensorProto) -> Result<Vec<u8>, String> {
-        let get = |key: &str| {
-            t.external_data
-                .iter()
-                .find(|e| e.key == key)
-                .map(|e| &e.value)
-        };
-        let location = get("location")
-            .ok_or_else(|| format!("tensor `{}` has external data without a location", t.name))?;
-        let number = |key: &str| -> Result<Option<usize>, String> {
-            get(key)
-                .map(|v| v.parse::<usize>())
-                .transpose()
-                .map_err(|e| format!("tensor `{}`: bad external data {key}: {e}", t.name))
-        };
-        let offset = number("offset")?.unwrap_or(0);
-        let length = number("length")?;
-        let rel = Path::new(location);
-        if rel
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(format!(
-                "tensor `{}`: external data location {location:?} is not a relative path inside the model folder",
-                t.name
-            ));
-        }
-        if !self.files.contains_key(location) {
-            let path = self.dir.join(rel);
-            let data = std::fs::read(&path)
-                .map_err(|e| format!("cannot read external data {}: {e}", path.display()))?;
-            self.files.insert(location.clone(), data);
-        }
-        let file = self
-            .files
-            .get(location)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let end = match length {
-            Some(len) => offset.checked_add(len),
-            None => Some(file.len()),
-        };
-        end.and_then(|end| file.get(offset..end)).map(<[u8]>::to_vec).ok_or_else(|| {
-            format!(
-                "tensor `{}`: external data {offset}+{length:?} is outside {location} ({} bytes)",
-                t.name,
-                file.len()
-            )
-        })
-    }
-}
-
 /// The little-endian raw bytes of a tensor, wherever the ONNX file keeps them.
 fn tensor_bytes(
     t: &pb::TensorProto,
@@ -411,7 +349,7 @@ fn tensor_bytes(
     let bytes = if !t.raw_data.is_empty() {
         t.raw_data.clone()
     } else if is_external {
-        external.read(t)?
+        external.read(t).map_err(|e| format!("the graph {e}"))?
     } else {
         typed_bytes(t, dtype)
     };

@@ -9,9 +9,9 @@
 //!
 //! [`HfModel::open`]: crate::HfModel::open
 
-use std::collections::HashMap;
-use std::path::{Component, Path};
+use std::path::Path;
 
+use arca_bundle::tract::ExternalFiles;
 use arca_bundle::{DType, Manifest, ModelKind, PAYLOAD_LOCATION, TENSOR_ALIGN, TensorEntry};
 use prost::Message;
 use tract_onnx::pb;
@@ -56,10 +56,7 @@ pub fn pack(dir: &Path) -> Result<Vec<u8>, HfError> {
 
     let mut payload = Vec::new();
     let mut tensors = Vec::new();
-    let mut external = ExternalFiles {
-        dir,
-        files: HashMap::new(),
-    };
+    let mut external = ExternalFiles::new(dir);
     for t in &mut graph.initializer {
         let is_external = t.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
         if t.raw_data.is_empty() && !is_external {
@@ -203,73 +200,5 @@ fn entry_proto(key: &str, value: &str) -> pb::StringStringEntryProto {
     pb::StringStringEntryProto {
         key: key.to_owned(),
         value: value.to_owned(),
-    }
-}
-
-/// External data files beside `model.onnx` (`model.onnx_data` for models over 2 GB), read
-/// once each.
-struct ExternalFiles<'a> {
-    dir: &'a Path,
-    files: HashMap<String, Vec<u8>>,
-}
-
-impl ExternalFiles<'_> {
-    fn read(&mut self, t: &pb::TensorProto) -> Result<Vec<u8>, String> {
-        let get = |key: &str| {
-            t.external_data
-                .iter()
-                .find(|e| e.key == key)
-                .map(|e| e.value.as_str())
-        };
-        let location = get("location")
-            .ok_or_else(|| format!("has tensor '{}' with external data but no location", t.name))?;
-        let number = |key: &str| -> Result<Option<usize>, String> {
-            get(key).map(str::parse::<usize>).transpose().map_err(|e| {
-                format!(
-                    "has tensor '{}' with a bad external data {key}: {e}",
-                    t.name
-                )
-            })
-        };
-        let offset = number("offset")?.unwrap_or(0);
-        let length = number("length")?;
-        let rel = Path::new(location);
-        if rel
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(format!(
-                "has tensor '{}' whose external data {location:?} is not a file inside the model directory",
-                t.name
-            ));
-        }
-        if !self.files.contains_key(location) {
-            let path = self.dir.join(rel);
-            let data = std::fs::read(&path).map_err(|e| {
-                format!(
-                    "has external data {} that cannot be read: {e}",
-                    path.display()
-                )
-            })?;
-            self.files.insert(location.to_owned(), data);
-        }
-        let file = self
-            .files
-            .get(location)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let end = match length {
-            Some(len) => offset.checked_add(len),
-            None => Some(file.len()),
-        };
-        end.and_then(|end| file.get(offset..end))
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| {
-                format!(
-                    "has tensor '{}' whose external data {offset}+{length:?} is outside {location} ({} bytes)",
-                    t.name,
-                    file.len()
-                )
-            })
     }
 }
