@@ -89,6 +89,7 @@ mod length;
 mod llama;
 mod lm;
 mod net;
+mod random;
 mod stop;
 #[cfg(test)]
 mod tests;

@@ -540,16 +540,7 @@ impl Net {
     /// A model with random weights (tests and benchmarks that need no trained bundle). Norm
     /// gains are 1, and biases, norm shifts and positions small random values.
     pub fn random(cfg: NetConfig, seed: u64) -> Net {
-        let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |scale: f32| {
-            // splitmix64 to a uniform in [-scale, scale)
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        };
+        let mut next = crate::random::uniform(seed);
         let (d, v) = (cfg.d_model, cfg.vocab);
         let f = cfg.mlp_mult * d;
         let mut mat = |n: usize, fan_in: usize| -> Vec<f32> {

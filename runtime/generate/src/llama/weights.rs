@@ -540,15 +540,7 @@ pub fn random_safetensors(
     seed: u64,
     head_scale: f32,
 ) -> Result<Vec<u8>, LlamaError> {
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut next = move |scale: f32| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-    };
+    let mut next = crate::random::uniform(seed);
     let (d, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let (qw, kvw) = (cfg.q_width(), cfg.kv_width());
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
