@@ -222,7 +222,7 @@ impl Compressor {
 #[pyclass(module = "arca._arca")]
 struct Decompressor {
     model: &'static arca_runtime::Model,
-    decoder: Option<PushDecoder>,
+    decoder: Option<PushDecoder<'static>>,
 }
 
 #[pymethods]
