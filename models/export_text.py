@@ -343,10 +343,15 @@ def main():
             "command": "python models/train_text.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in a.items()
                 if k in ("n_ctx", "d_emb", "hidden", "frac_bits", "batch", "lr", "time_budget", "float_steps",
-                         "lf_frac")),
+                         "lf_frac", "mixed_frac", "mixed_crlf_frac") and v),
             "data": "/work/shared/data/train/*.txt (101 files, 58 MB; selection on valid/)"
                     + (f"; {a['lf_frac']:.0%} of positions from a copy with CR removed"
-                       if a.get("lf_frac") else ""),
+                       if a.get("lf_frac") else "")
+                    + (f"; {a['mixed_frac']:.0%} of positions from /work/shared/data/mixed/train "
+                       f"(5 files, 20 MB: Python, C headers, man pages, changelogs, JSON"
+                       + (f", {a['mixed_crlf_frac']:.0%} of them with CRLF line ends"
+                          if a.get("mixed_crlf_frac") else "") + ")"
+                       if a.get("mixed_frac") else ""),
             "steps": int(ck["step"]),
             "tokens_seen": int(ck["tokens"]),
             "date": ck.get("date", time.strftime("%Y-%m-%d %H:%M:%S")),

@@ -193,19 +193,30 @@ def load_corpus(pattern, lf_copy=False):
     a model trained on CRLF books also sees LF text; returns the offset where the copies start
     in `starts` order (files, then copies) so sampling can weight the two halves."""
     files = sorted(glob.glob(pattern))
-    arrs, starts, pos = [], [], 0
-    variants = [False, True] if lf_copy else [False]
-    for strip in variants:
+    parts = [(files, b"\r\n", b"\r\n")]
+    if lf_copy:
+        parts.append((files, b"\r", b""))
+    data, starts, _ = load_parts(parts)
+    return data, starts, files
+
+
+def load_parts(parts):
+    """Several corpora as one byte array: `parts` is a list of (files, old, new), each file read
+    with `old` replaced by `new` (line-end variants). Returns the bytes, every file's start, and
+    each part's [lo, hi) range, so sampling can weight the parts."""
+    arrs, starts, ranges, pos = [], [], [], 0
+    for files, old, new in parts:
+        lo = pos
         for f in files:
             with open(f, "rb") as fh:
                 raw = fh.read()
-            if strip:
-                raw = raw.replace(b"\r", b"")
-            a = np.frombuffer(raw, dtype=np.uint8)
-            arrs.append(a)
+            if old != new:
+                raw = raw.replace(old, new)
+            arrs.append(np.frombuffer(raw, dtype=np.uint8))
             starts.append(pos)
-            pos += len(a)
-    return np.concatenate(arrs), np.array(starts, dtype=np.int64), files
+            pos += len(arrs[-1])
+        ranges.append((lo, pos))
+    return np.concatenate(arrs), np.array(starts, dtype=np.int64), ranges
 
 
 def make_contexts(data, starts, idx, n_ctx, rng=None, p_trunc=0.0):
@@ -272,6 +283,12 @@ def main():
     ap.add_argument("--lf-frac", type=float, default=0.0,
                     help="fraction of training positions drawn from a copy of the corpus with CR "
                          "removed (the books are CRLF; much real text is LF)")
+    ap.add_argument("--mixed-frac", type=float, default=0.0,
+                    help="fraction of training positions drawn from data/mixed/train (source code, "
+                         "C headers, man pages, changelogs, JSON; LF line ends)")
+    ap.add_argument("--mixed-crlf-frac", type=float, default=0.0,
+                    help="of the mixed positions, the fraction drawn from a copy with CRLF line "
+                         "ends")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -279,13 +296,32 @@ def main():
     logf = open(args.log, "a")
     log("start: " + " ".join(sys.argv), logf)
 
-    data, starts, files = load_corpus(os.path.join(DATA, "train", "*.txt"), args.lf_frac > 0)
-    # With --lf-frac the second half of `starts` are the LF copies.
-    lf_from = int(starts[len(files)]) if args.lf_frac > 0 else len(data)
-    vdata, vstarts, _ = load_corpus(os.path.join(DATA, "valid", "*.txt"))
-    log(f"train bytes {len(data)} in {len(files)} files; valid bytes {len(vdata)}", logf)
+    books = sorted(glob.glob(os.path.join(DATA, "train", "*.txt")))
+    mixed = sorted(glob.glob(os.path.join(DATA, "mixed", "train", "*.txt")))
+    # (files, old, new, share of the training positions)
+    parts = [(books, b"\r\n", b"\r\n", (1 - args.mixed_frac) * (1 - args.lf_frac)),
+             (books, b"\r", b"", (1 - args.mixed_frac) * args.lf_frac),
+             (mixed, b"\n", b"\n", args.mixed_frac * (1 - args.mixed_crlf_frac)),
+             (mixed, b"\n", b"\r\n", args.mixed_frac * args.mixed_crlf_frac)]
+    parts = [p for p in parts if p[3] > 0]
+    data, starts, ranges = load_parts([p[:3] for p in parts])
+    shares = np.array([p[3] for p in parts]) / sum(p[3] for p in parts)
+    files = books + (mixed if args.mixed_frac > 0 else [])
+    # Validation on each kind of text the model is for: books, and (if trained on) mixed.
+    valids = [("books", *load_corpus(os.path.join(DATA, "valid", "*.txt"))[:2])]
+    if args.mixed_frac > 0:
+        valids.append(("mixed", *load_corpus(os.path.join(DATA, "mixed", "valid", "*.txt"))[:2]))
+    log(f"train bytes {len(data)} in {len(files)} files, parts {[(hi - lo) for lo, hi in ranges]} "
+        f"sampled {np.round(shares, 3).tolist()}; valid bytes "
+        f"{[(n, len(v)) for n, v, _ in valids]}", logf)
     vrng = np.random.default_rng(12345)
-    vidx = np.sort(vrng.choice(len(vdata), size=min(args.valid_positions, len(vdata)), replace=False))
+    valids = [(n, v, vs, np.sort(vrng.choice(len(v), size=min(args.valid_positions, len(v)),
+                                             replace=False)))
+              for n, v, vs in valids]
+
+    def valid_report(qat):
+        return " ".join(f"{n} {evaluate(model, v, vs, vi, args.n_ctx, qat):.4f}"
+                        for n, v, vs, vi in valids)
 
     hidden = [int(h) for h in args.hidden.split(",") if h]
     model = TextMLP(args.n_ctx, args.d_emb, hidden, args.frac_bits)
@@ -320,12 +356,8 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (1.0 - (1.0 - args.lr_min_frac) * frac)
         for g in opt.param_groups:
             g["lr"] = lr
-        if args.lf_frac > 0:
-            n_lf = int(rng.binomial(args.batch, args.lf_frac))
-            idx = np.concatenate([rng.integers(0, lf_from, size=args.batch - n_lf),
-                                  rng.integers(lf_from, len(data), size=n_lf)])
-        else:
-            idx = rng.integers(0, len(data), size=args.batch)
+        counts = rng.multinomial(args.batch, shares)
+        idx = np.concatenate([rng.integers(lo, hi, size=c) for (lo, hi), c in zip(ranges, counts)])
         ctx = torch.from_numpy(make_contexts(data, starts, idx, args.n_ctx, rng, args.p_trunc))
         y = torch.from_numpy(data[idx].astype(np.int64))
         logits = model(ctx, qat=qat)
@@ -347,16 +379,15 @@ def main():
                 f"elapsed {elapsed:.0f}s", logf)
             loss_acc, n_acc, tok_acc, t_rate = 0.0, 0, 0, time.time()
         if now - t_eval > args.eval_every:
-            vb = evaluate(model, vdata, vstarts, vidx, args.n_ctx, qat)
-            log(f"valid step {step} tokens {tokens} bpb {vb:.4f} ({'qat' if qat else 'float'})", logf)
+            log(f"valid step {step} tokens {tokens} bpb {valid_report(qat)} "
+                f"({'qat' if qat else 'float'})", logf)
             t_eval = time.time()
             t_last = time.time()  # do not count eval time in training time
         if now - t_ckpt > args.ckpt_every:
             save()
             t_ckpt = time.time()
     save()
-    vb = evaluate(model, vdata, vstarts, vidx, args.n_ctx, True)
-    log(f"final valid step {step} tokens {tokens} bpb {vb:.4f} (qat)", logf)
+    log(f"final valid step {step} tokens {tokens} bpb {valid_report(True)} (qat)", logf)
 
 
 if __name__ == "__main__":

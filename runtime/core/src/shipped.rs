@@ -1,16 +1,20 @@
 //! Models embedded in the binary, and name-or-path resolution for the command line.
 //!
-//! The bundles in `models/*.arcm` listed here are compiled in with [`arca_bundle::include_bundle!`]
-//! (64-byte aligned, used in place), so `arca` works with no model files around.
+//! The bundles come from the `arca-models` crate (compiled in with
+//! [`arca_bundle::include_bundle!`], 64-byte aligned, used in place), so `arca` works with no
+//! model files around. They are behind this crate's `models` feature (on by default): without
+//! it [`shipped`] is empty and [`resolve`] opens files only.
 //!
 //! ```
 //! use arca_runtime::shipped;
 //!
+//! # if cfg!(feature = "models") {
 //! assert!(shipped::shipped().iter().any(|m| m.name() == shipped::default_compressor()));
 //! let bundle = shipped::resolve("text-small")?;
 //! assert!(bundle.manifest().context_len > 0);
+//! # }
 //! let err = shipped::resolve("no-such-model").map(|_| ()).err().map(|e| e.to_string());
-//! assert!(err.is_some_and(|e| e.contains("text-small")));
+//! assert!(err.is_some_and(|e| e.contains("no-such-model")));
 //! # Ok::<(), arca_runtime::bundle::BundleError>(())
 //! ```
 
@@ -18,55 +22,25 @@ use std::path::Path;
 
 use arca_bundle::{Bundle, BundleError};
 
-/// A model compiled into the binary.
-#[derive(Debug)]
-pub struct ShippedModel {
-    name: &'static str,
-    bytes: &'static [u8],
-}
-
-impl ShippedModel {
-    /// The name to pass to [`resolve`] (`text-small`).
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// The embedded `.arcm` bytes (64-byte aligned).
-    pub fn bytes(&self) -> &'static [u8] {
-        self.bytes
-    }
-
-    /// Checks and opens the embedded bundle (no copy).
-    pub fn bundle(&self) -> Result<Bundle, BundleError> {
-        Bundle::from_static(self.bytes)
-    }
-}
+/// A model compiled into the binary (its name, its bytes, [`ShippedModel::bundle`]).
+pub use arca_models::Model as ShippedModel;
 
 /// Every model this build embeds. Without tract (the native-only board builds) only what the
-/// native engine runs is embedded: the arithmetic models are float transformers that need tract.
-static SHIPPED: &[ShippedModel] = &[
-    ShippedModel {
-        name: "text-small",
-        bytes: arca_bundle::include_bundle!("../../../models/text-small.arcm"),
-    },
-    ShippedModel {
-        name: "text-embedded",
-        bytes: arca_bundle::include_bundle!("../../../models/text-embedded.arcm"),
-    },
-    #[cfg(feature = "tract")]
-    ShippedModel {
-        name: "arith-add-padrev",
-        bytes: arca_bundle::include_bundle!("../../../models/arith/trained/arith-add-padrev.arcm"),
-    },
-    #[cfg(feature = "tract")]
-    ShippedModel {
-        name: "arith-mul-padrev",
-        bytes: arca_bundle::include_bundle!("../../../models/arith/trained/arith-mul-padrev.arcm"),
-    },
+/// native engine runs is listed (and linked): the arithmetic models are float transformers that
+/// need tract.
+static SHIPPED: &[&ShippedModel] = &[
+    #[cfg(feature = "models")]
+    &arca_models::TEXT_SMALL,
+    #[cfg(feature = "models")]
+    &arca_models::TEXT_EMBEDDED,
+    #[cfg(all(feature = "models", feature = "tract"))]
+    &arca_models::ARITH_ADD_PADREV,
+    #[cfg(all(feature = "models", feature = "tract"))]
+    &arca_models::ARITH_MUL_PADREV,
 ];
 
-/// Every model compiled into this build.
-pub fn shipped() -> &'static [ShippedModel] {
+/// Every model compiled into this build (none without the `models` feature).
+pub fn shipped() -> &'static [&'static ShippedModel] {
     SHIPPED
 }
 
@@ -75,19 +49,16 @@ pub fn default_compressor() -> &'static str {
     "text-small"
 }
 
-/// The embedded arithmetic model `arca arith` uses for a task (`add`, `mul`), if any.
+/// The embedded arithmetic model `arca arith` uses for a task (`add`, `mul`), if this build
+/// embeds one.
 pub fn default_arith(task: &str) -> Option<&'static str> {
-    DEFAULT_ARITH
-        .iter()
-        .find(|(t, _)| *t == task)
-        .map(|(_, name)| *name)
+    let name = match task {
+        "add" => "arith-add-padrev",
+        "mul" => "arith-mul-padrev",
+        _ => return None,
+    };
+    SHIPPED.iter().any(|m| m.name() == name).then_some(name)
 }
-
-/// (task, shipped model name).
-#[cfg(feature = "tract")]
-const DEFAULT_ARITH: [(&str, &str); 2] = [("add", "arith-add-padrev"), ("mul", "arith-mul-padrev")];
-#[cfg(not(feature = "tract"))]
-const DEFAULT_ARITH: [(&str, &str); 0] = [];
 
 /// Opens `name_or_path`: a bundle file if it exists, contains a path separator or ends with
 /// `.arcm`; otherwise a shipped model by name.
@@ -99,37 +70,28 @@ pub fn resolve(name_or_path: &str) -> Result<Bundle, BundleError> {
     if looks_like_path || path.exists() {
         return Bundle::open(path);
     }
-    match SHIPPED.iter().find(|m| m.name == name_or_path) {
+    match SHIPPED.iter().find(|m| m.name() == name_or_path) {
         Some(m) => m.bundle(),
+        None if SHIPPED.is_empty() => Err(BundleError::UnknownModel {
+            name: name_or_path.to_owned(),
+            available: "none (this build embeds no models: arca-runtime's `models` feature is \
+                        off)"
+                .to_owned(),
+        }),
         None => Err(BundleError::UnknownModel {
             name: name_or_path.to_owned(),
             available: SHIPPED
                 .iter()
-                .map(|m| m.name)
+                .map(|m| m.name())
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "models"))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shipped_models_open_in_place() -> Result<(), BundleError> {
-        for m in shipped() {
-            assert_eq!(m.bytes().as_ptr() as usize % arca_bundle::TENSOR_ALIGN, 0);
-            let b = m.bundle()?;
-            assert_eq!(
-                b.as_bytes().as_ptr(),
-                m.bytes().as_ptr(),
-                "{} was copied",
-                m.name()
-            );
-        }
-        Ok(())
-    }
 
     #[test]
     fn resolve_names_and_paths() -> Result<(), BundleError> {
@@ -147,5 +109,22 @@ mod tests {
             other => panic!("expected UnknownModel, got {other:?}"),
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(feature = "models")))]
+mod tests_without_models {
+    use super::*;
+
+    #[test]
+    fn names_are_refused_saying_why() {
+        assert!(shipped().is_empty());
+        assert_eq!(default_arith("add"), None);
+        match resolve("text-small") {
+            Err(e @ BundleError::UnknownModel { .. }) => {
+                assert!(e.to_string().contains("`models` feature"), "{e}");
+            }
+            other => panic!("expected UnknownModel, got {other:?}"),
+        }
     }
 }

@@ -236,7 +236,8 @@ impl<'a, R: Read> Decoder<'a, R> {
         }
     }
 
-    /// Decodes each frame's blocks on `threads` workers (0 = one per core, the default).
+    /// Decodes each frame's blocks on `threads` workers (0, the default: the rayon pool this is
+    /// called from, else one per core).
     pub fn threads(mut self, threads: usize) -> Self {
         self.push = self.push.map(|p| p.threads(threads));
         self
@@ -328,7 +329,8 @@ pub struct PushDecoder<'a> {
 }
 
 impl<'a> PushDecoder<'a> {
-    /// A decoder that decodes each frame's blocks on `threads` workers (0 = one per core).
+    /// A decoder that decodes each frame's blocks on `threads` workers (0 = the rayon pool this is
+    /// called from, else one per core).
     pub fn new(threads: usize) -> Self {
         PushDecoder {
             pending: Vec::new(),

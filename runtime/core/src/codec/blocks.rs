@@ -9,7 +9,6 @@
 //! [`check_block`]).
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -69,9 +68,10 @@ pub(crate) fn check_header(
     Ok(())
 }
 
-/// The process's pool of `threads` workers (0 = one per core).
-pub(crate) fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, CodecError> {
-    crate::pool::pool(threads).map_err(CodecError::Options)
+/// Runs `f` on `threads` workers (0 = the caller's rayon pool, or one per core; see
+/// [`crate::pool`]).
+fn on_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R, CodecError> {
+    crate::pool::install(threads, f).map_err(CodecError::Options)
 }
 
 /// The little-endian bytes of a range coder's words, without the trailing zero bytes (the
@@ -114,13 +114,12 @@ pub(crate) fn encode_blocks(
     if blocks.len() > u32::MAX as usize {
         return Err(CodecError::TooLarge("more than 2^32 blocks".into()));
     }
-    let coded: Vec<Result<(BlockEntry, Vec<u8>), CodecError>> =
-        thread_pool(threads)?.install(|| {
-            blocks
-                .par_iter()
-                .map(|block| Ok(coded_or_stored(block, code(block)?)))
-                .collect()
-        });
+    let coded: Vec<Result<(BlockEntry, Vec<u8>), CodecError>> = on_workers(threads, || {
+        blocks
+            .par_iter()
+            .map(|block| Ok(coded_or_stored(block, code(block)?)))
+            .collect()
+    })?;
     let mut entries = Vec::with_capacity(coded.len());
     let mut datas = Vec::with_capacity(coded.len());
     for r in coded {
@@ -186,12 +185,12 @@ pub(crate) fn decode_blocks(
     progress: &(dyn Fn(u64) + Sync),
     decode: &DecodeFn<'_>,
 ) -> Result<Vec<Vec<u8>>, CodecError> {
-    let decoded: Vec<Result<Vec<u8>, CodecError>> = thread_pool(threads)?.install(|| {
+    let decoded: Vec<Result<Vec<u8>, CodecError>> = on_workers(threads, || {
         range
             .into_par_iter()
             .map(|i| decode_block(stream, i, progress, decode))
             .collect()
-    });
+    })?;
     decoded.into_iter().collect()
 }
 

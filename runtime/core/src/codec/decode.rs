@@ -119,7 +119,8 @@ impl ModelSource for &Model {
 /// Options of [`decompress`].
 #[derive(Debug, Clone, Default)]
 pub struct DecodeOptions {
-    /// Worker threads (0 = one per core).
+    /// Worker threads. 0: the rayon pool this is called from (pass your own by calling inside
+    /// `ThreadPool::install`), else one per core, in a pool kept for the process.
     pub threads: usize,
     /// Decode only these bytes of the original (text streams; `None` = all of it).
     pub range: Option<Range<u64>>,

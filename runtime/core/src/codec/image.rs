@@ -16,7 +16,8 @@ pub const DEFAULT_IMAGES_PER_BLOCK: usize = 256;
 pub struct ImageOptions {
     /// Images per block (compression only; decompression reads the stream's).
     pub images_per_block: usize,
-    /// Worker threads (0 = one per core).
+    /// Worker threads. 0: the rayon pool this is called from (pass your own by calling inside
+    /// `ThreadPool::install`), else one per core, in a pool kept for the process.
     pub threads: usize,
 }
 

@@ -26,7 +26,8 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 pub struct Options {
     /// Maximum bytes per block (compression only; decompression reads it from the stream).
     pub block_size: u32,
-    /// Worker threads (0 = one per core).
+    /// Worker threads. 0: the rayon pool this is called from (pass your own by calling inside
+    /// `ThreadPool::install`), else one per core, in a pool kept for the process.
     pub threads: usize,
 }
 

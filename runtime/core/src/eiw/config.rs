@@ -63,7 +63,8 @@ pub enum EiwError {
 /// How coding is spread over the machine. It changes speed, never the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
-    /// Worker threads (0 = one per core).
+    /// Worker threads. 0: the rayon pool this is called from (pass your own by calling inside
+    /// `ThreadPool::install`), else one per core, in a pool kept for the process.
     pub threads: usize,
     /// Lanes stepped together in one network call (at least 1).
     pub batch: usize,

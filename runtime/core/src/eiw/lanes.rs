@@ -197,13 +197,13 @@ pub(super) fn run<L: Lane>(
     if threads <= 1 || lanes.len() <= 1 {
         return lockstep(model, lanes, schedule.batch);
     }
-    let pool = crate::pool::pool(threads).map_err(|_| EiwError::Threads(threads))?;
     let per = lanes.len().div_ceil(threads);
-    pool.install(|| {
+    crate::pool::install(schedule.threads, || {
         lanes
             .par_chunks_mut(per)
             .try_for_each(|group| lockstep(model, group, schedule.batch))
     })
+    .map_err(|_| EiwError::Threads(threads))?
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
