@@ -208,3 +208,93 @@ fn eiw_corpus_prefixes() {
 fn eiw_whole_corpus() {
     run_corpus(usize::MAX);
 }
+
+/// gzip -9's size of `data`, or `None` without gzip.
+fn gzip9(data: &[u8]) -> Option<usize> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gzip")
+        .args(["-9", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(data).ok()?;
+    let out = child.wait_with_output().ok()?;
+    out.status.success().then_some(out.stdout.len())
+}
+
+/// W = 128 under window rules revision 1 (no raw windows) and this build's, beside gzip -9, on
+/// the kinds of text a device holds: `mixed/eval` and the Canterbury and Calgary files that are
+/// not English prose. Prints the table of docs/bench/eiw-raw.md; checks that raw windows never
+/// cost a file more than their flag (0.023 bits a window) and cap it at 9.2 bits per byte.
+///
+/// `cargo test -p arca-tests --test eiw eiw_raw_windows -- --ignored --nocapture`
+#[test]
+#[ignore = "about 2 MB of text through W = 128 twice; by hand"]
+fn eiw_raw_windows() {
+    let Some(data) = std::env::var_os("ARCA_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(shared_data)
+    else {
+        println!("skipped: the shared data folder (mixed/eval, Calgary) is not here");
+        return;
+    };
+    const NOT_PROSE: [&str; 16] = [
+        "cp.html",
+        "fields.c",
+        "grammar.lsp",
+        "xargs.1",
+        "bib",
+        "news",
+        "paper1",
+        "paper2",
+        "paper3",
+        "paper4",
+        "paper5",
+        "paper6",
+        "progc",
+        "progl",
+        "progp",
+        "trans",
+    ];
+    let mut files = corpus_files(&data.join("mixed/eval"));
+    files.extend(corpus().into_iter().filter(|p| {
+        NOT_PROSE
+            .iter()
+            .any(|n| p.file_name().is_some_and(|f| f == *n))
+    }));
+    let (model, _, _) = model();
+    let bits = 128;
+    let new = Tokenizer::new(&model, bits).expect("tokenizer");
+    let old = Tokenizer::new(&model, bits)
+        .expect("tokenizer")
+        .with_revision(1)
+        .expect("revision 1");
+    let schedule = Schedule::default();
+    println!("| file | bytes | gzip -9 | W=128 rev. 1 | W=128 rev. 2 | raw windows |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for path in &files {
+        let text = std::fs::read(path).expect("read");
+        let w = new.encode(&text, &schedule).expect("encode");
+        let w1 = old.encode(&text, &schedule).expect("encode revision 1");
+        assert_eq!(new.decode(&w, &schedule).expect("decode"), text);
+        let cost = |w: &Windows| bits_per_byte(w.as_bytes().len(), text.len());
+        let raw = w.as_bytes().chunks(16).filter(|c| c[0] < 4).count();
+        let gz = gzip9(&text).map_or("-".into(), |g| {
+            format!("{:.3}", bits_per_byte(g, text.len()))
+        });
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into());
+        println!(
+            "| {name} | {} | {gz} | {:.3} | {:.3} | {raw} of {} |",
+            text.len(),
+            cost(&w1),
+            cost(&w),
+            w.len()
+        );
+        assert!(w.len() as f64 <= w1.len() as f64 * 1.002 + 1.0, "{name}");
+        assert!(cost(&w) <= 9.2, "{name}");
+    }
+}

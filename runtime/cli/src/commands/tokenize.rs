@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arca_runtime::Model;
-use arca_runtime::eiw::{Schedule, TokenFile, Tokenizer, Windows};
+use arca_runtime::eiw::{self, Schedule, TokenFile, Tokenizer, Windows};
 
 use crate::Ui;
 use crate::args::TokenizeArgs;
@@ -149,7 +149,11 @@ pub fn detokenize(args: &TokenizeArgs, ui: &Ui) -> Result<()> {
             .with_context(|| label.clone())?;
         (file.windows.clone(), Some(file))
     };
-    let tok = Tokenizer::new(network(&job.model), windows.bits())?;
+    // A token file says which window rules made it; bare tokens are this build's.
+    let revision = runs_file.as_ref().map_or(eiw::REVISION, |f| f.rules);
+    let tok = Tokenizer::new(network(&job.model), windows.bits())?
+        .with_revision(revision)
+        .with_context(|| label.clone())?;
     let start = Instant::now();
     let text = match &runs_file {
         Some(file) => tok

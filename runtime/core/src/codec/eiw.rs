@@ -82,7 +82,7 @@ pub(crate) fn decode_blocks(
     threads: usize,
 ) -> Result<Vec<Vec<u8>>, CodecError> {
     let bits = u32::from(stream.header().window_bits);
-    let tok = Tokenizer::new(model, bits)?;
+    let tok = Tokenizer::new(model, bits)?.with_revision(stream.header().codec_revision)?;
     let width = bits as usize / 8;
     let mut runs = Vec::with_capacity(range.len());
     let mut first = stream.entries()[..range.start]

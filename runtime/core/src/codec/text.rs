@@ -181,6 +181,13 @@ impl<'m> TextCodec<'m> {
             return Ok(());
         }
         let revision = match h.codec {
+            // Every window rules revision from the oldest on is read.
+            Codec::TextEiw
+                if (crate::eiw::OLDEST_REVISION..=crate::eiw::REVISION)
+                    .contains(&h.codec_revision) =>
+            {
+                h.codec_revision
+            }
             Codec::TextEiw => crate::eiw::REVISION,
             Codec::TextNn => arca_embedded::REVISION,
             _ => cm::REVISION,

@@ -10,13 +10,25 @@ pub const MIN_BITS: u32 = 16;
 pub const MAX_BITS: u32 = 4096;
 /// Bytes per segment: windows never cross a segment boundary, and segments code in parallel.
 pub const DEFAULT_SEGMENT: u32 = 4096;
-/// Revision of the window rules (precisions, stop-flag rule); recorded in `.arca` headers.
-pub const REVISION: u16 = 1;
+/// Revision of the window rules (precisions, stop-flag rule, raw windows) that this build
+/// writes; recorded in `.arca` headers and token files. Revision 1 is the paper's windows;
+/// revision 2 adds the raw window (windows of [`RAW_MIN_BITS`] or more start with a flag, and a
+/// window the model would code worse than raw bytes is written raw). Both are read.
+pub const REVISION: u16 = 2;
+/// The oldest window rules revision this build reads.
+pub const OLDEST_REVISION: u16 = 1;
+/// Smallest window with the raw-window flag (revision 2): below it a raw window could not hold
+/// more bytes than a model window's guaranteed one.
+pub const RAW_MIN_BITS: u32 = 32;
 
 /// Precision of the byte distribution after a window's first byte.
 pub(super) const PRECISION: u32 = 16;
-/// Precision of the stop flag.
+/// Precision of the stop flag and the raw-window flag.
 pub(super) const FLAG_PRECISION: u32 = 12;
+/// Frequency (of `2^FLAG_PRECISION`) of the raw-window flag: a raw window pays 6 bits for it, a
+/// model window 0.023 bits. Raw windows take the bottom of the interval, so their codes start
+/// with six zero bits.
+pub(super) const RAW_FREQ: u32 = 64;
 /// Rows per network call when the caller does not say.
 pub(super) const DEFAULT_BATCH: usize = 256;
 /// A decoder that has spent this many bits past `W` is reading a damaged window.
@@ -58,6 +70,11 @@ pub enum EiwError {
     /// A token file is malformed, or was made for another model or window size.
     #[error("{0}")]
     TokenFile(String),
+    /// Windows made by window rules this build does not know.
+    #[error(
+        "window rules revision {0} is not one this build reads ({OLDEST_REVISION} to {REVISION})"
+    )]
+    Revision(u16),
 }
 
 /// How coding is spread over the machine. It changes speed, never the output.

@@ -17,15 +17,24 @@ pub(super) struct Rules {
     /// Precision of a window's first byte.
     pub(crate) first_precision: u32,
     pub(crate) frac_bits: u32,
+    /// The revision these rules are (see [`REVISION`]).
+    pub(crate) revision: u16,
+    /// Whether every window starts with the raw-window flag (revision 2, `W >= RAW_MIN_BITS`).
+    pub(crate) raw: bool,
 }
 
 impl Rules {
-    pub(crate) fn new(bits: u32, frac_bits: u32) -> Result<Self, EiwError> {
+    pub(crate) fn new(bits: u32, frac_bits: u32, revision: u16) -> Result<Self, EiwError> {
         check_bits(bits)?;
+        if !(OLDEST_REVISION..=REVISION).contains(&revision) {
+            return Err(EiwError::Revision(revision));
+        }
         Ok(Rules {
             bits,
             first_precision: (bits - 4).min(PRECISION),
             frac_bits,
+            revision,
+            raw: revision >= 2 && bits >= RAW_MIN_BITS,
         })
     }
 
@@ -62,6 +71,22 @@ impl Rules {
             1u32 << (14 - left.max(3)).min(11)
         };
         (mass >> (PRECISION - FLAG_PRECISION)).clamp(floor, (1 << FLAG_PRECISION) - 1)
+    }
+}
+
+/// The raw window's byte distribution: every byte `2^(precision - 8)`, exactly 8 bits.
+pub(super) fn uniform_cdf(precision: u32, cdf: &mut [u32; 257]) {
+    for (i, c) in cdf.iter_mut().enumerate() {
+        *c = (i as u32) << (precision - 8);
+    }
+}
+
+/// Narrows by the raw-window flag: raw windows take `[0, RAW_FREQ)`.
+pub(super) fn code_raw_flag(iv: &mut Interval, raw: bool) -> Result<(), EiwError> {
+    if raw {
+        iv.narrow(0, RAW_FREQ, FLAG_PRECISION)
+    } else {
+        iv.narrow(RAW_FREQ, (1 << FLAG_PRECISION) - RAW_FREQ, FLAG_PRECISION)
     }
 }
 
@@ -215,24 +240,129 @@ pub(super) enum Phase {
     Done,
 }
 
+/// A window being built byte by byte (the encoder's side).
+pub(super) struct Builder {
+    /// The window with its bytes so far; not yet known to fit with its stop.
+    trial: Interval,
+    /// The finished window after [`Grow::Done`]; scratch before.
+    stopped: Interval,
+    /// The window one byte shorter than `trial`, closed with its stop, known to fit; `None`
+    /// when `trial` holds only the window's first byte.
+    closed: Option<Interval>,
+    /// Bytes in `trial`.
+    len: usize,
+    /// Scratch for the shortest code.
+    point: Vec<u64>,
+}
+
+/// What offering a window one more byte did.
+pub(super) enum Grow {
+    /// It took the byte.
+    More,
+    /// It is finished, with this many bytes.
+    Done(usize),
+}
+
+impl Builder {
+    pub(crate) fn new(bits: u32) -> Self {
+        Builder {
+            trial: Interval::new(limbs_for(bits)),
+            stopped: Interval::new(limbs_for(bits)),
+            closed: None,
+            len: 0,
+            point: Vec::new(),
+        }
+    }
+
+    /// Starts a window: the raw-window flag (when the rules have one) and the first byte, whose
+    /// distribution `cdf` is at the first-byte precision.
+    pub(crate) fn start(
+        &mut self,
+        rules: &Rules,
+        raw: bool,
+        cdf: &[u32; 257],
+        byte: u8,
+    ) -> Result<(), EiwError> {
+        self.trial.reset();
+        if rules.raw {
+            code_raw_flag(&mut self.trial, raw)?;
+        }
+        let b = usize::from(byte);
+        self.trial
+            .narrow(cdf[b], cdf[b + 1] - cdf[b], rules.first_precision)?;
+        self.len = 1;
+        self.closed = None;
+        Ok(())
+    }
+
+    /// Offers the window its next byte (`None` at the end of the segment), whose distribution
+    /// `cdf` is at [`PRECISION`]: the window takes it if the window with it can still be closed
+    /// by its stop within `W` bits; otherwise it is finished without it.
+    pub(crate) fn grow(
+        &mut self,
+        rules: &Rules,
+        cdf: &[u32; 257],
+        next: Option<u8>,
+    ) -> Result<Grow, EiwError> {
+        let fs = rules.stop_freq(cdf, self.trial.used());
+        self.stopped.clone_from(&self.trial);
+        code_flag(&mut self.stopped, true, fs)?;
+        if self.stopped.shortest(&mut self.point) > rules.bits {
+            // The last byte does not fit: the window ends before it.
+            self.stopped = self
+                .closed
+                .take()
+                .ok_or(EiwError::Internal("a window's first byte did not fit"))?;
+            return Ok(Grow::Done(self.len - 1));
+        }
+        let Some(b) = next else {
+            return Ok(Grow::Done(self.len));
+        };
+        match &mut self.closed {
+            Some(closed) => std::mem::swap(closed, &mut self.stopped),
+            None => self.closed = Some(self.stopped.clone()),
+        }
+        code_flag(&mut self.trial, false, fs)?;
+        let b = usize::from(b);
+        self.trial.narrow(cdf[b], cdf[b + 1] - cdf[b], PRECISION)?;
+        self.len += 1;
+        Ok(Grow::More)
+    }
+
+    /// Appends the finished window's `bits`-bit code to `out`.
+    pub(crate) fn emit(&mut self, bits: u32, out: &mut Vec<u8>) -> Result<(), EiwError> {
+        emit(&self.stopped, bits, &mut self.point, out)
+    }
+
+    /// Builds the raw window at the start of `bytes` (uniform bytes, no network); its length.
+    pub(crate) fn raw(&mut self, rules: &Rules, bytes: &[u8]) -> Result<usize, EiwError> {
+        let mut cdf = [0; 257];
+        uniform_cdf(rules.first_precision, &mut cdf);
+        let first = *bytes
+            .first()
+            .ok_or(EiwError::Internal("raw window of nothing"))?;
+        self.start(rules, true, &cdf, first)?;
+        uniform_cdf(PRECISION, &mut cdf);
+        loop {
+            if let Grow::Done(n) = self.grow(rules, &cdf, bytes.get(self.len).copied())? {
+                return Ok(n);
+            }
+        }
+    }
+}
+
 /// Encodes one segment into windows.
 pub(super) struct EncodeLane<'a> {
     pub(crate) rules: Rules,
     pub(crate) seg: &'a [u8],
     /// Start of the current window.
     pub(crate) start: usize,
-    /// End of the bytes coded into `trial`.
-    pub(crate) end: usize,
     pub(crate) phase: Phase,
-    /// The window with its bytes `start..end`; not yet known to fit with its stop.
-    pub(crate) trial: Interval,
-    /// `trial` closed with its stop (scratch for the fit test).
-    pub(crate) stopped: Interval,
-    /// The window one byte shorter than `trial`, closed with its stop, known to fit; `None`
-    /// when `trial` holds only the window's first byte.
-    pub(crate) closed: Option<Interval>,
-    /// Scratch for the shortest code.
-    pub(crate) point: Vec<u64>,
+    /// The current window, coded by the network.
+    pub(crate) window: Builder,
+    /// The current window coded raw (with raw windows in the rules), and its length.
+    pub(crate) raw: Builder,
+    pub(crate) raw_len: usize,
     pub(crate) cdf: [u32; 257],
     pub(crate) windows: Vec<u8>,
 }
@@ -243,16 +373,14 @@ impl<'a> EncodeLane<'a> {
             rules,
             seg,
             start: 0,
-            end: 0,
             phase: if seg.is_empty() {
                 Phase::Done
             } else {
                 Phase::First
             },
-            trial: Interval::new(limbs_for(rules.bits)),
-            stopped: Interval::new(limbs_for(rules.bits)),
-            closed: None,
-            point: Vec::new(),
+            window: Builder::new(rules.bits),
+            raw: Builder::new(rules.bits),
+            raw_len: 0,
             cdf: [0; 257],
             windows: Vec::new(),
         }
@@ -277,60 +405,44 @@ impl Lane for EncodeLane<'_> {
     fn context(&self, pad: u16, out: &mut [u16]) -> bool {
         match self.phase {
             Phase::First => window_context(&[], pad, out),
-            Phase::Next => window_context(&self.seg[self.start..self.end], pad, out),
+            Phase::Next => {
+                let end = self.start + self.window.len;
+                window_context(&self.seg[self.start..end], pad, out)
+            }
             Phase::Done => return false,
         }
         true
     }
 
     fn advance(&mut self, logits: &[i32]) -> Result<(), EiwError> {
+        let rules = self.rules;
         match self.phase {
             Phase::First => {
-                let p = self.rules.first_precision;
-                self.rules.cdf(logits, p, &mut self.cdf)?;
-                let b = usize::from(self.seg[self.start]);
-                self.trial.reset();
-                self.trial
-                    .narrow(self.cdf[b], self.cdf[b + 1] - self.cdf[b], p)?;
-                self.end = self.start + 1;
-                self.closed = None;
+                rules.cdf(logits, rules.first_precision, &mut self.cdf)?;
+                let rest = &self.seg[self.start..];
+                self.window.start(&rules, false, &self.cdf, rest[0])?;
+                if rules.raw {
+                    self.raw_len = self.raw.raw(&rules, rest)?;
+                }
                 self.phase = Phase::Next;
             }
             Phase::Next => {
-                self.rules.cdf(logits, PRECISION, &mut self.cdf)?;
-                let fs = self.rules.stop_freq(&self.cdf, self.trial.used());
-                self.stopped.clone_from(&self.trial);
-                code_flag(&mut self.stopped, true, fs)?;
-                if self.stopped.shortest(&mut self.point) <= self.rules.bits {
-                    if self.end == self.seg.len() {
-                        emit(
-                            &self.stopped,
-                            self.rules.bits,
-                            &mut self.point,
-                            &mut self.windows,
-                        )?;
-                        self.phase = Phase::Done;
+                rules.cdf(logits, PRECISION, &mut self.cdf)?;
+                let next = self.seg.get(self.start + self.window.len).copied();
+                if let Grow::Done(len) = self.window.grow(&rules, &self.cdf, next)? {
+                    // The raw window when it holds more (never on a tie).
+                    let (len, done) = if rules.raw && self.raw_len > len {
+                        (self.raw_len, &mut self.raw)
                     } else {
-                        match &mut self.closed {
-                            Some(closed) => std::mem::swap(closed, &mut self.stopped),
-                            None => self.closed = Some(self.stopped.clone()),
-                        }
-                        code_flag(&mut self.trial, false, fs)?;
-                        let b = usize::from(self.seg[self.end]);
-                        self.trial
-                            .narrow(self.cdf[b], self.cdf[b + 1] - self.cdf[b], PRECISION)?;
-                        self.end += 1;
-                    }
-                } else {
-                    // The last byte does not fit: close the window before it, start over there.
-                    let closed = self
-                        .closed
-                        .take()
-                        .ok_or(EiwError::Internal("a window's first byte did not fit"))?;
-                    emit(&closed, self.rules.bits, &mut self.point, &mut self.windows)?;
-                    self.stopped = closed;
-                    self.start = self.end - 1;
-                    self.phase = Phase::First;
+                        (len, &mut self.window)
+                    };
+                    done.emit(rules.bits, &mut self.windows)?;
+                    self.start += len;
+                    self.phase = if self.start == self.seg.len() {
+                        Phase::Done
+                    } else {
+                        Phase::First
+                    };
                 }
             }
             Phase::Done => {}
@@ -359,7 +471,11 @@ pub(super) struct DecodeLane<'a> {
 }
 
 impl<'a> DecodeLane<'a> {
-    pub(crate) fn new(rules: Rules, windows: &'a [u8], first_index: usize) -> Self {
+    pub(crate) fn new(
+        rules: Rules,
+        windows: &'a [u8],
+        first_index: usize,
+    ) -> Result<Self, EiwError> {
         let limbs = limbs_for(rules.bits);
         let mut lane = DecodeLane {
             rules,
@@ -374,27 +490,67 @@ impl<'a> DecodeLane<'a> {
             out: Vec::new(),
             window_start: 0,
         };
-        lane.open(0);
-        lane
+        lane.open(0)?;
+        Ok(lane)
     }
 
     pub(crate) fn width(&self) -> usize {
         self.rules.bits as usize / 8
     }
 
-    /// Starts window `at` (or finishes when there is none).
-    pub(crate) fn open(&mut self, at: usize) {
-        self.at = at;
-        let w = self.width();
-        match self.windows.get(at * w..(at + 1) * w) {
-            Some(bytes) => {
-                self.point = read_window(bytes, self.iv.low.len());
-                self.iv.reset();
-                self.window_start = self.out.len();
-                self.phase = Phase::First;
+    /// Starts window `at` (or finishes when there is none). Raw windows need no network: they
+    /// are decoded here, and so on until a window that needs the network's first row.
+    pub(crate) fn open(&mut self, mut at: usize) -> Result<(), EiwError> {
+        loop {
+            self.at = at;
+            let w = self.width();
+            let Some(bytes) = self.windows.get(at * w..(at + 1) * w) else {
+                self.phase = Phase::Done;
+                return Ok(());
+            };
+            self.point = read_window(bytes, self.iv.low.len());
+            self.iv.reset();
+            self.window_start = self.out.len();
+            self.phase = Phase::First;
+            if !self.rules.raw {
+                return Ok(());
             }
-            None => self.phase = Phase::Done,
+            let flag = locate(&self.iv, &self.point, &mut self.scratch, FLAG_PRECISION)
+                .ok_or_else(|| self.corrupt())?;
+            let raw = flag < u64::from(RAW_FREQ);
+            code_raw_flag(&mut self.iv, raw)?;
+            if !raw {
+                return Ok(());
+            }
+            uniform_cdf(self.rules.first_precision, &mut self.cdf);
+            self.decode_byte(self.rules.first_precision)?;
+            uniform_cdf(PRECISION, &mut self.cdf);
+            while !self.stop_or_byte()? {}
+            at += 1;
         }
+    }
+
+    /// After a byte, with the next byte's distribution in `cdf`: decodes the stop flag and,
+    /// unless it stops the window, the byte. True when the window ended (its code checked).
+    pub(crate) fn stop_or_byte(&mut self) -> Result<bool, EiwError> {
+        let fs = self.rules.stop_freq(&self.cdf, self.iv.used());
+        let flag = locate(&self.iv, &self.point, &mut self.scratch, FLAG_PRECISION)
+            .ok_or_else(|| self.corrupt())?;
+        let stop = flag < u64::from(fs);
+        code_flag(&mut self.iv, stop, fs)?;
+        if stop {
+            // The encoder writes the shortest fraction of the final interval.
+            let len = self.iv.shortest(&mut self.scratch);
+            if len > self.rules.bits || self.scratch != self.point {
+                return Err(self.corrupt());
+            }
+            return Ok(true);
+        }
+        self.decode_byte(PRECISION)?;
+        if self.iv.used() > self.rules.bits + DECODE_SLACK {
+            return Err(self.corrupt());
+        }
+        Ok(false)
     }
 
     pub(crate) fn corrupt(&self) -> EiwError {
@@ -435,23 +591,8 @@ impl Lane for DecodeLane<'_> {
             }
             Phase::Next => {
                 self.rules.cdf(logits, PRECISION, &mut self.cdf)?;
-                let fs = self.rules.stop_freq(&self.cdf, self.iv.used());
-                let flag = locate(&self.iv, &self.point, &mut self.scratch, FLAG_PRECISION)
-                    .ok_or_else(|| self.corrupt())?;
-                let stop = flag < u64::from(fs);
-                code_flag(&mut self.iv, stop, fs)?;
-                if stop {
-                    // The encoder writes the shortest fraction of the final interval.
-                    let len = self.iv.shortest(&mut self.scratch);
-                    if len > self.rules.bits || self.scratch != self.point {
-                        return Err(self.corrupt());
-                    }
-                    self.open(self.at + 1);
-                } else {
-                    self.decode_byte(PRECISION)?;
-                    if self.iv.used() > self.rules.bits + DECODE_SLACK {
-                        return Err(self.corrupt());
-                    }
+                if self.stop_or_byte()? {
+                    self.open(self.at + 1)?;
                 }
             }
             Phase::Done => {}

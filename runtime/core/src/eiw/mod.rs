@@ -19,6 +19,24 @@
 //! `min(16, W - 4)` bits of precision and the stop flag after it is bounded, which proves that
 //! every window holds at least one byte: coding never gets stuck, whatever the model says.
 //!
+//! # Raw windows
+//!
+//! A network that does not know the data (bytes it has never seen, binary files) can spend more
+//! than 8 bits on a byte, so windows of such data would expand it. Since window rules
+//! revision 2, every window of [`RAW_MIN_BITS`] or more starts with a *raw flag* (probability
+//! 1/64): a raw window codes its bytes uniformly, 8 bits each, without the network. The encoder
+//! builds both the network's window and the raw one at each window start and keeps the raw one
+//! when it holds more bytes (never on a tie), so no window covers fewer bytes than raw bytes
+//! would: at W = 128 a raw window holds 14 bytes or more (at most 9.2 bits per byte), at
+//! W = 256, 30 or more. The flag costs a network window 0.023 bits. The decoder reads the
+//! flag first, so both sides agree without any side information, and a raw window is still one
+//! self-contained `W`-bit token: its code starts with six zero bits (raw windows take the bottom
+//! 1/64 of the interval), then the bytes almost verbatim. For a language model trained on the
+//! tokens this is a distinct, learnable token family, as the paper's windows are: every token
+//! is still a fixed function of the text of its own window. Revision 1 streams and token files
+//! (no flag) are still read; windows under 32 bits have no flag (a raw window could not hold
+//! more than the one byte a network window always holds).
+//!
 //! # The window coder
 //!
 //! Written here rather than reused from `arca-coder` because a window needs what a streaming
@@ -58,6 +76,9 @@ mod tokenizer;
 #[cfg(test)]
 mod tests;
 
-pub use config::{DEFAULT_SEGMENT, EiwError, MAX_BITS, MIN_BITS, REVISION, Schedule, check_bits};
+pub use config::{
+    DEFAULT_SEGMENT, EiwError, MAX_BITS, MIN_BITS, OLDEST_REVISION, RAW_MIN_BITS, REVISION,
+    Schedule, check_bits,
+};
 pub use token_file::{TOKEN_FILE_REVISION, TOKEN_MAGIC, TokenFile};
 pub use tokenizer::{Tokenizer, Windows};

@@ -25,7 +25,7 @@
 //! [`TokenFile::data_offset`] bytes (`56 + 8 * D`); `arca tokenize --raw` still writes the bare
 //! tokens.
 
-use super::config::{EiwError, REVISION, check_bits};
+use super::config::{EiwError, OLDEST_REVISION, REVISION, check_bits};
 use super::tokenizer::Windows;
 
 /// The four bytes a token file starts with.
@@ -42,6 +42,9 @@ pub struct TokenFile {
     pub model_id: u128,
     /// Segment length the encoder used.
     pub segment: u32,
+    /// The window rules revision the windows were coded with (decode with
+    /// [`Tokenizer::with_revision`](super::Tokenizer::with_revision)).
+    pub rules: u16,
     /// Each document's end, in tokens from the start (cumulative, non-decreasing).
     pub doc_ends: Vec<u64>,
     /// Every document's windows, back to back.
@@ -83,6 +86,7 @@ impl TokenFile {
         Ok(TokenFile {
             model_id,
             segment,
+            rules: REVISION,
             doc_ends,
             windows: Windows::from_bytes(bits, bytes)?,
         })
@@ -107,7 +111,7 @@ impl TokenFile {
         out.extend_from_slice(&TOKEN_FILE_REVISION.to_le_bytes());
         out.extend_from_slice(&(self.windows.bits() as u16).to_le_bytes());
         out.extend_from_slice(&self.model_id.to_le_bytes());
-        out.extend_from_slice(&REVISION.to_le_bytes());
+        out.extend_from_slice(&self.rules.to_le_bytes());
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&self.segment.to_le_bytes());
         out.extend_from_slice(&(d as u32).to_le_bytes());
@@ -153,9 +157,10 @@ impl TokenFile {
         let bits = u32::from(u16::from_le_bytes([bytes[6], bytes[7]]));
         check_bits(bits)?;
         let rules = u16::from_le_bytes([bytes[24], bytes[25]]);
-        if rules != REVISION {
+        if !(OLDEST_REVISION..=REVISION).contains(&rules) {
             return Err(err(format!(
-                "the token file was made with window rules revision {rules}; this build has {REVISION}"
+                "the token file was made with window rules revision {rules}; this build reads \
+                 {OLDEST_REVISION} to {REVISION}"
             )));
         }
         let mut id = [0u8; 16];
@@ -182,6 +187,7 @@ impl TokenFile {
         Ok(TokenFile {
             model_id: u128::from_le_bytes(id),
             segment: u32_at(bytes, 28),
+            rules,
             doc_ends,
             windows: Windows::from_token_file(bits, data)?,
         })
@@ -264,6 +270,16 @@ mod tests {
             assert_eq!(runs.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 3, 3]);
             assert_eq!(runs[1].0.len(), 0);
         }
+    }
+
+    #[test]
+    fn older_window_rules_are_read_and_unknown_ones_refused() {
+        let mut file = sample(32);
+        file.rules = OLDEST_REVISION;
+        assert_eq!(TokenFile::parse(&file.to_bytes()).expect("parse").rules, 1);
+        file.rules = REVISION + 1;
+        let err = TokenFile::parse(&file.to_bytes()).expect_err("a future revision");
+        assert!(err.to_string().contains("rules revision 3"), "{err}");
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl<'m> Tokenizer<'m> {
     pub fn new(model: &'m dyn ByteModel, bits: u32) -> Result<Self, EiwError> {
         Ok(Tokenizer {
             model,
-            rules: Rules::new(bits, model.logit_frac_bits())?,
+            rules: Rules::new(bits, model.logit_frac_bits(), REVISION)?,
             segment: DEFAULT_SEGMENT as usize,
         })
     }
@@ -109,9 +109,21 @@ impl<'m> Tokenizer<'m> {
         self
     }
 
+    /// The same under window rules `revision` (to read windows an older build wrote; see
+    /// [`REVISION`]).
+    pub fn with_revision(mut self, revision: u16) -> Result<Self, EiwError> {
+        self.rules = Rules::new(self.rules.bits, self.rules.frac_bits, revision)?;
+        Ok(self)
+    }
+
     /// Window size in bits.
     pub fn bits(&self) -> u32 {
         self.rules.bits
+    }
+
+    /// The window rules revision this tokenizer codes with.
+    pub fn revision(&self) -> u16 {
+        self.rules.revision
     }
 
     /// Encodes each segment of `text` into windows: one [`Windows`] per segment, in order.
@@ -222,7 +234,7 @@ impl<'m> Tokenizer<'m> {
                 });
             }
             for (j, chunk) in bytes.chunks(per_lane * w).enumerate() {
-                lanes.push(DecodeLane::new(self.rules, chunk, first + j * per_lane));
+                lanes.push(DecodeLane::new(self.rules, chunk, first + j * per_lane)?);
                 owner.push(r);
             }
         }
