@@ -230,6 +230,7 @@ fn gzip9(data: &[u8]) -> Option<usize> {
 /// cost a file more than their flag (0.023 bits a window) and cap it at 9.2 bits per byte.
 ///
 /// `cargo test -p arca-tests --test eiw eiw_raw_windows -- --ignored --nocapture`
+/// (`ARCA_EIW_MODEL=path.arcm` for another byte model than the default).
 #[test]
 #[ignore = "about 2 MB of text through W = 128 twice; by hand"]
 fn eiw_raw_windows() {
@@ -264,7 +265,14 @@ fn eiw_raw_windows() {
             .iter()
             .any(|n| p.file_name().is_some_and(|f| f == *n))
     }));
-    let (model, _, _) = model();
+    let model = match std::env::var_os("ARCA_EIW_MODEL") {
+        Some(path) => {
+            let bundle = arca_runtime::bundle::Bundle::open(&path).expect("ARCA_EIW_MODEL bundle");
+            println!("model: {}", Path::new(&path).display());
+            TextModel::load(&bundle).expect("load ARCA_EIW_MODEL")
+        }
+        None => model().0,
+    };
     let bits = 128;
     let new = Tokenizer::new(&model, bits).expect("tokenizer");
     let old = Tokenizer::new(&model, bits)

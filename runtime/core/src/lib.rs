@@ -34,6 +34,19 @@
 //! for another model. [`ImageCodec`] for 8-bit grayscale images, with a circuit bundle. To read
 //! any stream, call [`decompress`]; the [`codec`] module has the details.
 //!
+//! # Features and threads
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `tract` | on | tract for graphs the native integer engine cannot lower, `Engine::Tract`, circuits and the arithmetic models; without it the crate builds in minutes for boards |
+//! | `models` | on | the shipped models compiled in (the `arca-models` crate: text-small, text-embedded, and with `tract` the arithmetic models), so [`shipped::resolve`] needs no file; without it names are refused and models are opened from `.arcm` files |
+//! | `cuda` | off | tract-cuda for `Device::Cuda` and `Device::Auto` |
+//!
+//! Every `threads` option counts workers; 0 (the default) runs on the rayon pool the call is made
+//! from, so a program passes its own pool by calling inside `ThreadPool::install`, and otherwise
+//! on one pool of a worker per core kept for the process. No call starts threads of its own, and
+//! the output never depends on the pool.
+//!
 //! ```
 //! use arca_runtime::{Options, TextCodec, TextModel, shipped};
 //!
