@@ -329,7 +329,9 @@ def main():
     manifest = {
         "name": args.name,
         "kind": "compressor",
-        "description": "Byte-level next-byte predictor for neural text compression (English). " + arch
+        "description": "Byte-level next-byte predictor for neural text compression ("
+                       + ("English books and device text: source code, C headers, man pages, "
+                          "changelogs, JSON" if a.get("mixed_frac") else "English") + "). " + arch
                        + ". Integer-exact: identical int32 logits on any CPU/runtime.",
         "vocab_size": 256,
         "context_len": N,
@@ -345,7 +347,9 @@ def main():
                 if k in ("n_ctx", "d_emb", "hidden", "frac_bits", "batch", "lr", "time_budget", "float_steps",
                          "lf_frac", "mixed_frac", "mixed_crlf_frac") and v),
             "data": "/work/shared/data/train/*.txt (101 files, 58 MB; selection on valid/)"
-                    + (f"; {a['lf_frac']:.0%} of positions from a copy with CR removed"
+                    + (f"; {a['lf_frac']:.0%} of "
+                       + ("the book " if a.get("mixed_frac") else "")
+                       + "positions from a copy with CR removed"
                        if a.get("lf_frac") else "")
                     + (f"; {a['mixed_frac']:.0%} of positions from /work/shared/data/mixed/train "
                        f"(5 files, 20 MB: Python, C headers, man pages, changelogs, JSON"
