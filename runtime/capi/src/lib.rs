@@ -99,19 +99,20 @@ fn guard(f: impl FnOnce() -> ArcaStatus) -> ArcaStatus {
     })
 }
 
-/// `len` bytes at `data` (NULL is allowed for `len == 0`).
+/// The `len` input bytes at `src` (NULL is allowed for `len == 0`); a NULL `src` otherwise is
+/// recorded as the thread's error and returned as its status.
 ///
 /// # Safety
-/// `data` must point to `len` readable bytes when `len > 0`.
-unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+/// `src` must point to `len` readable bytes when `len > 0`.
+unsafe fn src_bytes<'a>(src: *const u8, len: usize) -> Result<&'a [u8], ArcaStatus> {
     if len == 0 {
-        return Some(&[]);
+        return Ok(&[]);
     }
-    if data.is_null() {
-        return None;
+    if src.is_null() {
+        return Err(fail(ArcaStatus::InvalidArgument, "src is NULL"));
     }
-    // SAFETY: the caller promises `len` readable bytes at `data`.
-    Some(unsafe { std::slice::from_raw_parts(data, len) })
+    // SAFETY: the caller promises `len` readable bytes at `src`.
+    Ok(unsafe { std::slice::from_raw_parts(src, len) })
 }
 
 /// The version of the library, as a static string ("0.1.0").
@@ -301,8 +302,9 @@ unsafe fn buffer_call(
             Err(s) => return s,
         };
         // SAFETY: the caller's contract.
-        let Some(input) = (unsafe { bytes(src, len) }) else {
-            return fail(ArcaStatus::InvalidArgument, "src is NULL");
+        let input = match unsafe { src_bytes(src, len) } {
+            Ok(b) => b,
+            Err(s) => return s,
         };
         match f(model, input) {
             // SAFETY: checked for NULL above.
@@ -459,8 +461,9 @@ pub unsafe extern "C" fn arca_encoder_write(
             Err(s) => return s,
         };
         // SAFETY: the caller's contract.
-        let Some(input) = (unsafe { bytes(src, len) }) else {
-            return fail(ArcaStatus::InvalidArgument, "src is NULL");
+        let input = match unsafe { src_bytes(src, len) } {
+            Ok(b) => b,
+            Err(s) => return s,
         };
         match encoder.write_all(input) {
             Ok(()) => ArcaStatus::Ok,
@@ -612,8 +615,9 @@ pub unsafe extern "C" fn arca_decoder_write(
             Err(s) => return s,
         };
         // SAFETY: the caller's contract.
-        let Some(input) = (unsafe { bytes(src, len) }) else {
-            return fail(ArcaStatus::InvalidArgument, "src is NULL");
+        let input = match unsafe { src_bytes(src, len) } {
+            Ok(b) => b,
+            Err(s) => return s,
         };
         let (mut model, out) = (dec.model, &mut dec.out);
         let Some(push) = dec.decoder.as_mut() else {
@@ -658,5 +662,36 @@ pub unsafe extern "C" fn arca_decoder_free(dec: *mut ArcaDecoder) {
     if !dec.is_null() {
         // SAFETY: the caller promises a live pointer from `arca_decoder_new`.
         drop(unsafe { Box::from_raw(dec) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: arca_last_error returns a NUL-terminated string owned by this thread.
+        unsafe { CStr::from_ptr(arca_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_null_source_is_refused_unless_empty() {
+        let mut model = std::ptr::null_mut();
+        let none = c"none";
+        // SAFETY: valid arguments throughout; the NULL sources are what is tested.
+        unsafe {
+            assert_eq!(arca_model_open(none.as_ptr(), &mut model), ArcaStatus::Ok);
+            let (mut out, mut out_len) = (std::ptr::null_mut(), 0);
+            let s = arca_compress(model, std::ptr::null(), 5, &mut out, &mut out_len);
+            assert_eq!(s, ArcaStatus::InvalidArgument);
+            assert_eq!(last_error(), "src is NULL");
+            assert!(out.is_null());
+            let s = arca_compress(model, std::ptr::null(), 0, &mut out, &mut out_len);
+            assert_eq!(s, ArcaStatus::Ok);
+            arca_buffer_free(out, out_len);
+            arca_model_free(model);
+        }
     }
 }
