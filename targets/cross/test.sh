@@ -44,7 +44,9 @@ if [[ "${ARCA_CROSS_TRACT:-0}" == 1 ]]; then features=(); what="with tract"; els
 t0=$(date +%s)
 echo "=== $target ($what): unit tests under $runner"
 cargo_x test -p arca-coder -p arca-bundle -p arca-image -p arca-generate --lib
-cargo_x test -p arca-runtime --lib "${features[@]}"
+# The runtime's own `models` feature is on as the CLI and the C ABI turn it on: the golden-hash
+# test runs the shipped text-small through this target's native kernels.
+cargo_x test -p arca-runtime --lib "${features[@]}" --features models
 echo "=== $target: build arca ($(( $(date +%s) - t0 ))s)"
 cargo_x build -p arca-cli "${features[@]}"
 bin="$CARGO_TARGET_DIR/$target/debug/arca"

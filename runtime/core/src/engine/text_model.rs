@@ -317,7 +317,7 @@ impl TextModel {
     }
 }
 
-#[cfg(all(test, not(feature = "tract")))]
+#[cfg(all(test, not(feature = "tract"), feature = "models"))]
 #[path = "text_model_native_tests.rs"]
 mod native_only_tests;
 #[cfg(all(test, feature = "tract"))]

@@ -63,6 +63,7 @@ fn bundle_matches_plain_tract() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The shipped text-small bundle computes what its committed ONNX computes (fails when the
 /// model was re-exported but not re-packed).
+#[cfg(feature = "models")]
 #[test]
 fn shipped_text_small_matches_its_onnx() -> Result<(), Box<dyn std::error::Error>> {
     let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/text-small.onnx");
@@ -144,7 +145,7 @@ fn bad_inputs_are_errors() -> Result<(), Box<dyn std::error::Error>> {
 
 /// On a GPU host with the `cuda` feature: the integer-exact model gives the CPU's logits on
 /// the GPU, bit for bit (targets/cuda/check.sh runs this). Skipped elsewhere.
-#[cfg(feature = "cuda")]
+#[cfg(all(feature = "cuda", feature = "models"))]
 #[test]
 fn cuda_logits_equal_the_cpu() -> Result<(), Box<dyn std::error::Error>> {
     let bundle = crate::shipped::resolve("text-small")?;

@@ -95,7 +95,7 @@ impl IntMlp {
     }
 
     /// A copy that uses the portable kernel (tests compare the kernels).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "models"))]
     pub(crate) fn portable(&self) -> IntMlp {
         IntMlp {
             kernel: Kernel::Portable,
@@ -104,7 +104,7 @@ impl IntMlp {
     }
 
     /// A copy without the folded first layer (tests compare both paths).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "models"))]
     pub(crate) fn unfolded(&self) -> IntMlp {
         IntMlp {
             first: None,
@@ -114,7 +114,7 @@ impl IntMlp {
     }
 
     /// Logits of one context (`context_len` values, each `< vocab_rows`), appended to `out`.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "models"))]
     pub(crate) fn eval_row(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
         debug_assert_eq!(context.len(), self.context_len);
         match self.kernel {
@@ -216,7 +216,7 @@ impl IntMlp {
 
     /// The whole row compiled for AVX2: `vpmaddwd` dot products, and `vpmulld`/`vpminsd` for the
     /// elementwise chain (baseline x86-64 has neither); about 3x the baseline build.
-    #[cfg(all(test, target_arch = "x86_64"))]
+    #[cfg(all(test, feature = "models", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2")]
     fn eval_avx2(&self, context: &[u16], scratch: &mut Scratch, out: &mut Vec<i32>) {
         self.eval_body(context, scratch, out, true);

@@ -38,7 +38,8 @@
 mod kernels;
 mod lower;
 mod mlp;
-#[cfg(test)]
+// They run the shipped text-small (a build without the `models` feature has none to run).
+#[cfg(all(test, feature = "models"))]
 mod tests;
 
 pub use kernels::LoweredOp;
