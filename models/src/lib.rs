@@ -8,7 +8,7 @@
 //!
 //! | feature | models | size |
 //! | --- | --- | ---: |
-//! | `text` | [`TEXT_SMALL`] (the default compressor), [`TEXT_EMBEDDED`] (the Cortex-M model) | 3.6 MB |
+//! | `text` | [`TEXT_SMALL`] (the default compressor), [`TEXT_EMBEDDED`] (the Cortex-M model), [`TEXT_EMBEDDED_V1`] (its first version, for old streams) | 4.6 MB |
 //! | `arith` | [`ARITH_ADD_PADREV`], [`ARITH_MUL_PADREV`] (need tract to run) | 6.5 MB |
 //!
 //! How each was trained, and what it measures, is in the model cards (`README.md`).
@@ -60,6 +60,15 @@ pub static TEXT_SMALL: Model = Model {
 pub static TEXT_EMBEDDED: Model = Model {
     name: "text-embedded",
     bytes: arca_bundle::include_bundle!("../text-embedded.arcm"),
+};
+
+/// The first text-embedded (2026-12-01, trained on books only), kept so that `text-nn` streams
+/// written with it still decode: a decoder finds it by the model id in the stream. It is not
+/// offered for compressing (`arca` writes with [`TEXT_EMBEDDED`]).
+#[cfg(feature = "text")]
+pub static TEXT_EMBEDDED_V1: Model = Model {
+    name: "text-embedded-v1",
+    bytes: arca_bundle::include_bundle!("../legacy/text-embedded-v1.arcm"),
 };
 
 /// Addition in the padded and reversed format (a float transformer; runs in tract).

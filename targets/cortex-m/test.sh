@@ -19,6 +19,22 @@ cat "$work/err" >&2
 cmp "$work/out" "$src"
 echo "cortex-m: $(basename "$src") decoded exactly under qemu in $(( $(date +%s) - start )) s"
 
+# Device text (issue #22): the first ARCA_CORTEX_MIXED_BYTES (default 3000) bytes of each file of
+# ../shared/data/mixed/eval (JSON, changelogs, C headers, man pages, Python), in one stream,
+# decode exactly on the board too. Skipped with a message where ../shared is absent.
+mixed="$root/../shared/data/mixed/eval"
+if [ -d "$mixed" ]; then
+  for f in "$mixed"/*; do head -c "${ARCA_CORTEX_MIXED_BYTES:-3000}" "$f"; done > "$work/mixed"
+  "$arca" compress -q -m text-embedded "$work/mixed" -o "$work/mixed.arca"
+  start=$(date +%s)
+  "$run" "$work/mixed.arca" > "$work/mixed.out" 2> "$work/err"
+  cat "$work/err" >&2
+  cmp "$work/mixed.out" "$work/mixed"
+  echo "cortex-m: $(wc -c < "$work/mixed") bytes of mixed/eval decoded exactly under qemu in $(( $(date +%s) - start )) s"
+else
+  echo "cortex-m: $mixed not found; the device-text decode is skipped"
+fi
+
 # Refusals: exit status 1 and a message that says what is wrong.
 expect_error() {
   local name=$1 pattern=$2 rc=0

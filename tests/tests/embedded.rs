@@ -182,6 +182,77 @@ fn pc_streams_decode_with_the_emitted_model_and_batched_equals_stepwise() -> Res
     Ok(())
 }
 
+/// A runtime model seen as an `arca_embedded::Network` (for models that have no emitted code).
+struct Runtime<'m>(&'m TextModel);
+
+impl Network for Runtime<'_> {
+    type Error = arca_runtime::engine::ModelError;
+    fn context_len(&self) -> usize {
+        self.0.context_len()
+    }
+    fn pad(&self) -> u16 {
+        self.0.pad_id()
+    }
+    fn frac_bits(&self) -> u32 {
+        self.0.logit_frac_bits()
+    }
+    fn logits(
+        &mut self,
+        context: &[u16],
+        out: &mut [i32; 256],
+    ) -> std::result::Result<(), Self::Error> {
+        let mut row = Vec::with_capacity(256);
+        self.0.logits(context, 1, &mut row)?;
+        out.copy_from_slice(&row);
+        Ok(())
+    }
+}
+
+/// Streams of text-nn revision 1 (the network alone, before the adaptive models of revision 2)
+/// written with the first text-embedded still decode, with the runtime (which finds that model
+/// by the stream's id) and with the embedded decoder: `tests/golden/xargs.1.text-nn-r1.arca`
+/// was written by `arca compress -m text-embedded` at commit 84a8a68.
+#[test]
+fn revision_1_streams_still_decode_on_both_decoders() -> Result {
+    let golden = std::fs::read(workspace_root().join("tests/golden/xargs.1.text-nn-r1.arca"))?;
+    let header = Stream::parse(&golden)?.header().clone();
+    assert_eq!(header.codec_revision, 1);
+    let v1 = shipped::shipped()
+        .iter()
+        .map(|m| m.bundle())
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|b| b.id() == header.model_id)
+        .ok_or("the first text-embedded is not shipped")?;
+    assert_eq!(v1.manifest().name, "text-embedded");
+    let net = TextModel::load(&v1)?;
+    let codec = TextCodec::new(&net, v1.id(), "text-embedded");
+    let want = read("xargs.1");
+    let opts = Options {
+        block_size: codec::NN_BLOCK_SIZE,
+        threads: 0,
+    };
+    assert_eq!(codec.decompress(&golden, &opts, &|_| {})?, want);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; codec::NN_BLOCK_SIZE as usize];
+    stream::decode(&golden, v1.id(), Runtime(&net), &mut buf, |b| {
+        out.extend_from_slice(b);
+        Ok::<(), Infallible>(())
+    })
+    .map_err(|e| e.to_string())?;
+    assert_eq!(out, want);
+    // What this build writes with the same network is revision 2, and smaller.
+    let now = codec.compress_nn(&want, &opts, &|_| {})?;
+    assert_eq!(Stream::parse(&now)?.header().codec_revision, 2);
+    assert!(
+        now.len() < golden.len(),
+        "{} vs {}",
+        now.len(),
+        golden.len()
+    );
+    Ok(())
+}
+
 #[test]
 fn damaged_streams_are_refused_by_both_decoders() -> Result {
     let (net, id) = load(Engine::Native)?;
@@ -313,4 +384,13 @@ fn the_emitted_model_fits_the_board() {
         "{statics} bytes of statics"
     );
     let _ = model::Model::new().context_len();
+    // Issue #22's RAM budget is 64 KiB with the block buffer: the block buffer and revision 2's
+    // context models take 16 + 29 KiB of it; the scratch, the range decoder and the stack frames
+    // about 6 more (52,680-52,768 bytes high-water under qemu, targets/cortex-m/README.md).
+    let ram = codec::NN_BLOCK_SIZE as usize + arca_embedded::Adaptive::SIZE;
+    assert!(
+        arca_embedded::Adaptive::SIZE <= 30 << 10 && ram <= 46 << 10,
+        "{} bytes of context models, {ram} with the block buffer",
+        arca_embedded::Adaptive::SIZE
+    );
 }

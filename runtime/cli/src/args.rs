@@ -616,10 +616,10 @@ pub struct CompressArgs {
     /// block in RAM)
     #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u32>,
-    /// Text codec: `cm` mixes the network with adaptive context models (best ratio); `nn` codes
-    /// with the network alone, so a decoder needs only the network and one block of RAM (the
-    /// codec of `targets/cortex-m`). Default: the model's own choice (`nn` for text-embedded,
-    /// `cm` otherwise)
+    /// Text codec: `cm` mixes the network with large adaptive context models (best ratio); `nn`
+    /// mixes it with small ones (29 KiB), so a decoder needs only the network, those and one
+    /// block of RAM (the codec of `targets/cortex-m`). Default: the model's own choice (`nn` for
+    /// text-embedded, `cm` otherwise)
     #[arg(long, value_name = "CODEC", conflicts_with = "eiw")]
     pub codec: Option<TextCodecChoice>,
     /// Equal-Info Windows: cut the output into windows of exactly W bits (a multiple of 8 from
@@ -634,7 +634,7 @@ pub struct CompressArgs {
 pub enum TextCodecChoice {
     /// The network mixed with context models (`text-cm`).
     Cm,
-    /// The network alone (`text-nn`), decodable on a microcontroller.
+    /// The network with small context models (`text-nn`), decodable on a microcontroller.
     Nn,
 }
 
@@ -942,7 +942,7 @@ pub struct BenchArgs {
     /// Block size of plain arca (K, M and G suffixes). Default 1M; 16K with the text-nn codec
     #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u32>,
-    /// Codec of plain arca: `cm` (network and context models) or `nn` (the network alone);
+    /// Codec of plain arca: `cm` (network and context models) or `nn` (network and small ones);
     /// default: the model's own choice, as in `arca compress`
     #[arg(long, value_name = "CODEC")]
     pub codec: Option<TextCodecChoice>,

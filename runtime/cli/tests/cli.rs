@@ -706,7 +706,7 @@ fn arith_answers_checks_and_refuses() {
     );
 }
 
-/// `-m text-embedded` writes `text-nn` (the network alone, 16 KiB blocks) by default; every
+/// `-m text-embedded` writes `text-nn` (network and small context models, 16 KiB blocks) by default; every
 /// sample round trips, `list` names the codec, and `--codec` overrides either way.
 #[test]
 fn text_nn_codec_for_the_embedded_model() {

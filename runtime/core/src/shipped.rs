@@ -33,6 +33,8 @@ static SHIPPED: &[&ShippedModel] = &[
     &arca_models::TEXT_SMALL,
     #[cfg(feature = "models")]
     &arca_models::TEXT_EMBEDDED,
+    #[cfg(feature = "models")]
+    &arca_models::TEXT_EMBEDDED_V1,
     #[cfg(all(feature = "models", feature = "tract"))]
     &arca_models::ARITH_ADD_PADREV,
     #[cfg(all(feature = "models", feature = "tract"))]

@@ -61,7 +61,7 @@ pub const FRAME_SIZE: u64 = 8 << 20;
 pub enum Method {
     /// `text-cm`, the default: the network mixed with context models.
     Cm,
-    /// `text-nn`: the network alone (what a microcontroller decodes).
+    /// `text-nn`: the network with small context models (what a microcontroller decodes).
     Nn,
     /// `text-eiw`: Equal-Info Windows; frames hold whole segments.
     Eiw(EiwOptions),

@@ -1,11 +1,13 @@
 //! arca-embedded: the `text-nn` codec, `no_std` and allocation-free, for PCs and microcontrollers.
 //!
-//! `text-nn` is arca's text codec for small devices: an integer-exact byte-level network alone
-//! predicts each byte, and its fixed-point logits become a 24-bit integer CDF that drives the
-//! range coder of [`arca_coder`], one symbol per byte. There are no adaptive context models (their
-//! tables take megabytes), so the whole decoder state is the network's scratch buffers, the range
-//! decoder and one block of output: a Cortex-M4 with 64 KB of RAM decodes what `arca compress`
-//! wrote on a PC.
+//! `text-nn` is arca's text codec for small devices: an integer-exact byte-level network predicts
+//! each byte, and its fixed-point logits become a 24-bit integer CDF. In revision 2 (what this
+//! build writes) small adaptive context models ([`adaptive`]: orders 0-3 and a match model, 29
+//! KiB of tables) are mixed with it bit by bit, so a file the network never saw (a log, JSON)
+//! is learned as it is coded; revision 1 (still read) coded each byte with the network's CDF
+//! alone. Either way the range coder is [`arca_coder`]'s and the whole decoder state is the
+//! network's scratch buffers, the context models, the range decoder and one block of output: a
+//! Cortex-M4 with 64 KB of RAM decodes what `arca compress` wrote on a PC.
 //!
 //! The crate is the single implementation of that codec:
 //!
@@ -63,12 +65,20 @@ use core::fmt;
 
 use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder, WriteWords};
 
+pub mod adaptive;
 pub mod stream;
+
+pub use adaptive::Adaptive;
 
 /// Bits of precision of the byte distributions (the range coder's maximum).
 pub const PRECISION: u32 = 24;
-/// Codec revision: bumped whenever a change here changes the coded bits; stored in each stream.
-pub const REVISION: u16 = 1;
+/// Codec revision this build writes: bumped whenever a change here changes the coded bits;
+/// stored in each stream. Revision 1 codes each byte with the network's distribution alone
+/// ([`code_block`]); revision 2 mixes in small adaptive models, bit by bit
+/// ([`code_block_adaptive`]).
+pub const REVISION: u16 = 2;
+/// The oldest revision this build still reads.
+pub const OLDEST_REVISION: u16 = 1;
 /// Longest network context [`StepSource`] builds (bytes).
 pub const MAX_CONTEXT: usize = 256;
 
@@ -184,6 +194,9 @@ pub trait SymbolCoder {
     /// encoder codes `byte` and returns it; the decoder ignores `byte` and returns the decoded
     /// one.
     fn code(&mut self, cdf: &[u32; 257], byte: u8) -> Result<u8, Error>;
+    /// Codes one binary decision with `P(1) = p1 / 2^16` (`p1` in `1..=65535`); as
+    /// [`SymbolCoder::code`], the encoder codes `bit`, the decoder returns the decoded one.
+    fn code_bit(&mut self, p1: u16, bit: bool) -> Result<bool, Error>;
 }
 
 /// The encoding direction: a range encoder writing words to `W`.
@@ -208,6 +221,12 @@ impl<W: WriteWords> SymbolCoder for Encoding<W> {
             .encode_with_cdf(cdf, usize::from(byte), PRECISION)
             .map_err(|_| Error::Encoder)?;
         Ok(byte)
+    }
+
+    #[inline]
+    fn code_bit(&mut self, p1: u16, bit: bool) -> Result<bool, Error> {
+        self.0.encode_bit(bit, p1).map_err(|_| Error::Encoder)?;
+        Ok(bit)
     }
 }
 
@@ -246,6 +265,11 @@ impl SymbolCoder for Decoding<'_> {
             .decode_with_cdf(cdf, PRECISION)
             .map_err(|_| Error::Corrupt)?;
         u8::try_from(s).map_err(|_| Error::Corrupt)
+    }
+
+    #[inline]
+    fn code_bit(&mut self, p1: u16, _bit: bool) -> Result<bool, Error> {
+        self.0.decode_bit(p1).map_err(|_| Error::Corrupt)
     }
 }
 
@@ -305,6 +329,41 @@ pub fn code_block<C: SymbolCoder, S: LogitsSource>(
         let coded = coder.code(&cdf, byte).map_err(CodeError::Codec)?;
         if let Some(slot) = rest.first_mut() {
             *slot = coded;
+        }
+    }
+    Ok(())
+}
+
+/// Codes one block as [`code_block`] does, with revision 2's adaptive models ([`adaptive`])
+/// mixed into the network's prediction: each byte is 8 binary decisions, most significant bit
+/// first. `adaptive` is reset first, so each block is coded on its own; it is the caller's so
+/// that a microcontroller decides where its [`Adaptive::SIZE`] bytes live.
+pub fn code_block_adaptive<C: SymbolCoder, S: LogitsSource>(
+    coder: &mut C,
+    source: &mut S,
+    adaptive: &mut Adaptive,
+    block: &mut [u8],
+) -> Result<(), CodeError<S::Error>> {
+    adaptive.reset();
+    let frac = source.frac_bits();
+    let mut cdf = [0u32; 257];
+    for pos in 0..block.len() {
+        let (history, rest) = block.split_at_mut(pos);
+        let logits = source.logits(pos, history).map_err(CodeError::Source)?;
+        cdf_of_logits(logits, frac, &mut cdf).map_err(CodeError::Codec)?;
+        adaptive.start_byte(history);
+        let byte = rest.first().copied().unwrap_or(0);
+        let mut partial = 1u32;
+        for shift in (0..8).rev() {
+            let p1 = adaptive.predict(&cdf, partial, history);
+            let bit = coder
+                .code_bit(p1, byte >> shift & 1 == 1)
+                .map_err(CodeError::Codec)?;
+            adaptive.update(bit, partial, history);
+            partial = partial << 1 | u32::from(bit);
+        }
+        if let Some(slot) = rest.first_mut() {
+            *slot = partial as u8;
         }
     }
     Ok(())
@@ -408,12 +467,72 @@ pub(crate) mod tests {
         out
     }
 
+    /// Revision 2: the coded bytes, and the decoded block.
+    fn roundtrip_adaptive(plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut adaptive = Adaptive::new();
+        let mut copy = plain.to_vec();
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        code_block_adaptive(
+            &mut enc,
+            &mut StepSource::new(Hashy),
+            &mut adaptive,
+            &mut copy,
+        )
+        .unwrap();
+        assert_eq!(copy, plain, "encoding leaves the block unchanged");
+        let bytes = finish(enc);
+        let mut out = alloc::vec![0u8; plain.len()];
+        let mut dec = Decoding::new(&bytes).unwrap();
+        // The state left by the encoder is reset: a used one decodes the same.
+        code_block_adaptive(
+            &mut dec,
+            &mut StepSource::new(Hashy),
+            &mut adaptive,
+            &mut out,
+        )
+        .unwrap();
+        (bytes, out)
+    }
+
     #[test]
     fn empty_and_single_bytes_round_trip() {
         assert_eq!(roundtrip(b""), b"");
+        assert_eq!(roundtrip_adaptive(b"").1, b"");
         for b in 0..=255u8 {
             assert_eq!(roundtrip(&[b]), [b]);
+            assert_eq!(roundtrip_adaptive(&[b]).1, [b]);
         }
+    }
+
+    #[test]
+    fn adaptive_models_learn_what_the_network_does_not_know() {
+        // Log lines the toy network has no idea about: the context models and the match
+        // model must take them far below its cost.
+        let mut log = Vec::new();
+        for i in 0..300u32 {
+            let line = alloc::format!(
+                "2026-12-05 04:{:02}:{:02} unpack libfoo{}:amd64 1.{}-{}\n",
+                i / 60 % 60,
+                i % 60,
+                i % 7,
+                i % 13,
+                i % 3
+            );
+            log.extend_from_slice(line.as_bytes());
+        }
+        let mut copy = log.clone();
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        code_block(&mut enc, &mut StepSource::new(Hashy), &mut copy).unwrap();
+        let network_alone = finish(enc).len();
+        let (mixed, out) = roundtrip_adaptive(&log);
+        assert_eq!(out, log);
+        let bpb = |n: usize| n as f64 * 8.0 / log.len() as f64;
+        assert!(
+            bpb(mixed.len()) < 1.5 && bpb(network_alone) > 5.0,
+            "{:.2} vs the network's {:.2} bits per byte",
+            bpb(mixed.len()),
+            bpb(network_alone)
+        );
     }
 
     #[test]
@@ -470,12 +589,24 @@ pub(crate) mod tests {
                 let _ = code_block(&mut dec, &mut StepSource::new(Hashy), &mut out);
             }
         }
+        let (bytes, _) = roundtrip_adaptive(&plain);
+        let mut adaptive = Adaptive::new();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            let mut out = alloc::vec![0u8; plain.len()];
+            if let Ok(mut dec) = Decoding::new(&bad) {
+                let mut source = StepSource::new(Hashy);
+                let _ = code_block_adaptive(&mut dec, &mut source, &mut adaptive, &mut out);
+            }
+        }
     }
 
     proptest! {
         #[test]
         fn any_bytes_round_trip(plain in proptest::collection::vec(any::<u8>(), 0..600)) {
-            prop_assert_eq!(roundtrip(&plain), plain);
+            prop_assert_eq!(roundtrip(&plain), plain.clone());
+            prop_assert_eq!(roundtrip_adaptive(&plain).1, plain);
         }
     }
 }

@@ -16,7 +16,8 @@
 use core::fmt;
 
 use crate::{
-    CodeError, Decoding, Error, Network, PRECISION, REVISION, StepError, StepSource, code_block,
+    Adaptive, CodeError, Decoding, Error, Network, OLDEST_REVISION, PRECISION, REVISION, StepError,
+    StepSource, code_block, code_block_adaptive,
 };
 
 /// The four bytes every `.arca` stream starts with.
@@ -33,7 +34,8 @@ pub const CODEC_STORED: u8 = 0;
 pub const CODEC_TEXT_EIW: u8 = 2;
 /// Codec id of image streams (they carry a layout section after the table).
 pub const CODEC_IMAGE_PC: u8 = 3;
-/// Codec id of `text-nn`: the network alone, one 24-bit distribution per byte.
+/// Codec id of `text-nn`: the network (revision 1) or the network mixed with small adaptive
+/// models (revision 2).
 pub const CODEC_TEXT_NN: u8 = 4;
 /// The highest codec id the format defines.
 const LAST_CODEC: u8 = 4;
@@ -433,7 +435,7 @@ impl<N: fmt::Display, S: fmt::Display> fmt::Display for DecodeError<N, S> {
             }
             DecodeError::Revision { found, precision } => write!(
                 f,
-                "stream uses text-nn revision {found} at {precision} bits; this build decodes revision {REVISION} at {PRECISION} bits"
+                "stream uses text-nn revision {found} at {precision} bits; this build decodes revisions {OLDEST_REVISION} to {REVISION} at {PRECISION} bits"
             ),
             DecodeError::Model { stream, have } => write!(
                 f,
@@ -483,7 +485,9 @@ pub fn decode<N: Network, S>(
     match h.codec {
         CODEC_STORED => {}
         CODEC_TEXT_NN => {
-            if h.codec_revision != REVISION || u32::from(h.precision) != PRECISION {
+            if !(OLDEST_REVISION..=REVISION).contains(&h.codec_revision)
+                || u32::from(h.precision) != PRECISION
+            {
                 return Err(DecodeError::Revision {
                     found: h.codec_revision,
                     precision: h.precision,
@@ -508,6 +512,8 @@ pub fn decode<N: Network, S>(
         });
     }
     let mut source = StepSource::new(net);
+    // Revision 2's context models: on the stack of whoever calls this (about 30 KiB).
+    let mut adaptive = Adaptive::new();
     let mut written = 0u64;
     for (i, block) in stream.blocks().enumerate() {
         let index = i as u32;
@@ -517,7 +523,12 @@ pub fn decode<N: Network, S>(
             let out = &mut buf[..block.original_len as usize];
             let mut dec =
                 Decoding::new(block.data).map_err(|_| DecodeError::BlockCorrupt(index))?;
-            match code_block(&mut dec, &mut source, out) {
+            let coded = if h.codec_revision == 1 {
+                code_block(&mut dec, &mut source, out)
+            } else {
+                code_block_adaptive(&mut dec, &mut source, &mut adaptive, out)
+            };
+            match coded {
                 Ok(()) => {}
                 Err(CodeError::Source(StepError::Network(e))) => {
                     return Err(DecodeError::Network(e));
@@ -555,12 +566,21 @@ mod tests {
     /// A `text-nn` stream of `plain` in blocks of `block_size`, laid out as the runtime's
     /// container writer lays it out.
     fn write(plain: &[u8], block_size: usize) -> Vec<u8> {
+        write_revision(plain, block_size, REVISION)
+    }
+
+    fn write_revision(plain: &[u8], block_size: usize, revision: u16) -> Vec<u8> {
+        let mut adaptive = Adaptive::new();
         let mut table = Vec::new();
         let mut body = Vec::new();
         for block in plain.chunks(block_size) {
             let mut copy = block.to_vec();
             let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
-            code_block(&mut enc, &mut StepSource::new(Next), &mut copy).unwrap();
+            let mut source = StepSource::new(Next);
+            match revision {
+                1 => code_block(&mut enc, &mut source, &mut copy).unwrap(),
+                _ => code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy).unwrap(),
+            }
             let words = enc.finish().unwrap();
             let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             bytes.truncate(stored_len(&words));
@@ -579,7 +599,7 @@ mod tests {
         h[7] = PRECISION as u8;
         h[8..24].copy_from_slice(&ID.to_le_bytes());
         h[24..28].copy_from_slice(b"next");
-        h[58..60].copy_from_slice(&REVISION.to_le_bytes());
+        h[58..60].copy_from_slice(&revision.to_le_bytes());
         h[60..64].copy_from_slice(&(block_size as u32).to_le_bytes());
         h[64..72].copy_from_slice(&(plain.len() as u64).to_le_bytes());
         h[72..76].copy_from_slice(&(plain.len().div_ceil(block_size) as u32).to_le_bytes());
@@ -615,14 +635,21 @@ mod tests {
     #[test]
     fn streams_decode_block_by_block() {
         let t = text();
-        for bs in [1, 7, 100, 4096] {
-            let s = write(&t, bs);
-            let p = Stream::parse(&s).unwrap();
-            assert_eq!(p.header().model_name(), "next");
-            assert_eq!(p.blocks().count(), t.len().div_ceil(bs));
-            assert_eq!(decode_all(&s, 4096).unwrap(), t, "block size {bs}");
+        for revision in OLDEST_REVISION..=REVISION {
+            for bs in [1, 7, 100, 4096] {
+                let s = write_revision(&t, bs, revision);
+                let p = Stream::parse(&s).unwrap();
+                assert_eq!(p.header().model_name(), "next");
+                assert_eq!(p.blocks().count(), t.len().div_ceil(bs));
+                let out = decode_all(&s, 4096);
+                assert_eq!(out.unwrap(), t, "revision {revision}, block size {bs}");
+            }
         }
         assert_eq!(decode_all(&write(b"", 16), 16).unwrap(), b"");
+        // A revision from the future is refused.
+        let s = write_revision(&t, 100, REVISION + 1);
+        let msg = alloc::format!("{}", decode_all(&s, 4096).unwrap_err());
+        assert!(msg.contains("revisions 1 to"), "{msg}");
     }
 
     #[test]

@@ -167,7 +167,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         (None, _) => model.prefers_nn(),
     };
     if nn && matches!(model, Model::None) {
-        bail!("the nn codec codes with a network alone; -m none has no network");
+        bail!("the nn codec needs a network; -m none has none");
     }
     let block_size = args.block_size.unwrap_or(if nn {
         arca_runtime::codec::NN_BLOCK_SIZE

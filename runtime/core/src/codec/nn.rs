@@ -1,6 +1,7 @@
-//! The `text-nn` codec: the network alone codes every byte (no context models), so a decoder
-//! needs only the network and one block of memory. The coder itself is `arca-embedded`'s, the
-//! same code the Cortex-M firmware runs; this file adapts a [`ByteModel`] to it.
+//! The `text-nn` codec: the network and small adaptive context models (revision 2; revision 1,
+//! still read, had the network alone), sized so that a decoder needs the network, 29 KiB of
+//! tables and one block of memory. The coder itself is `arca-embedded`'s, the same code the
+//! Cortex-M firmware runs; this file adapts a [`ByteModel`] to it.
 
 use arca_coder::RangeEncoder;
 
@@ -11,8 +12,8 @@ use super::blocks::{self, ENCODE_BATCH, encode_blocks, trimmed_bytes};
 use super::error::CodecError;
 
 /// Default block size of `text-nn` streams: a decoder holds one block in RAM to check its CRC
-/// before writing it, and the Cortex-M firmware (`targets/cortex-m`) has 16 KiB for it. The
-/// network alone codes, so smaller blocks cost only the PAD context at each block's start.
+/// before writing it, and the Cortex-M firmware (`targets/cortex-m`) has 16 KiB for it. Each
+/// block starts with PAD context and fresh adaptive models.
 pub const NN_BLOCK_SIZE: u32 = 16 << 10;
 
 /// A [`ByteModel`] seen as an [`arca_embedded::Network`]: one context per call.
@@ -117,6 +118,7 @@ pub(crate) fn encode_block(
 ) -> Result<Vec<u8>, CodecError> {
     let mut enc = arca_embedded::Encoding::new(RangeEncoder::new(Vec::new()));
     let mut copy = block.to_vec();
+    let mut adaptive = Box::new(arca_embedded::Adaptive::new());
     if batched {
         let mut source = NnBatched {
             model,
@@ -126,10 +128,12 @@ pub(crate) fn encode_block(
             contexts: Vec::new(),
             logits: Vec::new(),
         };
-        arca_embedded::code_block(&mut enc, &mut source, &mut copy).map_err(nn_error)?;
+        arca_embedded::code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy)
+            .map_err(nn_error)?;
     } else {
         let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
-        arca_embedded::code_block(&mut enc, &mut source, &mut copy).map_err(nn_error)?;
+        arca_embedded::code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy)
+            .map_err(nn_error)?;
     }
     let words = enc
         .finish()
@@ -137,9 +141,11 @@ pub(crate) fn encode_block(
     Ok(trimmed_bytes(&words))
 }
 
-/// Decodes one coded `text-nn` block of `len` bytes, one network call per byte.
+/// Decodes one coded `text-nn` block of `len` bytes of codec revision `revision` (1 or 2,
+/// checked with the header), one network call per byte.
 pub(crate) fn decode_block(
     model: &dyn ByteModel,
+    revision: u16,
     data: &[u8],
     len: usize,
 ) -> Result<Vec<u8>, CodecError> {
@@ -147,7 +153,13 @@ pub(crate) fn decode_block(
     let mut dec =
         arca_embedded::Decoding::new(data).map_err(|_| CodecError::BlockCorrupt { index: 0 })?;
     let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
-    arca_embedded::code_block(&mut dec, &mut source, &mut out).map_err(nn_error)?;
+    if revision == 1 {
+        arca_embedded::code_block(&mut dec, &mut source, &mut out).map_err(nn_error)?;
+    } else {
+        let mut adaptive = Box::new(arca_embedded::Adaptive::new());
+        arca_embedded::code_block_adaptive(&mut dec, &mut source, &mut adaptive, &mut out)
+            .map_err(nn_error)?;
+    }
     Ok(out)
 }
 

@@ -1,12 +1,12 @@
 //! [`TextCodec`]: one byte model (or none) and the three text codecs it drives: `text-cm` (the
-//! network mixed with context models, the default), `text-nn` (the network alone) and
+//! network mixed with context models, the default), `text-nn` (the network with small ones) and
 //! `text-eiw` (Equal-Info Windows).
 
 use std::ops::Range;
 
 use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder};
 
-use crate::container::{BlockEntry, Codec, Stream};
+use crate::container::{BlockEntry, Codec, Header, Stream};
 use crate::engine::ByteModel;
 
 use super::blocks::{self, check_header, decode_blocks, encode_blocks, trimmed_bytes};
@@ -142,9 +142,9 @@ impl<'m> TextCodec<'m> {
             .ok_or_else(|| CodecError::Options(format!("{what} a network model")))
     }
 
-    /// Compresses `input` into a `text-nn` stream: the network alone codes every byte (no
-    /// context models), so a decoder needs only the network and one block of memory; that is
-    /// the codec of `arca_embedded` and the Cortex-M firmware. Use
+    /// Compresses `input` into a `text-nn` stream: the network and small adaptive models (29
+    /// KiB, reset at each block) code every byte, so a decoder needs only those and one block
+    /// of memory; that is the codec of `arca_embedded` and the Cortex-M firmware. Use
     /// [`NN_BLOCK_SIZE`](super::NN_BLOCK_SIZE) blocks for streams a microcontroller will decode.
     pub fn compress_nn(
         &self,
@@ -189,6 +189,13 @@ impl<'m> TextCodec<'m> {
                 h.codec_revision
             }
             Codec::TextEiw => crate::eiw::REVISION,
+            // text-nn: revision 1 (the network alone) and 2 (with adaptive models) are read.
+            Codec::TextNn
+                if (arca_embedded::OLDEST_REVISION..=arca_embedded::REVISION)
+                    .contains(&h.codec_revision) =>
+            {
+                h.codec_revision
+            }
             Codec::TextNn => arca_embedded::REVISION,
             _ => cm::REVISION,
         };
@@ -276,18 +283,19 @@ impl<'m> TextCodec<'m> {
             return Ok(plains);
         }
         decode_blocks(stream, range, threads, progress, &|entry, data| {
-            self.decode_coded(stream.header().codec, entry, data, progress)
+            self.decode_coded(stream.header(), entry, data, progress)
         })
     }
 
     /// Decodes one coded block of a `text-cm` or `text-nn` stream.
     fn decode_coded(
         &self,
-        codec: Codec,
+        header: &Header,
         entry: BlockEntry,
         data: &[u8],
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
+        let codec = header.codec;
         let corrupt = CodecError::BlockCorrupt { index: usize::MAX };
         // Every binary decision costs at least -log2(65535/65536) bits, so a byte costs at
         // least 1/5680 bit (text-nn: a 24-bit distribution gives every other byte at least 1,
@@ -303,7 +311,8 @@ impl<'m> TextCodec<'m> {
         }
         let len = entry.original_len as usize;
         if codec == Codec::TextNn {
-            nn::decode_block(self.network("the text-nn codec needs")?, data, len)
+            let network = self.network("the text-nn codec needs")?;
+            nn::decode_block(network, header.codec_revision, data, len)
         } else {
             let decoder = RangeDecoder::new(ByteWordCursor::new(data)).map_err(|_| corrupt)?;
             self.code_one(&mut Decoding(decoder), &[], len, false, progress)
@@ -326,7 +335,7 @@ impl<'m> TextCodec<'m> {
             return plain.pop().ok_or(CodecError::BlockCorrupt { index });
         }
         blocks::decode_block(stream, index, progress, &|entry, data| {
-            self.decode_coded(codec, entry, data, progress)
+            self.decode_coded(stream.header(), entry, data, progress)
         })
     }
 }

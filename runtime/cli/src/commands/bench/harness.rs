@@ -42,7 +42,7 @@ pub(super) struct Bench<'a> {
     pub(super) codec: Option<TextCodec<'a>>,
     pub(super) threads: usize,
     pub(super) block_size: u32,
-    /// Plain arca codes with the network alone (`text-nn`).
+    /// Plain arca codes with `text-nn` (the network and small context models).
     pub(super) nn: bool,
     pub(super) runs: usize,
     /// Scratch folder for the tools' inputs and outputs.

@@ -103,7 +103,7 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
         None => loaded.as_ref().is_some_and(Model::prefers_nn),
     };
     if nn && matches!(loaded, Some(Model::None)) {
-        bail!("the nn codec codes with a network alone; -m none has no network");
+        bail!("the nn codec needs a network; -m none has none");
     }
     let block_size = args.block_size.unwrap_or(if nn {
         arca_runtime::codec::NN_BLOCK_SIZE
