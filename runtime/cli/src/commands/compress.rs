@@ -167,7 +167,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         (None, _) => model.prefers_nn(),
     };
     if nn && matches!(model, Model::None) {
-        bail!("the nn codec needs a network; -m none has none");
+        bail!("the nn codec needs a network; -m none has no network");
     }
     let block_size = args.block_size.unwrap_or(if nn {
         arca_runtime::codec::NN_BLOCK_SIZE

@@ -103,7 +103,7 @@ pub fn bench(args: &BenchArgs, ui: &Ui) -> Result<()> {
         None => loaded.as_ref().is_some_and(Model::prefers_nn),
     };
     if nn && matches!(loaded, Some(Model::None)) {
-        bail!("the nn codec needs a network; -m none has none");
+        bail!("the nn codec needs a network; -m none has no network");
     }
     let block_size = args.block_size.unwrap_or(if nn {
         arca_runtime::codec::NN_BLOCK_SIZE
