@@ -12,8 +12,8 @@
 //! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models,
 //!               2 = text-eiw: the byte model alone, in Equal-Info Windows,
 //!               3 = image-pc: images coded by a probabilistic circuit,
-//!               4 = text-nn: the byte model alone, one 24-bit distribution per byte, the codec
-//!               of small devices; see the `arca-embedded` crate)
+//!               4 = text-nn: the byte model (revision 2: with small context models), the
+//!               codec of small devices; see the `arca-embedded` crate)
 //! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities;
 //!               text-eiw: 16-bit byte distributions; image-pc: 24-bit pixel intervals;
 //!               text-nn: 24-bit byte distributions)
@@ -31,7 +31,9 @@
 //! ..      4     CRC-32 of the block table
 //! ..            image-pc only, the file layout: length u32, the bytes (everything of the
 //!               original file that is not pixels, see `arca_image`), CRC-32 of both u32
-//! ..            the blocks, back to back, in table order
+//! ..            the blocks, back to back, in table order (text-cm revision 2: a coded block
+//!               starts with its profile byte, bit 0 = the fast set of context models, bit 1 =
+//!               without the network; see `codec::Profile`)
 //! ```
 //!
 //! All integers are little endian.

@@ -72,6 +72,8 @@ pub enum Method {
 /// an encoder loses what it buffered, as with `zstd::stream::Encoder`).
 pub struct Encoder<'a, W: Write> {
     codec: TextCodec<'a>,
+    /// Other codecs each `text-cm` frame is also coded with; the smallest frame is written.
+    alternatives: Vec<TextCodec<'a>>,
     method: Method,
     options: Options,
     progress: &'a (dyn Fn(u64) + Sync),
@@ -89,6 +91,7 @@ impl<'a, W: Write> Encoder<'a, W> {
     pub fn new(codec: &TextCodec<'a>, writer: W) -> Self {
         let mut enc = Encoder {
             codec: codec.clone(),
+            alternatives: Vec::new(),
             method: Method::Cm,
             options: Options::default(),
             progress: &|_| {},
@@ -101,6 +104,15 @@ impl<'a, W: Write> Encoder<'a, W> {
         };
         enc.frame_len = enc.frame_len();
         enc
+    }
+
+    /// Also codes each `text-cm` frame with `codec` (another model, or none) and writes the
+    /// smallest of the tries: a frame is a complete stream that names its model, so a decoder
+    /// needs nothing more (`arca compress -7 .. -9`). Each alternative costs one more pass;
+    /// progress counts the first codec's only.
+    pub fn alternative(mut self, codec: &TextCodec<'a>) -> Self {
+        self.alternatives.push(codec.clone());
+        self
     }
 
     /// Writes `method` frames instead (before the first write).
@@ -160,12 +172,22 @@ impl<'a, W: Write> Encoder<'a, W> {
     /// Codes what is buffered as one frame and writes it.
     fn write_frame(&mut self) -> io::Result<()> {
         let (input, progress) = (&self.buf[..], self.progress);
-        let packed = match &self.method {
+        let mut packed = match &self.method {
             Method::Cm => self.codec.compress(input, &self.options, progress),
             Method::Nn => self.codec.compress_nn(input, &self.options, progress),
             Method::Eiw(eiw) => self.codec.compress_eiw(input, eiw, progress),
         }
         .map_err(invalid_input)?;
+        if matches!(self.method, Method::Cm) {
+            for codec in &self.alternatives {
+                let other = codec
+                    .compress(input, &self.options, &|_| {})
+                    .map_err(invalid_input)?;
+                if other.len() < packed.len() {
+                    packed = other;
+                }
+            }
+        }
         self.writer.write_all(&packed)?;
         self.buf.clear();
         self.frames += 1;

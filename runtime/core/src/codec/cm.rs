@@ -42,7 +42,47 @@ pub(crate) const BIT_PRECISION: u8 = 16;
 const PROGRESS_STEP: usize = 1 << 14;
 
 /// Bumped whenever a change here changes the coded bits; stored in each stream's header.
-pub const REVISION: u16 = 1;
+/// Revision 2 starts every coded block with its [`Profile`] byte; revision 1 (no such byte,
+/// every block [`Profile::FULL`]) is still read.
+pub const REVISION: u16 = 2;
+/// The oldest revision this build reads.
+pub const OLDEST_REVISION: u16 = 1;
+
+/// Which models code a `text-cm` block: recorded in the block's first byte (revision 2), so a
+/// decoder needs nothing else to know, and blocks of one stream may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Orders 1-4 and the match model with one mixer (no orders 5 and 7, word model, second
+    /// mixer or probability maps): several times faster, a few percent larger.
+    pub fast: bool,
+    /// The network's prediction is mixed in (false: the context models alone, also for a
+    /// stream made with a network, where a block's bytes are not what the network knows).
+    pub network: bool,
+}
+
+impl Profile {
+    /// Every model, with the network: what revision 1 coded every block with.
+    pub const FULL: Profile = Profile {
+        fast: false,
+        network: true,
+    };
+
+    /// The byte that records it.
+    pub fn byte(self) -> u8 {
+        u8::from(self.fast) | u8::from(!self.network) << 1
+    }
+
+    /// The profile a block's first byte records, if it is one.
+    pub fn from_byte(byte: u8) -> Option<Profile> {
+        (byte <= 3).then_some(Profile {
+            fast: byte & 1 == 1,
+            network: byte & 2 == 0,
+        })
+    }
+}
+
+/// Orders the fast profile keeps (the first `FAST_ORDERS` of [`ORDERS`]).
+const FAST_ORDERS: usize = 4;
 
 /// Orders of the hashed context models (bytes of context). Order 0 is a direct table.
 const ORDERS: [usize; 6] = [1, 2, 3, 4, 5, 7];
@@ -213,12 +253,19 @@ pub struct Predictor {
     apm_order1: Apm,
     p_mix: u32,
     p_final: u32,
+    /// Hashed orders in use (all of [`ORDERS`], or the fast profile's first few).
+    active_orders: usize,
+    fast: bool,
 }
 
 impl Predictor {
-    /// A fresh predictor for a block of about `block_len` bytes (sizes the hash tables).
-    pub fn new(block_len: usize) -> Self {
+    /// A fresh predictor for a block of about `block_len` bytes (sizes the hash tables), with
+    /// every model, or the fast profile's (`fast`).
+    pub fn new(block_len: usize, fast: bool) -> Self {
         let bits = table_bits(block_len);
+        let active_orders = if fast { FAST_ORDERS } else { ORDERS.len() };
+        // Models the fast profile leaves out get no memory.
+        let unless_fast = |n: usize| if fast { 0 } else { n };
         Predictor {
             history: Vec::with_capacity(block_len),
             c0: 1,
@@ -227,8 +274,10 @@ impl Predictor {
             word_hash: 0,
             word_ctx: 0,
             order0: vec![Counter::HALF; 256],
-            orders: ORDERS.iter().map(|_| HashedCounters::new(bits)).collect(),
-            word: HashedCounters::new(bits),
+            orders: (0..active_orders)
+                .map(|_| HashedCounters::new(bits))
+                .collect(),
+            word: HashedCounters::new(if fast { 0 } else { bits }),
             slot_index: [0; ORDERS.len() + 1],
             match_table: vec![u32::MAX; 1 << (bits - 2)],
             match_ptr: 0,
@@ -242,11 +291,13 @@ impl Predictor {
             nn_slot: 0,
             inputs: [0; N_INPUTS],
             mixer: Mixer::new(256),
-            mixer2: Mixer::new(64 * 8),
-            apm_order0: Apm::new(256),
-            apm_order1: Apm::new(256 * 256),
+            mixer2: Mixer::new(unless_fast(64 * 8)),
+            apm_order0: Apm::new(unless_fast(256)),
+            apm_order1: Apm::new(unless_fast(256 * 256)),
             p_mix: 2048,
             p_final: 2048,
+            active_orders,
+            fast,
         }
         .primed()
     }
@@ -317,15 +368,21 @@ impl Predictor {
         // Hashed orders and the word model.
         let c0h = (self.c0).wrapping_mul(0x9E37_79B1);
         for k in 0..ORDERS.len() {
-            let t = &self.orders[k];
-            let idx = (mix32(self.hashes[k] ^ c0h) as usize) & t.mask;
-            self.slot_index[k] = idx;
-            self.inputs[i] = i32::from(stretch(t.slots[idx].p12() as u16));
+            self.inputs[i] = match self.orders.get(k) {
+                Some(t) => {
+                    let idx = (mix32(self.hashes[k] ^ c0h) as usize) & t.mask;
+                    self.slot_index[k] = idx;
+                    i32::from(stretch(t.slots[idx].p12() as u16))
+                }
+                None => 0,
+            };
             i += 1;
         }
-        let idx = (mix32(self.word_ctx ^ c0h) as usize) & self.word.mask;
-        self.slot_index[ORDERS.len()] = idx;
-        self.inputs[i] = i32::from(stretch(self.word.slots[idx].p12() as u16));
+        if !self.fast {
+            let idx = (mix32(self.word_ctx ^ c0h) as usize) & self.word.mask;
+            self.slot_index[ORDERS.len()] = idx;
+            self.inputs[i] = i32::from(stretch(self.word.slots[idx].p12() as u16));
+        }
         i += 1;
 
         // Match model: the bit the earlier repeat predicts, if the byte so far agrees with it.
@@ -352,6 +409,11 @@ impl Predictor {
             1 + match_bucket(self.match_len).min(62)
         };
         let p1 = self.mixer.mix(&self.inputs, c0);
+        if self.fast {
+            self.p_mix = p1;
+            self.p_final = p1.clamp(1, 4095);
+            return;
+        }
         let p2 = self
             .mixer2
             .mix(&self.inputs, m_state * 8 + self.bit_pos as usize);
@@ -368,19 +430,20 @@ impl Predictor {
         let c0 = self.c0 as usize;
         self.nn_counters[self.nn_slot].update(bit, 255);
         self.order0[c0].update(bit, 60);
-        for k in 0..ORDERS.len() {
-            let idx = self.slot_index[k];
-            self.orders[k].slots[idx].update(bit, 60);
+        for (k, table) in self.orders.iter_mut().enumerate() {
+            table.slots[self.slot_index[k]].update(bit, 60);
         }
-        let idx = self.slot_index[ORDERS.len()];
-        self.word.slots[idx].update(bit, 250);
         if self.match_slot != usize::MAX {
             self.match_counters[self.match_slot].update(bit, 1023);
         }
         self.mixer.update(&self.inputs, bit, 20);
-        self.mixer2.update(&self.inputs, bit, 20);
-        self.apm_order0.update(bit, 7);
-        self.apm_order1.update(bit, 7);
+        if !self.fast {
+            let idx = self.slot_index[ORDERS.len()];
+            self.word.slots[idx].update(bit, 250);
+            self.mixer2.update(&self.inputs, bit, 20);
+            self.apm_order0.update(bit, 7);
+            self.apm_order1.update(bit, 7);
+        }
 
         self.c0 = (self.c0 << 1) | u32::from(bit);
         self.bit_pos += 1;
@@ -398,7 +461,7 @@ impl Predictor {
         let n = self.history.len();
 
         // Context hashes of the last k bytes.
-        for (k, &order) in ORDERS.iter().enumerate() {
+        for (k, &order) in ORDERS.iter().enumerate().take(self.active_orders) {
             let mut h = (order as u32 + 1).wrapping_mul(0x2545_F491);
             for &b in &self.history[n.saturating_sub(order)..] {
                 h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
@@ -622,10 +685,11 @@ pub(crate) fn code_block<C: BitCoder, S: CdfSource>(
     source: &mut S,
     plain: &[u8],
     len: usize,
+    fast: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(len);
-    let mut predictor = Predictor::new(len);
+    let mut predictor = Predictor::new(len, fast);
     for pos in 0..len {
         let cdf = source.cdf(pos, &out)?;
         predictor.set_network_cdf(cdf);
@@ -651,11 +715,24 @@ mod tests {
 
     #[test]
     fn probabilities_stay_inside_the_coder_range() {
-        let mut p = Predictor::new(1024);
-        for &bit in &[true, false, true] {
-            let p1 = p.p1();
-            assert!((1..=65535).contains(&p1));
-            p.update(bit);
+        for fast in [false, true] {
+            let mut p = Predictor::new(1024, fast);
+            for &bit in &[true, false, true] {
+                let p1 = p.p1();
+                assert!((1..=65535).contains(&p1));
+                p.update(bit);
+            }
         }
+    }
+
+    #[test]
+    fn profiles_are_one_byte_each() {
+        for byte in 0..=255u8 {
+            match Profile::from_byte(byte) {
+                Some(p) => assert_eq!(p.byte(), byte),
+                None => assert!(byte > 3),
+            }
+        }
+        assert_eq!(Profile::FULL.byte(), 0);
     }
 }

@@ -34,9 +34,10 @@ mod image;
 mod nn;
 mod text;
 
+pub use cm::Profile;
 pub use decode::{DecodeOptions, Model, ModelSource, decompress, decompress_stream, revision};
 pub use eiw::EiwOptions;
 pub use error::{CodecError, SourceError};
 pub use image::{DEFAULT_IMAGES_PER_BLOCK, ImageCodec, ImageOptions};
 pub use nn::{NN_BLOCK_SIZE, compress_nn_stepwise};
-pub use text::{DEFAULT_BLOCK_SIZE, Options, TextCodec};
+pub use text::{CmSettings, DEFAULT_BLOCK_SIZE, Options, TextCodec};

@@ -11,7 +11,7 @@ use crate::engine::ByteModel;
 
 use super::blocks::{self, check_header, decode_blocks, encode_blocks, trimmed_bytes};
 use super::cm::{
-    self, BatchedSource, BitCoder, Decoding, Encoding, NoNetwork, StepSource, code_block,
+    self, BatchedSource, BitCoder, Decoding, Encoding, NoNetwork, Profile, StepSource, code_block,
 };
 use super::eiw::{self, EiwOptions};
 use super::error::CodecError;
@@ -50,6 +50,20 @@ pub struct TextCodec<'m> {
     model: Option<&'m dyn ByteModel>,
     model_id: u128,
     model_name: String,
+    cm: CmSettings,
+}
+
+/// How [`TextCodec::compress`] codes `text-cm` blocks (what `arca compress`'s levels choose
+/// besides the model and the block size). Decoding needs none of it: each block's first byte
+/// records its [`Profile`](super::cm::Profile).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CmSettings {
+    /// The fast profile: orders 1-4 and the match model, one mixer (several times faster than
+    /// every model, a few percent larger).
+    pub fast: bool,
+    /// Code each block with the network and without it, and keep the smaller (twice the time;
+    /// wins on blocks unlike the network's training text). No effect without a network.
+    pub try_without_network: bool,
 }
 
 impl<'m> TextCodec<'m> {
@@ -59,7 +73,14 @@ impl<'m> TextCodec<'m> {
             model: Some(model),
             model_id,
             model_name: model_name.to_owned(),
+            cm: CmSettings::default(),
         }
+    }
+
+    /// The same codec, compressing `text-cm` blocks as `cm` says.
+    pub fn with_cm(mut self, cm: CmSettings) -> Self {
+        self.cm = cm;
+        self
     }
 
     /// A codec with no network: context mixing alone (for comparison and tests).
@@ -68,6 +89,7 @@ impl<'m> TextCodec<'m> {
             model: None,
             model_id: 0,
             model_name: "none".to_owned(),
+            cm: CmSettings::default(),
         }
     }
 
@@ -81,10 +103,15 @@ impl<'m> TextCodec<'m> {
         plain: &[u8],
         len: usize,
         batched: bool,
+        profile: Profile,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
+        let fast = profile.fast;
         match self.model {
-            None => code_block(coder, &mut NoNetwork, plain, len, progress),
+            None => code_block(coder, &mut NoNetwork, plain, len, fast, progress),
+            Some(_) if !profile.network => {
+                code_block(coder, &mut NoNetwork, plain, len, fast, progress)
+            }
             Some(model) if batched => {
                 let mut src = BatchedSource {
                     model,
@@ -94,7 +121,7 @@ impl<'m> TextCodec<'m> {
                     contexts: Vec::new(),
                     logits: Vec::new(),
                 };
-                code_block(coder, &mut src, plain, len, progress)
+                code_block(coder, &mut src, plain, len, fast, progress)
             }
             Some(model) => {
                 let mut src = StepSource {
@@ -103,9 +130,27 @@ impl<'m> TextCodec<'m> {
                     context: Vec::new(),
                     logits: Vec::new(),
                 };
-                code_block(coder, &mut src, plain, len, progress)
+                code_block(coder, &mut src, plain, len, fast, progress)
             }
         }
+    }
+
+    /// One `text-cm` block as revision 2 stores it: the profile's byte, then the coded bits.
+    fn encode_cm_block(
+        &self,
+        block: &[u8],
+        profile: Profile,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<u8>, CodecError> {
+        let mut enc = Encoding(RangeEncoder::new(Vec::new()));
+        self.code_one(&mut enc, block, block.len(), true, profile, progress)?;
+        let words = enc
+            .0
+            .finish()
+            .map_err(|e| CodecError::Options(format!("range coder: {e:?}")))?;
+        let mut out = vec![profile.byte()];
+        out.extend_from_slice(&trimmed_bytes(&words));
+        Ok(out)
     }
 
     /// Compresses `input` into a complete `.arca` stream. `progress` is called with the number
@@ -116,14 +161,26 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
+        let profile = Profile {
+            fast: self.cm.fast,
+            network: self.model.is_some(),
+        };
         let (entries, datas) = encode_blocks(input, opts.block_size, opts.threads, |block| {
-            let mut enc = Encoding(RangeEncoder::new(Vec::new()));
-            self.code_one(&mut enc, block, block.len(), true, progress)?;
-            let words = enc
-                .0
-                .finish()
-                .map_err(|e| CodecError::Options(format!("range coder: {e:?}")))?;
-            Ok(trimmed_bytes(&words))
+            let coded = self.encode_cm_block(block, profile, progress)?;
+            if !(self.cm.try_without_network && profile.network) {
+                return Ok(coded);
+            }
+            // The second pass is not reported as progress: the block counts once.
+            let alone = Profile {
+                network: false,
+                ..profile
+            };
+            let other = self.encode_cm_block(block, alone, &|_| {})?;
+            Ok(if other.len() < coded.len() {
+                other
+            } else {
+                coded
+            })
         })?;
         let header = blocks::header(
             Codec::TextCm,
@@ -197,6 +254,10 @@ impl<'m> TextCodec<'m> {
                 h.codec_revision
             }
             Codec::TextNn => arca_embedded::REVISION,
+            // text-cm: revision 1 (every block the full profile) and 2 (a profile per block).
+            _ if (cm::OLDEST_REVISION..=cm::REVISION).contains(&h.codec_revision) => {
+                h.codec_revision
+            }
             _ => cm::REVISION,
         };
         check_header(h, revision, self.model_id, &self.model_name)
@@ -314,8 +375,22 @@ impl<'m> TextCodec<'m> {
             let network = self.network("the text-nn codec needs")?;
             nn::decode_block(network, header.codec_revision, data, len)
         } else {
+            let (profile, data) = if header.codec_revision >= 2 {
+                let profile = data.first().and_then(|&b| Profile::from_byte(b));
+                let Some(profile) = profile else {
+                    return Err(corrupt);
+                };
+                let rest = &data[1..];
+                // A block cannot use a network the stream was not made with.
+                if profile.network && header.model_id == 0 {
+                    return Err(corrupt);
+                }
+                (profile, rest)
+            } else {
+                (Profile::FULL, data)
+            };
             let decoder = RangeDecoder::new(ByteWordCursor::new(data)).map_err(|_| corrupt)?;
-            self.code_one(&mut Decoding(decoder), &[], len, false, progress)
+            self.code_one(&mut Decoding(decoder), &[], len, false, profile, progress)
         }
     }
 
@@ -337,5 +412,120 @@ impl<'m> TextCodec<'m> {
         blocks::decode_block(stream, index, progress, &|entry, data| {
             self.decode_coded(stream.header(), entry, data, progress)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DEFAULT_BLOCK_SIZE;
+
+    const TEXT: &[u8] = include_bytes!("../../../../tests/data/canterbury/alice29.txt");
+
+    fn options(block_size: u32) -> Options {
+        Options {
+            block_size,
+            threads: 0,
+        }
+    }
+
+    /// The first byte of each coded block (`None` for a block stored raw).
+    fn profiles(stream: &[u8]) -> Vec<Option<u8>> {
+        let parsed = Stream::parse(stream).unwrap();
+        assert_eq!(parsed.header().codec_revision, cm::REVISION);
+        (0..parsed.entries().len())
+            .map(|i| {
+                let coded = parsed.entries()[i].mode == crate::container::BlockMode::Coded;
+                coded.then(|| parsed.block_data(i).unwrap()[0])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_block_records_its_profile_and_the_fast_one_is_a_little_larger() {
+        let text = &TEXT[..60_000];
+        let opts = options(16 << 10);
+        let full = TextCodec::without_network();
+        let fast = TextCodec::without_network().with_cm(CmSettings {
+            fast: true,
+            try_without_network: false,
+        });
+        let (a, b) = (
+            full.compress(text, &opts, &|_| {}).unwrap(),
+            fast.compress(text, &opts, &|_| {}).unwrap(),
+        );
+        assert_eq!(profiles(&a), [Some(0b10); 4]);
+        assert_eq!(profiles(&b), [Some(0b11); 4]);
+        assert!(
+            a.len() < b.len() && b.len() < a.len() * 11 / 10,
+            "{} {}",
+            a.len(),
+            b.len()
+        );
+        // Any codec decodes either: the blocks say how they were coded.
+        for stream in [&a, &b] {
+            assert_eq!(full.decompress(stream, &opts, &|_| {}).unwrap(), text);
+            assert_eq!(fast.decompress(stream, &opts, &|_| {}).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn a_block_with_a_bad_profile_is_corrupt() {
+        let codec = TextCodec::without_network();
+        let opts = options(DEFAULT_BLOCK_SIZE);
+        let good = codec.compress(&TEXT[..5000], &opts, &|_| {}).unwrap();
+        let at = Stream::parse(&good).unwrap().block_offset(0).unwrap();
+        // 4 is no profile; 0 asks for a network a stream made without one does not have.
+        for byte in [4u8, 0] {
+            let mut bad = good.clone();
+            bad[at] = byte;
+            // The block's CRC is of the plaintext, so the container still parses.
+            let err = codec.decompress(&bad, &opts, &|_| {}).unwrap_err();
+            assert!(
+                matches!(err, CodecError::BlockCorrupt { .. }),
+                "{byte}: {err}"
+            );
+        }
+    }
+
+    #[cfg(feature = "models")]
+    #[test]
+    fn two_passes_keep_the_smaller_of_each_block() -> Result<(), Box<dyn std::error::Error>> {
+        let bundle = crate::shipped::resolve("text-small")?;
+        let model = crate::engine::TextModel::load(&bundle)?;
+        let codec = TextCodec::new(&model, bundle.id(), "text-small");
+        // English, then bytes no text model predicts (that block ends up stored raw).
+        let mut data = TEXT[..16 << 10].to_vec();
+        let mut s = 0x2545_f491_u32;
+        data.extend((0..16 << 10).map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 24) as u8
+        }));
+        let opts = options(16 << 10);
+        let one = codec.compress(&data, &opts, &|_| {})?;
+        let two = codec
+            .clone()
+            .with_cm(CmSettings {
+                fast: false,
+                try_without_network: true,
+            })
+            .compress(&data, &opts, &|_| {})?;
+        let alone = TextCodec::without_network().compress(&data, &opts, &|_| {})?;
+        let sizes = |s: &[u8]| {
+            let p = Stream::parse(s).unwrap();
+            p.entries()
+                .iter()
+                .map(|e| e.compressed_len)
+                .collect::<Vec<_>>()
+        };
+        let (one_sizes, two_sizes, alone_sizes) = (sizes(&one), sizes(&two), sizes(&alone));
+        for i in 0..2 {
+            assert_eq!(two_sizes[i], one_sizes[i].min(alone_sizes[i]), "block {i}");
+        }
+        assert_eq!(profiles(&two)[0], Some(0), "the network helps on English");
+        assert_eq!(codec.decompress(&two, &opts, &|_| {})?, data);
+        Ok(())
     }
 }
