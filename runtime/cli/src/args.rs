@@ -627,6 +627,9 @@ pub struct CompressArgs {
     /// network alone codes (no context models), so the ratio is lower than without --eiw
     #[arg(long, value_name = "W", value_parser = parse_window_bits, conflicts_with = "block_size")]
     pub eiw: Option<u32>,
+    /// The compression level.
+    #[command(flatten)]
+    pub level: crate::level::LevelArgs,
 }
 
 /// `--codec` of `arca compress`.

@@ -25,6 +25,7 @@ mod args;
 mod commands;
 mod gen_model;
 mod io;
+mod level;
 mod models;
 mod progress;
 mod sizes;

@@ -760,3 +760,49 @@ fn text_nn_refusals() {
     );
     assert_eq!(listing(dir.path()), ["a.txt"]);
 }
+
+/// `-1 .. -9` and `--level N` (issue #22): every level round trips with no option on the
+/// decoding side, the default is level 6, levels 1-2 run without a network, and mistakes are
+/// errors that say so.
+#[test]
+fn every_level_round_trips() {
+    let data = canterbury("xargs.1");
+    let model_id = |s: &[u8]| u128::from_le_bytes(s[8..24].try_into().expect("16 bytes"));
+    let dir = tempdir();
+    let mut sizes = Vec::new();
+    for level in 1..=9 {
+        let flag = format!("-{level}");
+        let packed = compress_pipe(&data, &[&flag]);
+        assert_eq!(
+            packed,
+            compress_pipe(&data, &["--level", &level.to_string()])
+        );
+        let out = run_in(dir.path(), &["decompress", "-c"], Some(&packed));
+        assert_ok(&out);
+        assert_eq!(out.stdout, data, "level {level}");
+        // Levels 7-9 may keep a frame coded with another model, or none.
+        if level <= 6 {
+            assert_eq!(model_id(&packed) == 0, level <= 2, "level {level}");
+        }
+        sizes.push(packed.len());
+    }
+    assert_eq!(compress_pipe(&data, &["-6"]), compress_pipe(&data, &[]));
+    // The fast set is larger than every model, with or without a network.
+    assert!(sizes[0] > sizes[1] && sizes[4] > sizes[5], "{sizes:?}");
+    fs::write(dir.path().join("a.txt"), &data).expect("write");
+    for (args, needle) in [
+        (&["compress", "-2", "-3", "a.txt"][..], "several levels"),
+        (
+            &["compress", "-3", "--codec", "nn", "a.txt"][..],
+            "levels are for",
+        ),
+        (
+            &["compress", "--level", "3", "--eiw", "32", "a.txt"][..],
+            "levels are for",
+        ),
+    ] {
+        assert_error(&arca(dir.path(), args), needle);
+    }
+    let out = arca(dir.path(), &["compress", "--level", "10", "a.txt"]);
+    assert!(!out.status.success() && stderr(&out).contains("10"));
+}

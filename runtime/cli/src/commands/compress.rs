@@ -143,7 +143,31 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
     let io = &args.io;
     let inputs = Input::from_args(&io.files);
     check_outputs(io, &inputs, true)?;
-    let model = models::load(io.model.as_deref(), ui.load_options())?;
+    let level = args.level.get().map_err(anyhow::Error::msg)?;
+    if level.is_some() && (args.eiw.is_some() || args.codec == Some(TextCodecChoice::Nn)) {
+        bail!("levels are for the default codec (cm); --eiw and --codec nn have none");
+    }
+    let plan = crate::level::level(level.unwrap_or(crate::level::DEFAULT));
+    // -m wins over the level's model; without either, the default model (level 6's).
+    let model_name = match (io.model.as_deref(), level) {
+        (Some(name), _) => Some(name),
+        (None, Some(_)) => Some(plan.model.unwrap_or(models::NO_NETWORK)),
+        (None, None) => None,
+    };
+    let model = models::load(model_name, ui.load_options())?;
+    // The level's other models (levels 7-9), unless -m chose the model.
+    let others = if io.model.is_none() && level.is_some() {
+        plan.alternatives
+            .iter()
+            .map(|m| models::load(Some(m.unwrap_or(models::NO_NETWORK)), ui.load_options()))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let alternatives = others
+        .iter()
+        .map(|m| Ok(m.text_codec()?.with_cm(plan.cm)))
+        .collect::<Result<Vec<_>>>()?;
     let job = match &model {
         Model::Circuit { circuit, .. } => {
             if args.eiw.is_some() {
@@ -154,7 +178,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
             }
             Job::Image(circuit.as_ref())
         }
-        _ => Job::Text(model.text_codec()?),
+        _ => Job::Text(model.text_codec()?.with_cm(plan.cm)),
     };
     let nn = match (args.codec, &job) {
         (Some(_), Job::Image(circuit)) => {
@@ -164,7 +188,8 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
             )
         }
         (Some(choice), _) => choice == TextCodecChoice::Nn,
-        (None, _) => model.prefers_nn(),
+        // A level asks for the cm codec, whatever the model prefers.
+        (None, _) => level.is_none() && model.prefers_nn(),
     };
     if nn && matches!(model, Model::None) {
         bail!("the nn codec needs a network; -m none has no network");
@@ -172,7 +197,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
     let block_size = args.block_size.unwrap_or(if nn {
         arca_runtime::codec::NN_BLOCK_SIZE
     } else {
-        arca_runtime::codec::DEFAULT_BLOCK_SIZE
+        plan.block_size
     });
     let opts = options(io.threads, block_size);
     for_each_input(&inputs, |input| {
@@ -222,6 +247,7 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
                 let progress = Progress::maybe(&label, input.len_hint(), ui.progress());
                 let code = Code {
                     codec,
+                    alternatives: &alternatives,
                     method,
                     options: opts.clone(),
                     progress: &|n| progress.inc(n),
@@ -286,6 +312,8 @@ fn stream_error(
 /// How [`compress_stream`] codes.
 struct Code<'a> {
     codec: &'a TextCodec<'a>,
+    /// Other codecs each frame is also coded with (levels 7-9).
+    alternatives: &'a [TextCodec<'a>],
     method: Method,
     options: Options,
     progress: &'a (dyn Fn(u64) + Sync),
@@ -307,6 +335,9 @@ fn compress_stream(
         .method(code.method)
         .options(code.options)
         .progress(code.progress);
+    for other in code.alternatives {
+        encoder = encoder.alternative(other);
+    }
     let read = copy(
         &mut reader,
         &mut encoder,
