@@ -319,19 +319,7 @@ pub fn code_block<C: SymbolCoder, S: LogitsSource>(
     source: &mut S,
     block: &mut [u8],
 ) -> Result<(), CodeError<S::Error>> {
-    let frac = source.frac_bits();
-    let mut cdf = [0u32; 257];
-    for pos in 0..block.len() {
-        let (history, rest) = block.split_at_mut(pos);
-        let logits = source.logits(pos, history).map_err(CodeError::Source)?;
-        cdf_of_logits(logits, frac, &mut cdf).map_err(CodeError::Codec)?;
-        let byte = rest.first().copied().unwrap_or(0);
-        let coded = coder.code(&cdf, byte).map_err(CodeError::Codec)?;
-        if let Some(slot) = rest.first_mut() {
-            *slot = coded;
-        }
-    }
-    Ok(())
+    for_each_byte(source, block, |cdf, _, byte| coder.code(cdf, byte))
 }
 
 /// Codes one block as [`code_block`] does, with revision 2's adaptive models ([`adaptive`])
@@ -345,25 +333,37 @@ pub fn code_block_adaptive<C: SymbolCoder, S: LogitsSource>(
     block: &mut [u8],
 ) -> Result<(), CodeError<S::Error>> {
     adaptive.reset();
+    for_each_byte(source, block, |cdf, history, byte| {
+        adaptive.start_byte(history);
+        let mut partial = 1u32;
+        for shift in (0..8).rev() {
+            let p1 = adaptive.predict(cdf, partial, history);
+            let bit = coder.code_bit(p1, byte >> shift & 1 == 1)?;
+            adaptive.update(bit, partial, history);
+            partial = partial << 1 | u32::from(bit);
+        }
+        Ok(partial as u8)
+    })
+}
+
+/// The walk both revisions share: for each position of `block`, the network's CDF from
+/// `source`, then `code_byte(cdf, history, byte)` codes the byte (encoding: `byte` is the
+/// plaintext's) or decodes it (the return value, written into the block).
+fn for_each_byte<S: LogitsSource>(
+    source: &mut S,
+    block: &mut [u8],
+    mut code_byte: impl FnMut(&[u32; 257], &[u8], u8) -> Result<u8, Error>,
+) -> Result<(), CodeError<S::Error>> {
     let frac = source.frac_bits();
     let mut cdf = [0u32; 257];
     for pos in 0..block.len() {
         let (history, rest) = block.split_at_mut(pos);
         let logits = source.logits(pos, history).map_err(CodeError::Source)?;
         cdf_of_logits(logits, frac, &mut cdf).map_err(CodeError::Codec)?;
-        adaptive.start_byte(history);
         let byte = rest.first().copied().unwrap_or(0);
-        let mut partial = 1u32;
-        for shift in (0..8).rev() {
-            let p1 = adaptive.predict(&cdf, partial, history);
-            let bit = coder
-                .code_bit(p1, byte >> shift & 1 == 1)
-                .map_err(CodeError::Codec)?;
-            adaptive.update(bit, partial, history);
-            partial = partial << 1 | u32::from(bit);
-        }
+        let coded = code_byte(&cdf, history, byte).map_err(CodeError::Codec)?;
         if let Some(slot) = rest.first_mut() {
-            *slot = partial as u8;
+            *slot = coded;
         }
     }
     Ok(())
