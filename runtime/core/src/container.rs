@@ -33,7 +33,7 @@
 //!               original file that is not pixels, see `arca_image`), CRC-32 of both u32
 //! ..            the blocks, back to back, in table order (text-cm revision 2: a coded block
 //!               starts with its profile byte, bit 0 = the fast set of context models, bit 1 =
-//!               without the network; see `codec::Profile`)
+//!               without the network, bit 2 = the binary contexts; see `codec::Profile`)
 //! ```
 //!
 //! All integers are little endian.

@@ -55,6 +55,10 @@ pub struct Profile {
     /// Orders 1-4 and the match model with one mixer (no orders 5 and 7, word model, second
     /// mixer or probability maps): several times faster, a few percent larger.
     pub fast: bool,
+    /// Contexts for binary data in place of orders 5 and 7 and the word model: the bytes two
+    /// and three back, and, once the data shows a record length (the same two bytes recurring
+    /// at one distance), the bytes one and two records back (a pixel row, a table's column).
+    pub binary: bool,
     /// The network's prediction is mixed in (false: the context models alone, also for a
     /// stream made with a network, where a block's bytes are not what the network knows).
     pub network: bool,
@@ -64,19 +68,22 @@ impl Profile {
     /// Every model, with the network: what revision 1 coded every block with.
     pub const FULL: Profile = Profile {
         fast: false,
+        binary: false,
         network: true,
     };
 
     /// The byte that records it.
     pub fn byte(self) -> u8 {
-        u8::from(self.fast) | u8::from(!self.network) << 1
+        u8::from(self.fast) | u8::from(!self.network) << 1 | u8::from(self.binary) << 2
     }
 
-    /// The profile a block's first byte records, if it is one.
+    /// The profile a block's first byte records, if it is one (the binary contexts replace
+    /// models the fast set leaves out, so the two do not go together).
     pub fn from_byte(byte: u8) -> Option<Profile> {
-        (byte <= 3).then_some(Profile {
+        (byte <= 6 && byte != 5).then_some(Profile {
             fast: byte & 1 == 1,
             network: byte & 2 == 0,
+            binary: byte & 4 == 4,
         })
     }
 }
@@ -90,6 +97,8 @@ const ORDERS: [usize; 6] = [1, 2, 3, 4, 5, 7];
 const N_INPUTS: usize = 2 + 1 + ORDERS.len() + 1 + 2 + 1;
 /// Smallest length of an earlier repeat the match model follows.
 const MATCH_MIN: usize = 6;
+/// The same for binary data (shorter repeats carry there: addresses, opcodes, field values).
+const BINARY_MATCH_MIN: usize = 5;
 /// Longest match length the model distinguishes.
 const MATCH_MAX: usize = 65535;
 
@@ -256,12 +265,65 @@ pub struct Predictor {
     /// Hashed orders in use (all of [`ORDERS`], or the fast profile's first few).
     active_orders: usize,
     fast: bool,
+    /// The binary profile's record model, if it is on.
+    records: Option<Records>,
+}
+
+/// Finds a record length in binary data: the distance at which two-byte contexts keep
+/// recurring (a bitmap's row, a table's record).
+struct Records {
+    /// Per two-byte context: where it last ended, and the distance before that.
+    last: Vec<u32>,
+    gap: Vec<u32>,
+    candidate: usize,
+    votes: u32,
+    /// The record length in use (0: none found yet).
+    length: usize,
+}
+
+impl Records {
+    fn new() -> Self {
+        Records {
+            last: vec![0; 1 << 16],
+            gap: vec![0; 1 << 16],
+            candidate: 0,
+            votes: 0,
+            length: 0,
+        }
+    }
+
+    /// Notes that `history` grew by one byte.
+    fn update(&mut self, history: &[u8]) {
+        let n = history.len();
+        if n < 2 {
+            return;
+        }
+        let key = usize::from(history[n - 2]) << 8 | usize::from(history[n - 1]);
+        let last = self.last[key] as usize;
+        if last > 0 {
+            let d = n - last;
+            // Two equal gaps in a row for one context vote for that length.
+            if d > 1 && d as u32 == self.gap[key] {
+                if d == self.candidate {
+                    self.votes += 1;
+                } else {
+                    self.candidate = d;
+                    self.votes = 1;
+                }
+                if self.votes >= 8 {
+                    self.length = d;
+                }
+            }
+            self.gap[key] = d as u32;
+        }
+        self.last[key] = n as u32;
+    }
 }
 
 impl Predictor {
     /// A fresh predictor for a block of about `block_len` bytes (sizes the hash tables), with
     /// every model, or the fast profile's (`fast`).
-    pub fn new(block_len: usize, fast: bool) -> Self {
+    pub fn new(block_len: usize, fast: bool, binary: bool) -> Self {
         let bits = table_bits(block_len);
         let active_orders = if fast { FAST_ORDERS } else { ORDERS.len() };
         // Models the fast profile leaves out get no memory.
@@ -298,6 +360,7 @@ impl Predictor {
             p_final: 2048,
             active_orders,
             fast,
+            records: binary.then(Records::new),
         }
         .primed()
     }
@@ -477,6 +540,26 @@ impl Predictor {
         }
         let wh = mix32(self.word_hash.wrapping_add(0x7F4A_7C15) ^ (u32::from(byte) << 24));
         self.word_ctx = wh;
+        if let Some(records) = &mut self.records {
+            // Binary data: orders 5 and 7 and the word model give way to sparse and record
+            // contexts (same slots, other hashes).
+            records.update(&self.history);
+            let back = |k: usize| {
+                n.checked_sub(k)
+                    .map_or(0, |i| u32::from(self.history[i]) + 1)
+            };
+            // Until a record length shows, 4: the previous 32-bit word (numbers, instructions).
+            let r = if records.length > 0 {
+                records.length
+            } else {
+                4
+            };
+            let (above, above2) = (back(r), back(2 * r));
+            self.hashes[4] = mix32(0x51ED_27A3 ^ back(2) << 9 ^ back(3) << 18);
+            self.hashes[5] =
+                mix32(0x7A5B_1C2D ^ above << 9 ^ u32::from(byte) << 18 ^ (r as u32) << 27);
+            self.word_ctx = mix32(0x3C6E_F372 ^ above << 9 ^ above2 << 18 ^ back(r + 1) << 27);
+        }
 
         // Match model: extend the current match or look for a new one.
         if self.match_len > 0 {
@@ -487,9 +570,14 @@ impl Predictor {
                 self.match_len = 0;
             }
         }
-        if n >= MATCH_MIN {
+        let match_min = if self.records.is_some() {
+            BINARY_MATCH_MIN
+        } else {
+            MATCH_MIN
+        };
+        if n >= match_min {
             let mut h: u32 = 0;
-            for &b in &self.history[n - MATCH_MIN..] {
+            for &b in &self.history[n - match_min..] {
                 h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
             }
             let slot = (mix32(h) as usize) & (self.match_table.len() - 1);
@@ -504,7 +592,7 @@ impl Predictor {
                     {
                         len += 1;
                     }
-                    if len >= MATCH_MIN {
+                    if len >= match_min {
                         self.match_len = len;
                         self.match_ptr = cand;
                     }
@@ -685,11 +773,11 @@ pub(crate) fn code_block<C: BitCoder, S: CdfSource>(
     source: &mut S,
     plain: &[u8],
     len: usize,
-    fast: bool,
+    profile: Profile,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(len);
-    let mut predictor = Predictor::new(len, fast);
+    let mut predictor = Predictor::new(len, profile.fast, profile.binary);
     for pos in 0..len {
         let cdf = source.cdf(pos, &out)?;
         predictor.set_network_cdf(cdf);
@@ -716,7 +804,7 @@ mod tests {
     #[test]
     fn probabilities_stay_inside_the_coder_range() {
         for fast in [false, true] {
-            let mut p = Predictor::new(1024, fast);
+            let mut p = Predictor::new(1024, fast, !fast);
             for &bit in &[true, false, true] {
                 let p1 = p.p1();
                 assert!((1..=65535).contains(&p1));
@@ -730,7 +818,7 @@ mod tests {
         for byte in 0..=255u8 {
             match Profile::from_byte(byte) {
                 Some(p) => assert_eq!(p.byte(), byte),
-                None => assert!(byte > 3),
+                None => assert!(byte > 6 || byte == 5),
             }
         }
         assert_eq!(Profile::FULL.byte(), 0);

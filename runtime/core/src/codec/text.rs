@@ -40,6 +40,29 @@ impl Default for Options {
     }
 }
 
+/// What a block looks like, by its share of control bytes (other than tab, line feed, form
+/// feed and carriage return): text has none or a few (a terminal session's escapes: trans has
+/// 9%), executables, images and tables of numbers a quarter or more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Looks {
+    Text,
+    /// Between the two: both profiles are tried and the smaller block kept.
+    Either,
+    Binary,
+}
+
+fn looks(block: &[u8]) -> Looks {
+    let control = block
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | 0x0c | b'\r')) || b == 0x7f)
+        .count();
+    match control {
+        c if c * 8 > block.len() => Looks::Binary,
+        c if c * 64 > block.len() => Looks::Either,
+        _ => Looks::Text,
+    }
+}
+
 /// Compresses and decompresses with one model (or with none: context models only).
 ///
 /// The input is cut into blocks of `block_size` bytes. Each block is coded on its own, with a
@@ -106,11 +129,10 @@ impl<'m> TextCodec<'m> {
         profile: Profile,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        let fast = profile.fast;
         match self.model {
-            None => code_block(coder, &mut NoNetwork, plain, len, fast, progress),
+            None => code_block(coder, &mut NoNetwork, plain, len, profile, progress),
             Some(_) if !profile.network => {
-                code_block(coder, &mut NoNetwork, plain, len, fast, progress)
+                code_block(coder, &mut NoNetwork, plain, len, profile, progress)
             }
             Some(model) if batched => {
                 let mut src = BatchedSource {
@@ -121,7 +143,7 @@ impl<'m> TextCodec<'m> {
                     contexts: Vec::new(),
                     logits: Vec::new(),
                 };
-                code_block(coder, &mut src, plain, len, fast, progress)
+                code_block(coder, &mut src, plain, len, profile, progress)
             }
             Some(model) => {
                 let mut src = StepSource {
@@ -130,7 +152,7 @@ impl<'m> TextCodec<'m> {
                     context: Vec::new(),
                     logits: Vec::new(),
                 };
-                code_block(coder, &mut src, plain, len, fast, progress)
+                code_block(coder, &mut src, plain, len, profile, progress)
             }
         }
     }
@@ -161,12 +183,31 @@ impl<'m> TextCodec<'m> {
         opts: &Options,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        let profile = Profile {
-            fast: self.cm.fast,
-            network: self.model.is_some(),
-        };
         let (entries, datas) = encode_blocks(input, opts.block_size, opts.threads, |block| {
-            let coded = self.encode_cm_block(block, profile, progress)?;
+            // Binary data gets the binary contexts and no text network (the fast set has no
+            // room for them: it keeps its own); a block that may be either is coded both ways.
+            let looks = if self.cm.fast {
+                Looks::Text
+            } else {
+                looks(block)
+            };
+            let profile = Profile {
+                fast: self.cm.fast,
+                binary: looks == Looks::Binary,
+                network: self.model.is_some() && looks != Looks::Binary,
+            };
+            let mut coded = self.encode_cm_block(block, profile, progress)?;
+            if looks == Looks::Either {
+                let binary = Profile {
+                    fast: false,
+                    binary: true,
+                    network: false,
+                };
+                let other = self.encode_cm_block(block, binary, &|_| {})?;
+                if other.len() < coded.len() {
+                    coded = other;
+                }
+            }
             if !(self.cm.try_without_network && profile.network) {
                 return Ok(coded);
             }
@@ -470,13 +511,47 @@ mod tests {
     }
 
     #[test]
+    fn binary_blocks_get_the_binary_contexts() {
+        // A table of little-endian records (a counter and a slowly moving value), then text:
+        // the first block is binary, the second is not.
+        let mut data = Vec::new();
+        let mut v = 1000i32;
+        for i in 0..4000u32 {
+            v += (i.wrapping_mul(2_654_435_761) >> 28) as i32 - 7;
+            data.extend_from_slice(&v.to_le_bytes());
+            data.extend_from_slice(&(i as u16).to_le_bytes());
+        }
+        data.truncate(16 << 10);
+        data.extend_from_slice(&TEXT[..16 << 10]);
+        let codec = TextCodec::without_network();
+        let opts = options(16 << 10);
+        let packed = codec.compress(&data, &opts, &|_| {}).unwrap();
+        assert_eq!(profiles(&packed), [Some(0b110), Some(0b010)]);
+        assert_eq!(codec.decompress(&packed, &opts, &|_| {}).unwrap(), data);
+        assert_eq!(looks(&data[..16 << 10]), Looks::Binary);
+        assert_eq!(looks(&TEXT[..16 << 10]), Looks::Text);
+        // A terminal session's escapes leave text looking like text, or both are tried.
+        let escapes: Vec<u8> = TEXT[..4000]
+            .iter()
+            .flat_map(|&b| {
+                if b == b'\n' {
+                    vec![0x1b, b'[', b'K', b]
+                } else {
+                    vec![b]
+                }
+            })
+            .collect();
+        assert_ne!(looks(&escapes), Looks::Binary);
+    }
+
+    #[test]
     fn a_block_with_a_bad_profile_is_corrupt() {
         let codec = TextCodec::without_network();
         let opts = options(DEFAULT_BLOCK_SIZE);
         let good = codec.compress(&TEXT[..5000], &opts, &|_| {}).unwrap();
         let at = Stream::parse(&good).unwrap().block_offset(0).unwrap();
-        // 4 is no profile; 0 asks for a network a stream made without one does not have.
-        for byte in [4u8, 0] {
+        // 5 and 7 are no profiles; 0 asks for a network a stream made without one does not have.
+        for byte in [5u8, 7, 8, 0] {
             let mut bad = good.clone();
             bad[at] = byte;
             // The block's CRC is of the plaintext, so the container still parses.
