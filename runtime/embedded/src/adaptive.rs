@@ -113,6 +113,8 @@ pub struct Adaptive {
     match_at: usize,
     match_len: usize,
     // Per bit:
+    /// The bit the match model bets on, if it bets on this one.
+    expected: Option<bool>,
     /// Table slots used for the current bit: orders 0-3.
     slots: [usize; 4],
     inputs: [i32; INPUTS],
@@ -146,6 +148,7 @@ impl Adaptive {
             bases: [0; 3],
             match_at: 0,
             match_len: 0,
+            expected: None,
             slots: [0; 4],
             inputs: [0; INPUTS],
             set: 0,
@@ -168,17 +171,11 @@ impl Adaptive {
         self.bases = [0; 3];
         self.match_at = 0;
         self.match_len = 0;
+        self.expected = None;
         self.slots = [0; 4];
         self.inputs = [0; INPUTS];
         self.set = 0;
         self.mixed = 2048;
-    }
-
-    /// Starts a new block while keeping what the context models and the mixer learned: only
-    /// the match model, whose positions are in the previous block, forgets.
-    pub fn start_block(&mut self) {
-        self.positions = [0; 1 << MATCH_BITS];
-        self.match_len = 0;
     }
 
     /// Prepares for the byte at `history.len()` (`history` is the block before it): the order
@@ -197,14 +194,11 @@ impl Adaptive {
             hash(c1 | c2 << 9 | c3 << 18 | 3 << 27),
         ];
 
-        // The match model: extend the current match if its byte came true, else look one up.
+        // The match model: a match still on has had every bit of its byte come true (a wrong
+        // bit ends it), so it moves on; else one is looked up.
         if self.match_len > 0 {
-            if history.get(self.match_at).copied() == history.last().copied() && pos > 0 {
-                self.match_len += 1;
-                self.match_at += 1;
-            } else {
-                self.match_len = 0;
-            }
+            self.match_len += 1;
+            self.match_at += 1;
         }
         if pos >= MATCH_MIN {
             let key = history[pos - MATCH_MIN..]
@@ -218,7 +212,7 @@ impl Adaptive {
                 // A candidate counts only if its context really agrees (hashes collide).
                 if candidate > MATCH_MIN && candidate <= pos {
                     let at = candidate - 1;
-                    if at < pos && history[at - MATCH_MIN..at] == history[pos - MATCH_MIN..] {
+                    if history[at - MATCH_MIN..at] == history[pos - MATCH_MIN..] {
                         self.match_at = at;
                         self.match_len = 1;
                     }
@@ -258,6 +252,7 @@ impl Adaptive {
         ];
 
         // The match model bets on the predicted byte's bit while that byte agrees so far.
+        self.expected = None;
         let mut matched = 0;
         if self.match_len > 0 {
             let predicted = u32::from(history.get(self.match_at).copied().unwrap_or(0)) | 256;
@@ -265,6 +260,7 @@ impl Adaptive {
                 let length = self.match_len.min(MATCH_LENGTHS - 1);
                 let sure = i32::from(stretch(self.match_hits[length].p()));
                 let expected = predicted >> bit_index & 1 == 1;
+                self.expected = Some(expected);
                 matched = if expected { sure } else { -sure };
             } else {
                 self.match_len = 0;
@@ -297,21 +293,21 @@ impl Adaptive {
     }
 
     /// Learns from the coded `bit` (after [`Adaptive::predict`] for it).
-    pub fn update(&mut self, bit: bool, partial: u32, history: &[u8]) {
+    pub fn update(&mut self, bit: bool) {
         let error = (if bit { 4096 } else { 0 }) - i32::from(self.mixed);
-        // |x| <= 2047, |error| <= 4096: the product fits in i32 with room for the rate.
+        // |x| <= 2047 and |error * MIXER_RATE| <= 163,840: the product fits in i32 (no 64-bit
+        // multiply on the board's hot path). The sum wraps as release builds always did, so a
+        // pathological block (every bit against a saturated prediction, in blocks far over the
+        // board's 16 KiB) cannot make a debug build panic.
         let scaled = error * MIXER_RATE;
         for (w, &x) in self.weights[self.set].iter_mut().zip(&self.inputs) {
-            *w += ((i64::from(x) * i64::from(scaled)) >> 16) as i32;
+            *w = w.wrapping_add((x * scaled) >> 16);
         }
         self.order0[self.slots[0]].update(bit);
         self.order1[self.slots[1]].update(bit);
         self.order2[self.slots[2]].update(bit);
         self.order3[self.slots[3]].update(bit);
-        if self.match_len > 0 {
-            let bit_index = 7 - (31 - partial.leading_zeros()) as usize;
-            let predicted = u32::from(history.get(self.match_at).copied().unwrap_or(0));
-            let expected = predicted >> bit_index & 1 == 1;
+        if let Some(expected) = self.expected {
             let length = self.match_len.min(MATCH_LENGTHS - 1);
             self.match_hits[length].update(expected == bit);
             if expected != bit {

@@ -339,7 +339,7 @@ pub fn code_block_adaptive<C: SymbolCoder, S: LogitsSource>(
         for shift in (0..8).rev() {
             let p1 = adaptive.predict(cdf, partial, history);
             let bit = coder.code_bit(p1, byte >> shift & 1 == 1)?;
-            adaptive.update(bit, partial, history);
+            adaptive.update(bit);
             partial = partial << 1 | u32::from(bit);
         }
         Ok(partial as u8)
