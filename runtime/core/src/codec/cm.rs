@@ -80,11 +80,12 @@ impl Profile {
     /// The profile a block's first byte records, if it is one (the binary contexts replace
     /// models the fast set leaves out, so the two do not go together).
     pub fn from_byte(byte: u8) -> Option<Profile> {
-        (byte <= 6 && byte != 5).then_some(Profile {
+        let profile = Profile {
             fast: byte & 1 == 1,
             network: byte & 2 == 0,
             binary: byte & 4 == 4,
-        })
+        };
+        (byte < 8 && !(profile.fast && profile.binary)).then_some(profile)
     }
 }
 
@@ -262,7 +263,8 @@ pub struct Predictor {
     apm_order1: Apm,
     p_mix: u32,
     p_final: u32,
-    /// Hashed orders in use (all of [`ORDERS`], or the fast profile's first few).
+    /// Hashed orders computed per byte: all of [`ORDERS`], or the first [`FAST_ORDERS`] (the
+    /// fast profile has no others; the binary one puts its own contexts in their slots).
     active_orders: usize,
     fast: bool,
     /// The binary profile's record model, if it is on.
@@ -322,10 +324,15 @@ impl Records {
 
 impl Predictor {
     /// A fresh predictor for a block of about `block_len` bytes (sizes the hash tables), with
-    /// every model, or the fast profile's (`fast`).
-    pub fn new(block_len: usize, fast: bool, binary: bool) -> Self {
+    /// the context models of `profile` (its `network` is the caller's: the CDFs it passes).
+    pub fn new(block_len: usize, profile: Profile) -> Self {
+        let Profile { fast, binary, .. } = profile;
         let bits = table_bits(block_len);
-        let active_orders = if fast { FAST_ORDERS } else { ORDERS.len() };
+        let active_orders = if fast || binary {
+            FAST_ORDERS
+        } else {
+            ORDERS.len()
+        };
         // Models the fast profile leaves out get no memory.
         let unless_fast = |n: usize| if fast { 0 } else { n };
         Predictor {
@@ -336,7 +343,7 @@ impl Predictor {
             word_hash: 0,
             word_ctx: 0,
             order0: vec![Counter::HALF; 256],
-            orders: (0..active_orders)
+            orders: (0..if fast { FAST_ORDERS } else { ORDERS.len() })
                 .map(|_| HashedCounters::new(bits))
                 .collect(),
             word: HashedCounters::new(if fast { 0 } else { bits }),
@@ -538,11 +545,9 @@ impl Predictor {
         } else if self.word_hash != 0 {
             self.word_hash = 0;
         }
-        let wh = mix32(self.word_hash.wrapping_add(0x7F4A_7C15) ^ (u32::from(byte) << 24));
-        self.word_ctx = wh;
         if let Some(records) = &mut self.records {
             // Binary data: orders 5 and 7 and the word model give way to sparse and record
-            // contexts (same slots, other hashes).
+            // contexts (their slots, other hashes).
             records.update(&self.history);
             let back = |k: usize| {
                 n.checked_sub(k)
@@ -559,6 +564,9 @@ impl Predictor {
             self.hashes[5] =
                 mix32(0x7A5B_1C2D ^ above << 9 ^ u32::from(byte) << 18 ^ (r as u32) << 27);
             self.word_ctx = mix32(0x3C6E_F372 ^ above << 9 ^ above2 << 18 ^ back(r + 1) << 27);
+        } else {
+            self.word_ctx =
+                mix32(self.word_hash.wrapping_add(0x7F4A_7C15) ^ (u32::from(byte) << 24));
         }
 
         // Match model: extend the current match or look for a new one.
@@ -777,7 +785,7 @@ pub(crate) fn code_block<C: BitCoder, S: CdfSource>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(len);
-    let mut predictor = Predictor::new(len, profile.fast, profile.binary);
+    let mut predictor = Predictor::new(len, profile);
     for pos in 0..len {
         let cdf = source.cdf(pos, &out)?;
         predictor.set_network_cdf(cdf);
@@ -803,8 +811,9 @@ mod tests {
 
     #[test]
     fn probabilities_stay_inside_the_coder_range() {
-        for fast in [false, true] {
-            let mut p = Predictor::new(1024, fast, !fast);
+        for byte in [0, 1, 2, 3, 4, 6] {
+            let profile = Profile::from_byte(byte).unwrap();
+            let mut p = Predictor::new(1024, profile);
             for &bit in &[true, false, true] {
                 let p1 = p.p1();
                 assert!((1..=65535).contains(&p1));

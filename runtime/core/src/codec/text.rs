@@ -129,11 +129,8 @@ impl<'m> TextCodec<'m> {
         profile: Profile,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
-        match self.model {
+        match self.model.filter(|_| profile.network) {
             None => code_block(coder, &mut NoNetwork, plain, len, profile, progress),
-            Some(_) if !profile.network => {
-                code_block(coder, &mut NoNetwork, plain, len, profile, progress)
-            }
             Some(model) if batched => {
                 let mut src = BatchedSource {
                     model,
@@ -155,6 +152,38 @@ impl<'m> TextCodec<'m> {
                 code_block(coder, &mut src, plain, len, profile, progress)
             }
         }
+    }
+
+    /// The profiles a block is coded with: the first, and any others tried (the smallest
+    /// result is kept). Binary data gets the binary contexts and no text network (the fast set
+    /// has no room for them and keeps its own); a block that may be either is coded both ways;
+    /// `try_without_network` adds the network-less twin of the first.
+    fn profiles_for(&self, block: &[u8]) -> (Profile, Vec<Profile>) {
+        let looks = if self.cm.fast {
+            Looks::Text
+        } else {
+            looks(block)
+        };
+        let first = Profile {
+            fast: self.cm.fast,
+            binary: looks == Looks::Binary,
+            network: self.model.is_some() && looks != Looks::Binary,
+        };
+        let mut others = Vec::new();
+        if looks == Looks::Either {
+            others.push(Profile {
+                fast: false,
+                binary: true,
+                network: false,
+            });
+        }
+        if self.cm.try_without_network && first.network {
+            others.push(Profile {
+                network: false,
+                ..first
+            });
+        }
+        (first, others)
     }
 
     /// One `text-cm` block as revision 2 stores it: the profile's byte, then the coded bits.
@@ -184,44 +213,16 @@ impl<'m> TextCodec<'m> {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<u8>, CodecError> {
         let (entries, datas) = encode_blocks(input, opts.block_size, opts.threads, |block| {
-            // Binary data gets the binary contexts and no text network (the fast set has no
-            // room for them: it keeps its own); a block that may be either is coded both ways.
-            let looks = if self.cm.fast {
-                Looks::Text
-            } else {
-                looks(block)
-            };
-            let profile = Profile {
-                fast: self.cm.fast,
-                binary: looks == Looks::Binary,
-                network: self.model.is_some() && looks != Looks::Binary,
-            };
-            let mut coded = self.encode_cm_block(block, profile, progress)?;
-            if looks == Looks::Either {
-                let binary = Profile {
-                    fast: false,
-                    binary: true,
-                    network: false,
-                };
-                let other = self.encode_cm_block(block, binary, &|_| {})?;
+            let (first, others) = self.profiles_for(block);
+            let mut coded = self.encode_cm_block(block, first, progress)?;
+            // Further tries are not reported as progress: the block counts once.
+            for profile in others {
+                let other = self.encode_cm_block(block, profile, &|_| {})?;
                 if other.len() < coded.len() {
                     coded = other;
                 }
             }
-            if !(self.cm.try_without_network && profile.network) {
-                return Ok(coded);
-            }
-            // The second pass is not reported as progress: the block counts once.
-            let alone = Profile {
-                network: false,
-                ..profile
-            };
-            let other = self.encode_cm_block(block, alone, &|_| {})?;
-            Ok(if other.len() < coded.len() {
-                other
-            } else {
-                coded
-            })
+            Ok(coded)
         })?;
         let header = blocks::header(
             Codec::TextCm,
