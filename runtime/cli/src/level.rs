@@ -67,7 +67,7 @@ pub struct LevelArgs {
     /// text-embedded's network with the fast set or every model; 5, 6: text-small's (6 is
     /// the default); 7: each frame (8 MiB) coded with text-small and with text-embedded, the
     /// smaller kept; 8, 9: also without a network, and each block with and without one, in
-    /// blocks of 4 and 16 MiB (about 4x level 6's time). -m and -B override the level's
+    /// blocks of 4 and 16 MiB (about twice level 6's compression time; decoding as fast). -m and -B override the level's
     /// model and block size (-m: no other models are tried). Only the default codec (cm) has
     /// levels
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
@@ -100,10 +100,12 @@ impl LevelArgs {
         ];
         let mut asked: Vec<u8> = (1..=9u8).filter(|&n| flags[usize::from(n - 1)]).collect();
         asked.extend(self.level);
+        // `-3 --level 3` asks for one level.
+        asked.sort_unstable();
+        asked.dedup();
         match asked.as_slice() {
             [] => Ok(None),
             [n] => Ok(Some(*n)),
-            [a, b, ..] if asked.iter().all(|x| x == a) && a == b => Ok(Some(*a)),
             _ => Err(format!(
                 "several levels given ({}); give one",
                 asked

@@ -803,6 +803,19 @@ fn every_level_round_trips() {
     ] {
         assert_error(&arca(dir.path(), args), needle);
     }
+    let circuit = root().join("models/pc/trained/hclt-mnist-M32.arcm");
+    let circuit = circuit.to_str().expect("utf-8 path");
+    assert_error(
+        &arca(dir.path(), &["compress", "-m", circuit, "-3", "a.txt"]),
+        "levels are for text models",
+    );
+    // Nothing was written by the refusals.
+    assert!(!dir.path().join("a.txt.arca").exists());
     let out = arca(dir.path(), &["compress", "--level", "10", "a.txt"]);
     assert!(!out.status.success() && stderr(&out).contains("10"));
+    // The same level twice is one level.
+    assert_eq!(
+        compress_pipe(&data, &["-3", "--level", "3"]),
+        compress_pipe(&data, &["-3"])
+    );
 }

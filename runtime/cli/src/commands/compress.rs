@@ -170,6 +170,12 @@ pub fn compress(args: &CompressArgs, ui: &Ui) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let job = match &model {
         Model::Circuit { circuit, .. } => {
+            if level.is_some() {
+                bail!(
+                    "levels are for text models; '{}' codes images",
+                    circuit.name()
+                );
+            }
             if args.eiw.is_some() {
                 bail!(
                     "--eiw is for text models; '{}' codes images",
