@@ -386,7 +386,7 @@ fn the_emitted_model_fits_the_board() {
     let _ = model::Model::new().context_len();
     // Issue #22's RAM budget is 64 KiB with the block buffer: the block buffer and revision 2's
     // context models take 16 + 29 KiB of it; the scratch, the range decoder and the stack frames
-    // about 6 more (52,680-52,768 bytes high-water under qemu, targets/cortex-m/README.md).
+    // about 6 more (52,672-52,768 bytes high-water under qemu, targets/cortex-m/README.md).
     let ram = codec::NN_BLOCK_SIZE as usize + arca_embedded::Adaptive::SIZE;
     assert!(
         arca_embedded::Adaptive::SIZE <= 30 << 10 && ram <= 46 << 10,
