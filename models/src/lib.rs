@@ -8,7 +8,7 @@
 //!
 //! | feature | models | size |
 //! | --- | --- | ---: |
-//! | `text` | [`TEXT_SMALL`] (the default compressor), [`TEXT_EMBEDDED`] (the Cortex-M model), [`TEXT_EMBEDDED_V1`] (its first version, for old streams) | 4.6 MB |
+//! | `text` | [`TEXT_SMALL`] (the default compressor), [`TEXT_EMBEDDED`] (the Cortex-M model), [`TEXT_SMALL_V1`] and [`TEXT_EMBEDDED_V1`] (their first versions, for old streams) | 7.2 MB |
 //! | `arith` | [`ARITH_ADD_PADREV`], [`ARITH_MUL_PADREV`] (need tract to run) | 6.5 MB |
 //!
 //! How each was trained, and what it measures, is in the model cards (`README.md`).
@@ -53,6 +53,15 @@ impl Model {
 pub static TEXT_SMALL: Model = Model {
     name: "text-small",
     bytes: arca_bundle::include_bundle!("../text-small.arcm"),
+};
+
+/// The first text-small (2026-11-26, trained on books only), kept so that streams written with
+/// it still decode: a decoder finds it by the model id in the stream. It is not offered for
+/// compressing (`arca` writes with [`TEXT_SMALL`]).
+#[cfg(feature = "text")]
+pub static TEXT_SMALL_V1: Model = Model {
+    name: "text-small-v1",
+    bytes: arca_bundle::include_bundle!("../legacy/text-small-v1.arcm"),
 };
 
 /// The microcontroller text model (`text-nn` codec, decoded on a Cortex-M4).

@@ -212,8 +212,9 @@ fn bad_window_input_is_a_clear_error() {
         ),
         "whole number",
     );
-    // Tokens that are not windows this model writes.
-    fs::write(d.join("junk.tok"), [0xffu8; 64]).expect("write");
+    // Tokens that are not windows this model writes (which codes are depends on the model:
+    // for the shipped text-small, all-ones windows decode, alternating bits do not).
+    fs::write(d.join("junk.tok"), [0xaau8; 64]).expect("write");
     fails_with(
         &arca(
             d,

@@ -221,6 +221,33 @@ fn golden_streams_decode_on_every_tier() {
     }
 }
 
+/// Streams of earlier `text-cm` revisions, written with the first text-small (books only,
+/// shipped on as `text-small-v1`), decode on every tier: `fields.c.text-cm-r1.arca` is revision
+/// 1 (6 blocks of 2 KiB, no profile bytes; `regen.sh` at commit 6548376),
+/// `fields.c.text-cm-r2.arca` revision 2 (a profile byte per block; `arca compress` at commit
+/// 4216fb3).
+#[test]
+fn earlier_revisions_still_decode_on_every_tier() {
+    let original = read(&root().join("tests/data/canterbury/fields.c"));
+    for (revision, name) in [(1, "fields.c.text-cm-r1"), (2, "fields.c.text-cm-r2")] {
+        let stream = read(&root().join(format!("tests/golden/{name}.arca")));
+        let header = Stream::parse(&stream).expect("parses").header().clone();
+        assert_eq!(header.codec_revision, revision, "{name}");
+        assert_eq!(
+            header.model_name, "text-small",
+            "{name}: written with the first text-small"
+        );
+        for tier in TIERS {
+            let decoded = arca(tier, &["decompress", "-q", "-c"], &stream);
+            assert!(
+                decoded == original,
+                "tests/golden/{name}.arca decoded under the {} tier differs from the original",
+                tier.name
+            );
+        }
+    }
+}
+
 #[test]
 fn streams_are_identical_across_tiers() {
     // A text none of the golden streams holds; several blocks so blocks are checked too.

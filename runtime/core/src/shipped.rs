@@ -34,6 +34,8 @@ static SHIPPED: &[&ShippedModel] = &[
     #[cfg(feature = "models")]
     &arca_models::TEXT_EMBEDDED,
     #[cfg(feature = "models")]
+    &arca_models::TEXT_SMALL_V1,
+    #[cfg(feature = "models")]
     &arca_models::TEXT_EMBEDDED_V1,
     #[cfg(all(feature = "models", feature = "tract"))]
     &arca_models::ARITH_ADD_PADREV,

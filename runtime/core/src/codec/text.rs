@@ -164,10 +164,12 @@ impl<'m> TextCodec<'m> {
         } else {
             looks(block)
         };
+        let binary = looks == Looks::Binary;
         let first = Profile {
             fast: self.cm.fast,
-            binary: looks == Looks::Binary,
-            network: self.model.is_some() && looks != Looks::Binary,
+            binary,
+            network: self.model.is_some() && !binary,
+            extended: !self.cm.fast && !binary,
         };
         let mut others = Vec::new();
         if looks == Looks::Either {
@@ -175,6 +177,7 @@ impl<'m> TextCodec<'m> {
                 fast: false,
                 binary: true,
                 network: false,
+                extended: false,
             });
         }
         if self.cm.try_without_network && first.network {
@@ -423,8 +426,11 @@ impl<'m> TextCodec<'m> {
                     return Err(corrupt);
                 };
                 let rest = &data[1..];
-                // A block cannot use a network the stream was not made with.
-                if profile.network && header.model_id == 0 {
+                // A block cannot use a network the stream was not made with, nor models newer
+                // than its stream.
+                if profile.network && header.model_id == 0
+                    || profile.extended && header.codec_revision < 3
+                {
                     return Err(corrupt);
                 }
                 (profile, rest)
@@ -496,7 +502,7 @@ mod tests {
             full.compress(text, &opts, &|_| {}).unwrap(),
             fast.compress(text, &opts, &|_| {}).unwrap(),
         );
-        assert_eq!(profiles(&a), [Some(0b10); 4]);
+        assert_eq!(profiles(&a), [Some(0b1010); 4]);
         assert_eq!(profiles(&b), [Some(0b11); 4]);
         assert!(
             a.len() < b.len() && b.len() < a.len() * 11 / 10,
@@ -527,7 +533,7 @@ mod tests {
         let codec = TextCodec::without_network();
         let opts = options(16 << 10);
         let packed = codec.compress(&data, &opts, &|_| {}).unwrap();
-        assert_eq!(profiles(&packed), [Some(0b110), Some(0b010)]);
+        assert_eq!(profiles(&packed), [Some(0b110), Some(0b1010)]);
         assert_eq!(codec.decompress(&packed, &opts, &|_| {}).unwrap(), data);
         assert_eq!(looks(&data[..16 << 10]), Looks::Binary);
         assert_eq!(looks(&TEXT[..16 << 10]), Looks::Text);
@@ -551,8 +557,10 @@ mod tests {
         let opts = options(DEFAULT_BLOCK_SIZE);
         let good = codec.compress(&TEXT[..5000], &opts, &|_| {}).unwrap();
         let at = Stream::parse(&good).unwrap().block_offset(0).unwrap();
-        // 5 and 7 are no profiles; 0 asks for a network a stream made without one does not have.
-        for byte in [5u8, 7, 8, 0] {
+        // 5, 7, 9 and 12 are no profiles (the extended contexts go with neither the fast nor
+        // the binary set), 16 and up neither; 0 and 8 ask for a network a stream made without
+        // one does not have.
+        for byte in [5u8, 7, 9, 12, 16, 0, 8] {
             let mut bad = good.clone();
             bad[at] = byte;
             // The block's CRC is of the plaintext, so the container still parses.
@@ -600,7 +608,11 @@ mod tests {
         for i in 0..2 {
             assert_eq!(two_sizes[i], one_sizes[i].min(alone_sizes[i]), "block {i}");
         }
-        assert_eq!(profiles(&two)[0], Some(0), "the network helps on English");
+        assert_eq!(
+            profiles(&two)[0],
+            Some(0b1000),
+            "the network helps on English"
+        );
         assert_eq!(codec.decompress(&two, &opts, &|_| {})?, data);
         Ok(())
     }
