@@ -245,7 +245,8 @@ impl Mixer {
         }
     }
 
-    fn mix(&mut self, inputs: &[i32; N_INPUTS], set: usize) -> u32 {
+    /// Mixes `inputs` (the first inputs of a set; weights of inputs left out stay as they are).
+    fn mix(&mut self, inputs: &[i32], set: usize) -> u32 {
         self.set = set * N_INPUTS;
         let w = &self.weights[self.set..self.set + N_INPUTS];
         let mut dot: i64 = 0;
@@ -257,7 +258,7 @@ impl Mixer {
         self.p12
     }
 
-    fn update(&mut self, inputs: &[i32; N_INPUTS], bit: bool, rate: i32) {
+    fn update(&mut self, inputs: &[i32], bit: bool, rate: i32) {
         let err = ((i32::from(bit) << 12) - self.p12 as i32) * rate;
         let w = &mut self.weights[self.set..self.set + N_INPUTS];
         for (x, w) in inputs.iter().zip(w.iter_mut()) {
@@ -293,6 +294,9 @@ pub struct Predictor {
     nn_slot: usize,
     // Mixing.
     inputs: [i32; N_INPUTS],
+    /// How many of `inputs` a profile uses: without the extended contexts theirs are always 0
+    /// and left out of the mixers' sums (same result, less work).
+    active: usize,
     mixer: Mixer,
     mixer2: Mixer,
     apm_order0: Apm,
@@ -606,6 +610,7 @@ impl Predictor {
             nn_counters: vec![Counter::HALF; 4096],
             nn_slot: 0,
             inputs: [0; N_INPUTS],
+            active: if extended { N_INPUTS } else { N_INPUTS - EXTRA },
             mixer: Mixer::new(256, spread),
             mixer2: Mixer::new(unless_fast(64 * 8), spread),
             apm_order0: Apm::new(unless_fast(256)),
@@ -741,19 +746,18 @@ impl Predictor {
         } else {
             1 + match_bucket(self.match_len).min(62)
         };
-        let p1 = self.mixer.mix(&self.inputs, c0);
+        let inputs = &self.inputs[..self.active];
+        let p1 = self.mixer.mix(inputs, c0);
         if self.fast {
             self.p_mix = p1;
             self.p_final = p1.clamp(1, 4095);
             return;
         }
-        let p2 = self
-            .mixer2
-            .mix(&self.inputs, m_state * 8 + self.bit_pos as usize);
+        let p2 = self.mixer2.mix(inputs, m_state * 8 + self.bit_pos as usize);
         let c1 = self.history.last().copied().unwrap_or(0) as usize;
         self.p_mix = match &mut self.extended {
             Some(x) => {
-                let p3 = x.mixer3.mix(&self.inputs, c1 * 8 + self.bit_pos as usize);
+                let p3 = x.mixer3.mix(inputs, c1 * 8 + self.bit_pos as usize);
                 x.last.mix([p1, p2, p3], self.bit_pos)
             }
             None => (p1 + p2 + 1) >> 1,
@@ -775,11 +779,12 @@ impl Predictor {
         if self.match_slot != usize::MAX {
             self.match_counters[self.match_slot].update(bit, 1023);
         }
-        self.mixer.update(&self.inputs, bit, self.mixer_rate);
+        let inputs = &self.inputs[..self.active];
+        self.mixer.update(inputs, bit, self.mixer_rate);
         if !self.fast {
             let idx = self.slot_index[ORDERS.len()];
             self.word.slots[idx].update(bit, self.word_limit);
-            self.mixer2.update(&self.inputs, bit, self.mixer_rate);
+            self.mixer2.update(inputs, bit, self.mixer_rate);
             self.apm_order0.update(bit, self.apm_rate);
             self.apm_order1.update(bit, self.apm_rate);
         }
@@ -787,7 +792,7 @@ impl Predictor {
             for (table, &slot) in x.tables.iter_mut().zip(&x.slots) {
                 table.slots[slot].update(bit, 60);
             }
-            x.mixer3.update(&self.inputs, bit, self.mixer_rate);
+            x.mixer3.update(inputs, bit, self.mixer_rate);
             x.last.update(bit);
         }
 
