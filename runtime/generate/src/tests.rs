@@ -180,6 +180,9 @@ fn stop_token_ends_plain_and_speculative_output_alike() {
     assert_eq!(stats.prompt_tokens, 0);
 }
 
+/// With a drafter, the sampled text depends on the seed and on the draft lengths: these are
+/// pinned here (`draft_start`), since the measured first length depends on how busy the machine
+/// is (an unpinned run failed once, under load, in the full test suite).
 #[test]
 fn sampling_is_reproducible_from_the_seed() {
     let target = net(1);
@@ -188,6 +191,7 @@ fn sampling_is_reproducible_from_the_seed() {
         n: 60,
         sampling: Sampling::with_temperature(0.8, 0.95),
         seed: 7,
+        draft_start: Some(4),
         ..Options::default()
     };
     let mut d = ModelDrafter::new(small.decoder(), 0.0);
