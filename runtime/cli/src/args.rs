@@ -352,7 +352,9 @@ pub struct GenerateArgs {
     /// drafts are rarely confident, and stopping them early measured slower)
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_unit)]
     pub draft_p_min: f64,
-    /// Start drafting with this length instead of the one the measured costs suggest
+    /// Start drafting with this length instead of the one the measured costs suggest (the
+    /// measured one depends on how busy the machine is: set this for sampled output that a
+    /// --seed reproduces)
     #[arg(long, value_name = "K")]
     pub draft_start: Option<usize>,
     /// Keep the draft length fixed (at --draft-start, or the measured choice)
