@@ -119,12 +119,12 @@ fn emitted_model_gives_the_runtimes_logits_bit_for_bit() -> Result {
     Ok(())
 }
 
-/// Decodes `bytes` with the emitted model as the firmware does.
+/// Decodes `bytes` with the emitted model as the firmware does (in a buffer of one window).
 fn firmware_decode(
     bytes: &[u8],
 ) -> std::result::Result<Vec<u8>, DecodeError<Infallible, Infallible>> {
     let mut out = Vec::new();
-    let mut buf = vec![0u8; codec::NN_BLOCK_SIZE as usize];
+    let mut buf = vec![0u8; arca_embedded::WINDOW];
     stream::decode(bytes, model::MODEL_ID, model::Model::new(), &mut buf, |b| {
         out.extend_from_slice(b);
         Ok(())
@@ -208,42 +208,53 @@ impl Network for Runtime<'_> {
     }
 }
 
-/// Streams of text-nn revision 1 (the network alone, before the adaptive models of revision 2)
-/// written with the first text-embedded still decode, with the runtime (which finds that model
-/// by the stream's id) and with the embedded decoder: `tests/golden/xargs.1.text-nn-r1.arca`
-/// was written by `arca compress -m text-embedded` at commit 84a8a68.
+/// Streams of earlier text-nn revisions still decode, with the runtime (which finds their model
+/// by the stream's id) and with the embedded decoder: revision 1 (the network alone, before
+/// the adaptive models of revision 2) written with the first text-embedded,
+/// `tests/golden/xargs.1.text-nn-r1.arca` (`arca compress -m text-embedded` at commit 84a8a68),
+/// and revision 2 (the whole block in memory), `tests/golden/fields.c.text-nn-r2.arca` (`arca
+/// compress -m text-embedded -B 2K` at commit a7d7084, six blocks).
 #[test]
-fn revision_1_streams_still_decode_on_both_decoders() -> Result {
-    let golden = std::fs::read(workspace_root().join("tests/golden/xargs.1.text-nn-r1.arca"))?;
+fn earlier_revisions_still_decode_on_both_decoders() -> Result {
+    earlier_revision_decodes("xargs.1", "tests/golden/xargs.1.text-nn-r1.arca", 1)?;
+    earlier_revision_decodes("fields.c", "tests/golden/fields.c.text-nn-r2.arca", 2)
+}
+
+fn earlier_revision_decodes(name: &str, path: &str, revision: u16) -> Result {
+    let golden = std::fs::read(workspace_root().join(path))?;
     let header = Stream::parse(&golden)?.header().clone();
-    assert_eq!(header.codec_revision, 1);
+    assert_eq!(header.codec_revision, revision);
     let v1 = shipped::shipped()
         .iter()
         .map(|m| m.bundle())
         .collect::<std::result::Result<Vec<_>, _>>()?
         .into_iter()
         .find(|b| b.id() == header.model_id)
-        .ok_or("the first text-embedded is not shipped")?;
+        .ok_or("the stream's text-embedded is not shipped")?;
     assert_eq!(v1.manifest().name, "text-embedded");
     let net = TextModel::load(&v1)?;
     let codec = TextCodec::new(&net, v1.id(), "text-embedded");
-    let want = read("xargs.1");
+    let want = read(name);
     let opts = Options {
         block_size: codec::NN_BLOCK_SIZE,
         threads: 0,
     };
     assert_eq!(codec.decompress(&golden, &opts, &|_| {})?, want);
     let mut out = Vec::new();
-    let mut buf = vec![0u8; codec::NN_BLOCK_SIZE as usize];
+    // The firmware's buffer: one window, which held a revision 2 block.
+    let mut buf = vec![0u8; arca_embedded::WINDOW];
     stream::decode(&golden, v1.id(), Runtime(&net), &mut buf, |b| {
         out.extend_from_slice(b);
         Ok::<(), Infallible>(())
     })
     .map_err(|e| e.to_string())?;
     assert_eq!(out, want);
-    // What this build writes with the same network is revision 2, and smaller.
+    // What this build writes with the same network is a later revision, and smaller.
     let now = codec.compress_nn(&want, &opts, &|_| {})?;
-    assert_eq!(Stream::parse(&now)?.header().codec_revision, 2);
+    assert_eq!(
+        Stream::parse(&now)?.header().codec_revision,
+        arca_embedded::REVISION
+    );
     assert!(
         now.len() < golden.len(),
         "{} vs {}",
@@ -384,10 +395,11 @@ fn the_emitted_model_fits_the_board() {
         "{statics} bytes of statics"
     );
     let _ = model::Model::new().context_len();
-    // Issue #22's RAM budget is 64 KiB with the block buffer: the block buffer and revision 2's
-    // context models take 16 + 29 KiB of it; the scratch, the range decoder and the stack frames
-    // about 6 more (52,672-52,768 bytes high-water under qemu, targets/cortex-m/README.md).
-    let ram = codec::NN_BLOCK_SIZE as usize + arca_embedded::Adaptive::SIZE;
+    // Issue #22's RAM budget is 64 KiB with the output buffer: that buffer (one window, the
+    // history of revision 3) and the context models take 16 + 29 KiB of it; the scratch, the
+    // range decoder and the stack frames about 6 more (52,624-52,632 bytes high-water under
+    // qemu, targets/cortex-m/README.md).
+    let ram = arca_embedded::WINDOW + arca_embedded::Adaptive::SIZE;
     assert!(
         arca_embedded::Adaptive::SIZE <= 30 << 10 && ram <= 46 << 10,
         "{} bytes of context models, {ram} with the block buffer",

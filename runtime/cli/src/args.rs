@@ -614,14 +614,14 @@ pub struct CompressArgs {
     pub io: Transform,
     /// Block size: blocks are coded independently and in parallel; larger blocks compress
     /// better, smaller ones use more cores on small files. Accepts K, M and G suffixes
-    /// (powers of 1024). Default 1M; 16K with the text-nn codec (a microcontroller holds one
-    /// block in RAM)
+    /// (powers of 1024). Default 1M; 256K with the text-nn codec (a microcontroller decodes a
+    /// block of any size with 16 KiB of RAM for it)
     #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u32>,
     /// Text codec: `cm` mixes the network with large adaptive context models (best ratio); `nn`
-    /// mixes it with small ones (29 KiB), so a decoder needs only the network, those and one
-    /// block of RAM (the codec of `targets/cortex-m`). Default: the model's own choice (`nn` for
-    /// text-embedded, `cm` otherwise)
+    /// mixes it with small ones (29 KiB), so a decoder needs only the network, those and 16
+    /// KiB of RAM for history (the codec of `targets/cortex-m`). Default: the model's own
+    /// choice (`nn` for text-embedded, `cm` otherwise)
     #[arg(long, value_name = "CODEC", conflicts_with = "eiw")]
     pub codec: Option<TextCodecChoice>,
     /// Equal-Info Windows: cut the output into windows of exactly W bits (a multiple of 8 from
@@ -944,7 +944,7 @@ pub struct BenchArgs {
     /// Worker threads for arca; 0 uses every core (the tools run with their own defaults)
     #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
-    /// Block size of plain arca (K, M and G suffixes). Default 1M; 16K with the text-nn codec
+    /// Block size of plain arca (K, M and G suffixes). Default 1M; 256K with the text-nn codec
     #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u32>,
     /// Codec of plain arca: `cm` (network and context models) or `nn` (network and small ones);

@@ -706,7 +706,7 @@ fn arith_answers_checks_and_refuses() {
     );
 }
 
-/// `-m text-embedded` writes `text-nn` (network and small context models, 16 KiB blocks) by default; every
+/// `-m text-embedded` writes `text-nn` (network and small context models, 256 KiB blocks) by default; every
 /// sample round trips, `list` names the codec, and `--codec` overrides either way.
 #[test]
 fn text_nn_codec_for_the_embedded_model() {
@@ -732,11 +732,11 @@ fn text_nn_codec_for_the_embedded_model() {
         assert_ok(&out);
         assert_eq!(out.stdout, &alice[..40_000], "{label}");
     }
-    // 16 KiB blocks by default, -B overrides.
+    // 256 KiB blocks by default, -B overrides.
     let header_blocks = |s: &[u8]| u32::from_le_bytes([s[72], s[73], s[74], s[75]]);
-    assert_eq!(header_blocks(&nn), 3);
-    let one = compress_pipe(&alice[..40_000], &["-m", "text-embedded", "-B", "64K"]);
-    assert_eq!(header_blocks(&one), 1);
+    assert_eq!(header_blocks(&nn), 1);
+    let three = compress_pipe(&alice[..40_000], &["-m", "text-embedded", "-B", "16K"]);
+    assert_eq!(header_blocks(&three), 3);
 }
 
 #[test]

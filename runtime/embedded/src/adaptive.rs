@@ -32,6 +32,8 @@
 use arca_coder::logistic::{squash, stretch};
 use arca_coder::quantize::bit_probability;
 
+use crate::{History, WINDOW};
+
 /// Slots of the order-1, order-2 and order-3 tables (log2).
 const ORDER_BITS: [u32; 3] = [12, 12, 12];
 /// Slots of the match model's position table (log2).
@@ -106,6 +108,9 @@ pub struct Adaptive {
     /// How often the predicted byte was right, per match length.
     match_hits: [Counter; MATCH_LENGTHS],
     weights: [[i32; INPUTS]; SETS],
+    /// Revision 3: positions wrap at 2^16 and a match must lie in the window (revision 2: a
+    /// block's positions past 64 KiB are not registered).
+    windowed: bool,
     // Per byte:
     /// Hashes of the previous 1, 2 and 3 bytes.
     bases: [u32; 3],
@@ -145,6 +150,7 @@ impl Adaptive {
             positions: [0; 1 << MATCH_BITS],
             match_hits: [Counter(0); MATCH_LENGTHS],
             weights: [[0; INPUTS]; SETS],
+            windowed: false,
             bases: [0; 3],
             match_at: 0,
             match_len: 0,
@@ -156,8 +162,10 @@ impl Adaptive {
         }
     }
 
-    /// Forgets everything learned: the state at the start of a block (in place).
-    pub fn reset(&mut self) {
+    /// Forgets everything learned: the state at the start of a block (in place) of codec
+    /// `revision` (2, or 3 and later).
+    pub fn reset(&mut self, revision: u16) {
+        self.windowed = revision >= 3;
         self.order0.fill(Counter::HALF);
         self.order1.fill(Counter::HALF);
         self.order2.fill(Counter::HALF);
@@ -178,15 +186,11 @@ impl Adaptive {
         self.mixed = 2048;
     }
 
-    /// Prepares for the byte at `history.len()` (`history` is the block before it): the order
-    /// contexts and the match model's candidate.
-    pub fn start_byte(&mut self, history: &[u8]) {
-        let pos = history.len();
-        let byte = |back: usize| -> u32 {
-            pos.checked_sub(back)
-                .and_then(|i| history.get(i))
-                .map_or(0, |&b| u32::from(b) + 1)
-        };
+    /// Prepares for the byte at `history.pos()`: the order contexts and the match model's
+    /// candidate.
+    pub fn start_byte(&mut self, history: History<'_>) {
+        let pos = history.pos();
+        let byte = |back: usize| -> u32 { history.back(back).map_or(0, |b| u32::from(b) + 1) };
         let (c1, c2, c3) = (byte(1), byte(2), byte(3));
         self.bases = [
             hash(c1 | 1 << 24),
@@ -201,25 +205,40 @@ impl Adaptive {
             self.match_at += 1;
         }
         if pos >= MATCH_MIN {
-            let key = history[pos - MATCH_MIN..]
-                .iter()
-                .fold(0x811C_9DC5u32, |h, &b| {
-                    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-                });
+            // The last MATCH_MIN bytes, oldest first (in the history: pos >= MATCH_MIN, and a
+            // window is far longer).
+            let key = (1..=MATCH_MIN).rev().fold(0x811C_9DC5u32, |h, back| {
+                let b = history.back(back).unwrap_or(0);
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
             let slot = (hash(key) >> (32 - MATCH_BITS)) as usize;
             if self.match_len == 0 {
-                let candidate = usize::from(self.positions[slot]);
+                let stored = usize::from(self.positions[slot]);
+                // Where the byte after the candidate's context is, if anywhere.
+                let at = if self.windowed {
+                    // Positions are kept modulo 2^16; the window is far shorter.
+                    let distance = pos.wrapping_sub(stored.wrapping_sub(1)) & 0xFFFF;
+                    (stored != 0 && distance > 0 && distance + MATCH_MIN <= WINDOW)
+                        .then(|| pos - distance)
+                } else {
+                    (stored > MATCH_MIN && stored <= pos).then(|| stored - 1)
+                };
                 // A candidate counts only if its context really agrees (hashes collide).
-                if candidate > MATCH_MIN && candidate <= pos {
-                    let at = candidate - 1;
-                    if history[at - MATCH_MIN..at] == history[pos - MATCH_MIN..] {
+                if let Some(at) = at.filter(|&at| at >= MATCH_MIN) {
+                    let agrees = (1..=MATCH_MIN).all(|back| {
+                        let then = history.get(at - back);
+                        then.is_some() && then == history.back(back)
+                    });
+                    if agrees {
                         self.match_at = at;
                         self.match_len = 1;
                     }
                 }
             }
-            // u16 positions: blocks past 64 KiB simply stop registering new candidates.
-            if let Ok(p) = u16::try_from(pos + 1) {
+            if self.windowed {
+                self.positions[slot] = (pos + 1) as u16;
+            } else if let Ok(p) = u16::try_from(pos + 1) {
+                // Revision 2: blocks past 64 KiB simply stop registering new candidates.
                 self.positions[slot] = p;
             }
         }
@@ -228,7 +247,7 @@ impl Adaptive {
     /// `P(bit = 1)` in units of 2^-16 for the next bit of the byte: `partial` is the bits of the
     /// byte coded so far with a leading 1 (1 for the first bit), `cdf` the network's cumulative
     /// table of the byte (257 entries) and `history` the block before the byte.
-    pub fn predict(&mut self, cdf: &[u32; 257], partial: u32, history: &[u8]) -> u16 {
+    pub fn predict(&mut self, cdf: &[u32; 257], partial: u32, history: History<'_>) -> u16 {
         let bit_index = 7 - (31 - partial.leading_zeros()) as usize;
         // The symbols still possible: [lo, hi), split at mid.
         let depth = 8 - bit_index - 1;
@@ -255,7 +274,7 @@ impl Adaptive {
         self.expected = None;
         let mut matched = 0;
         if self.match_len > 0 {
-            let predicted = u32::from(history.get(self.match_at).copied().unwrap_or(0)) | 256;
+            let predicted = u32::from(history.get(self.match_at).unwrap_or(0)) | 256;
             if predicted >> (bit_index + 1) == partial {
                 let length = self.match_len.min(MATCH_LENGTHS - 1);
                 let sure = i32::from(stretch(self.match_hits[length].p()));

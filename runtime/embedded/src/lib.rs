@@ -75,8 +75,13 @@ pub const PRECISION: u32 = 24;
 /// Codec revision this build writes: bumped whenever a change here changes the coded bits;
 /// stored in each stream. Revision 1 codes each byte with the network's distribution alone
 /// ([`code_block`]); revision 2 mixes in small adaptive models, bit by bit
-/// ([`code_block_adaptive`]).
-pub const REVISION: u16 = 2;
+/// ([`code_block_adaptive`]); revision 3 lets a block be longer than a decoder's memory: the
+/// models see the last [`WINDOW`] bytes, and a decoder checks and writes the block in segments
+/// of that length ([`code_segment`]).
+pub const REVISION: u16 = 3;
+/// Revision 3's window: how far back its models look, hence the memory a decoder needs for
+/// history (a ring of this many bytes), and the length of the segments a block is checked in.
+pub const WINDOW: usize = 16 << 10;
 /// The oldest revision this build still reads.
 pub const OLDEST_REVISION: u16 = 1;
 /// Longest network context [`StepSource`] builds (bytes).
@@ -103,9 +108,8 @@ pub trait LogitsSource {
     type Error;
     /// Fractional bits of the logits.
     fn frac_bits(&self) -> u32;
-    /// The logits of the byte at `pos` given the block's bytes before it (`history`, exactly
-    /// `pos` bytes).
-    fn logits(&mut self, pos: usize, history: &[u8]) -> Result<&[i32; 256], Self::Error>;
+    /// The logits of the byte at `history.pos()` given the block's bytes before it.
+    fn logits(&mut self, history: History<'_>) -> Result<&[i32; 256], Self::Error>;
 }
 
 /// Writes the network context of position `pos` (the `out.len()` bytes before it, oldest first,
@@ -118,6 +122,50 @@ pub fn context_at(history: &[u8], pos: usize, pad: u16, out: &mut [u16]) {
             Some(i) => history.get(i).map_or(pad, |&b| u16::from(b)),
             None => pad,
         };
+    }
+}
+
+/// The bytes of a block before the current position that the models may look at: all of them
+/// (revisions 1 and 2), or the last [`WINDOW`] (revision 3), held in a buffer that is either
+/// the whole block or a ring.
+#[derive(Clone, Copy)]
+pub struct History<'a> {
+    ring: &'a [u8],
+    pos: usize,
+    window: usize,
+}
+
+impl<'a> History<'a> {
+    /// The first `pos` bytes of `block`, all visible.
+    pub fn of_block(block: &'a [u8], pos: usize) -> Self {
+        History {
+            ring: block,
+            pos,
+            window: usize::MAX,
+        }
+    }
+
+    /// The position of the byte being coded (the number of bytes before it).
+    #[inline]
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The byte at position `i` of the block, if it is before the current one and in the
+    /// window.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<u8> {
+        if i < self.pos && self.pos - i <= self.window {
+            self.ring.get(i % self.ring.len()).copied()
+        } else {
+            None
+        }
+    }
+
+    /// The byte `k` positions back (`back(1)` is the previous byte), if in the window.
+    #[inline]
+    pub fn back(&self, k: usize) -> Option<u8> {
+        self.pos.checked_sub(k).and_then(|i| self.get(i))
     }
 }
 
@@ -174,13 +222,17 @@ impl<N: Network> LogitsSource for StepSource<N> {
         self.net.frac_bits()
     }
 
-    fn logits(&mut self, pos: usize, history: &[u8]) -> Result<&[i32; 256], Self::Error> {
+    fn logits(&mut self, history: History<'_>) -> Result<&[i32; 256], Self::Error> {
         let n = self.net.context_len();
         let ctx = self
             .context
             .get_mut(..n)
             .ok_or(StepError::ContextTooLong(n))?;
-        context_at(history, pos, self.net.pad(), ctx);
+        let pad = self.net.pad();
+        for (j, slot) in ctx.iter_mut().enumerate() {
+            // Slot j holds the byte n - j back (a window is far longer than any context).
+            *slot = history.back(n - j).map_or(pad, u16::from);
+        }
         self.net
             .logits(ctx, &mut self.logits)
             .map_err(StepError::Network)?;
@@ -283,6 +335,8 @@ pub enum Error {
     Encoder,
     /// The logits do not form a distribution (a bad `frac_bits`).
     Distribution,
+    /// A revision 3 buffer that holds neither the block nor a whole number of windows.
+    Buffer,
 }
 
 impl fmt::Display for Error {
@@ -291,6 +345,7 @@ impl fmt::Display for Error {
             Error::Corrupt => "coded data is corrupted",
             Error::Encoder => "range encoder failed (output buffer full)",
             Error::Distribution => "network logits do not form a distribution",
+            Error::Buffer => "the buffer holds neither the block nor a whole number of windows",
         })
     }
 }
@@ -319,7 +374,10 @@ pub fn code_block<C: SymbolCoder, S: LogitsSource>(
     source: &mut S,
     block: &mut [u8],
 ) -> Result<(), CodeError<S::Error>> {
-    for_each_byte(source, block, |cdf, _, byte| coder.code(cdf, byte))
+    let len = block.len();
+    walk(source, block, usize::MAX, 0..len, |cdf, _, byte| {
+        coder.code(cdf, byte)
+    })
 }
 
 /// Codes one block as [`code_block`] does, with revision 2's adaptive models ([`adaptive`])
@@ -332,39 +390,111 @@ pub fn code_block_adaptive<C: SymbolCoder, S: LogitsSource>(
     adaptive: &mut Adaptive,
     block: &mut [u8],
 ) -> Result<(), CodeError<S::Error>> {
-    adaptive.reset();
-    for_each_byte(source, block, |cdf, history, byte| {
-        adaptive.start_byte(history);
-        let mut partial = 1u32;
-        for shift in (0..8).rev() {
-            let p1 = adaptive.predict(cdf, partial, history);
-            let bit = coder.code_bit(p1, byte >> shift & 1 == 1)?;
-            adaptive.update(bit);
-            partial = partial << 1 | u32::from(bit);
-        }
-        Ok(partial as u8)
+    adaptive.reset(2);
+    let len = block.len();
+    walk(source, block, usize::MAX, 0..len, |cdf, history, byte| {
+        code_bits(coder, adaptive, cdf, history, byte)
     })
 }
 
-/// The walk both revisions share: for each position of `block`, the network's CDF from
-/// `source`, then `code_byte(cdf, history, byte)` codes the byte (encoding: `byte` is the
-/// plaintext's) or decodes it (the return value, written into the block).
-fn for_each_byte<S: LogitsSource>(
+/// Codes the next segment of a revision 3 block of `len` bytes, in either direction: the bytes
+/// from `*pos` (0 at the start of the block, which resets `adaptive`) to the next multiple of
+/// [`WINDOW`] or `len`, whichever comes first, and moves `*pos` there. Returns where the
+/// segment's bytes are in `ring` (encoding: they were read from there; decoding: they were
+/// written there).
+///
+/// `ring` is the whole block (`ring.len() >= len`; an encoder's plaintext) or a ring of the
+/// last `ring.len()` bytes, a whole number of windows (a decoder's buffer: byte `i` of the block
+/// is at `i % ring.len()`). Either way the models see exactly the last [`WINDOW`] bytes, so an
+/// encoder holding the whole block and a decoder holding one window compute the same
+/// predictions.
+pub fn code_segment<C: SymbolCoder, S: LogitsSource>(
+    coder: &mut C,
     source: &mut S,
+    adaptive: &mut Adaptive,
+    ring: &mut [u8],
+    len: usize,
+    pos: &mut usize,
+) -> Result<core::ops::Range<usize>, CodeError<S::Error>> {
+    let whole = ring.len() >= len;
+    if !whole && (ring.len() < WINDOW || !ring.len().is_multiple_of(WINDOW)) {
+        return Err(CodeError::Codec(Error::Buffer));
+    }
+    let start = *pos;
+    if start == 0 {
+        adaptive.reset(3);
+    }
+    let end = len.min((start / WINDOW + 1) * WINDOW);
+    walk(source, ring, WINDOW, start..end, |cdf, history, byte| {
+        code_bits(coder, adaptive, cdf, history, byte)
+    })?;
+    *pos = end;
+    let at = if whole { start } else { start % ring.len() };
+    Ok(at..at + (end - start))
+}
+
+/// Codes a whole revision 3 block held in `block` (see [`code_segment`]), in either direction.
+pub fn code_block_windowed<C: SymbolCoder, S: LogitsSource>(
+    coder: &mut C,
+    source: &mut S,
+    adaptive: &mut Adaptive,
     block: &mut [u8],
-    mut code_byte: impl FnMut(&[u32; 257], &[u8], u8) -> Result<u8, Error>,
+) -> Result<(), CodeError<S::Error>> {
+    let (len, mut pos) = (block.len(), 0);
+    if len == 0 {
+        adaptive.reset(3);
+    }
+    while pos < len {
+        code_segment(coder, source, adaptive, block, len, &mut pos)?;
+    }
+    Ok(())
+}
+
+/// One byte as 8 binary decisions mixed by the adaptive models (revisions 2 and 3).
+#[inline]
+fn code_bits<C: SymbolCoder>(
+    coder: &mut C,
+    adaptive: &mut Adaptive,
+    cdf: &[u32; 257],
+    history: History<'_>,
+    byte: u8,
+) -> Result<u8, Error> {
+    adaptive.start_byte(history);
+    let mut partial = 1u32;
+    for shift in (0..8).rev() {
+        let p1 = adaptive.predict(cdf, partial, history);
+        let bit = coder.code_bit(p1, byte >> shift & 1 == 1)?;
+        adaptive.update(bit);
+        partial = partial << 1 | u32::from(bit);
+    }
+    Ok(partial as u8)
+}
+
+/// The walk every revision shares: for each position in `range`, the network's CDF from
+/// `source`, then `code_byte(cdf, history, byte)` codes the byte (encoding: `byte` is the
+/// plaintext's, read from `ring`) or decodes it (the return value, written into `ring`). Byte
+/// `i` of the block lives at `ring[i % ring.len()]`; the history sees the last `window` bytes.
+fn walk<S: LogitsSource>(
+    source: &mut S,
+    ring: &mut [u8],
+    window: usize,
+    range: core::ops::Range<usize>,
+    mut code_byte: impl FnMut(&[u32; 257], History<'_>, u8) -> Result<u8, Error>,
 ) -> Result<(), CodeError<S::Error>> {
     let frac = source.frac_bits();
     let mut cdf = [0u32; 257];
-    for pos in 0..block.len() {
-        let (history, rest) = block.split_at_mut(pos);
-        let logits = source.logits(pos, history).map_err(CodeError::Source)?;
+    let size = ring.len();
+    for pos in range {
+        let slot = pos % size;
+        let history = History {
+            ring: &*ring,
+            pos,
+            window,
+        };
+        let logits = source.logits(history).map_err(CodeError::Source)?;
         cdf_of_logits(logits, frac, &mut cdf).map_err(CodeError::Codec)?;
-        let byte = rest.first().copied().unwrap_or(0);
-        let coded = code_byte(&cdf, history, byte).map_err(CodeError::Codec)?;
-        if let Some(slot) = rest.first_mut() {
-            *slot = coded;
-        }
+        let coded = code_byte(&cdf, history, ring[slot]).map_err(CodeError::Codec)?;
+        ring[slot] = coded;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use core::fmt;
 
 use crate::{
     Adaptive, CodeError, Decoding, Error, Network, OLDEST_REVISION, PRECISION, REVISION, StepError,
-    StepSource, code_block, code_block_adaptive,
+    StepSource, WINDOW, code_block, code_block_adaptive, code_segment,
 };
 
 /// The four bytes every `.arca` stream starts with.
@@ -468,11 +468,21 @@ impl<N: fmt::Debug + fmt::Display, S: fmt::Debug + fmt::Display> core::error::Er
 {
 }
 
+/// The checksums a revision 3 block starts with: one CRC-32 (little endian) of each of its
+/// [`WINDOW`]-byte segments but the last (which the block's own CRC-32 covers), and the coded
+/// bytes after them; `None` if the block is too short to hold them.
+pub fn split_segment_crcs(data: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
+    let n = len.div_ceil(WINDOW).saturating_sub(1);
+    data.split_at_checked(n * 4)
+}
+
 /// Decodes a `text-nn` stream (or one whose blocks are all stored) made for the model with id
-/// `model_id`, one block at a time into `buf`; each block goes to `sink` once its CRC-32 has
-/// matched. Returns the number of bytes written. Every structural check, and the check that
-/// each block fits `buf`, comes before the first byte is written; a damaged block stops the
-/// decoding with [`DecodeError::BlockCorrupt`] before anything of it is written.
+/// `model_id`, into `buf`, and hands the text to `sink` in pieces that have been checked: whole
+/// blocks of revisions 1 and 2 (each must fit `buf`), [`WINDOW`]-byte segments of revision 3
+/// blocks (`buf` must hold a window; it is used as a ring). Returns the number of bytes written.
+/// Every structural check, and the check that the blocks fit `buf`, comes before the first byte
+/// is written; a damaged block stops the decoding with [`DecodeError::BlockCorrupt`] before
+/// anything of it that does not match its checksum is written.
 pub fn decode<N: Network, S>(
     bytes: &[u8],
     model_id: u128,
@@ -502,61 +512,106 @@ pub fn decode<N: Network, S>(
         }
         other => return Err(DecodeError::Codec(other)),
     }
+    let windowed = h.codec == CODEC_TEXT_NN && h.codec_revision >= 3;
+    // A revision 3 block needs a window of buffer (or itself, if shorter); revisions 1 and 2
+    // the whole block.
+    let need = |len: u32| {
+        if windowed {
+            len.min(WINDOW as u32)
+        } else {
+            len
+        }
+    };
     if let Some(b) = stream
         .blocks()
-        .find(|b| !b.stored && b.original_len as usize > buf.len())
+        .find(|b| !b.stored && need(b.original_len) as usize > buf.len())
     {
         return Err(DecodeError::BlockTooLarge {
-            len: b.original_len,
+            len: need(b.original_len),
             buffer: buf.len(),
         });
     }
     let mut source = StepSource::new(net);
-    // Revision 2's context models: on the stack of whoever calls this (about 30 KiB).
+    // The context models: on the stack of whoever calls this (about 30 KiB).
     let mut adaptive = Adaptive::new();
     let mut written = 0u64;
     for (i, block) in stream.blocks().enumerate() {
         let index = i as u32;
-        let plain: &[u8] = if block.stored {
-            block.data
-        } else {
-            let out = &mut buf[..block.original_len as usize];
-            let mut dec =
-                Decoding::new(block.data).map_err(|_| DecodeError::BlockCorrupt(index))?;
-            let coded = if h.codec_revision == 1 {
-                code_block(&mut dec, &mut source, out)
-            } else {
-                code_block_adaptive(&mut dec, &mut source, &mut adaptive, out)
-            };
-            match coded {
-                Ok(()) => {}
-                Err(CodeError::Source(StepError::Network(e))) => {
-                    return Err(DecodeError::Network(e));
-                }
-                Err(CodeError::Source(StepError::ContextTooLong(n))) => {
-                    return Err(DecodeError::ContextTooLong(n));
-                }
-                Err(CodeError::Codec(Error::Distribution)) => {
-                    return Err(DecodeError::Distribution);
-                }
-                Err(CodeError::Codec(_)) => return Err(DecodeError::BlockCorrupt(index)),
+        let corrupt = || DecodeError::BlockCorrupt(index);
+        if block.stored {
+            if crc32fast::hash(block.data) != block.crc32 {
+                return Err(corrupt());
             }
-            out
-        };
-        if crc32fast::hash(plain) != block.crc32 {
-            return Err(DecodeError::BlockCorrupt(index));
+            sink(block.data).map_err(DecodeError::Sink)?;
+            written += block.data.len() as u64;
+            continue;
         }
-        sink(plain).map_err(DecodeError::Sink)?;
-        written += plain.len() as u64;
+        let len = block.original_len as usize;
+        if windowed {
+            // A ring of whole windows, or the block if it is shorter.
+            let ring_len = if len <= buf.len() {
+                len
+            } else {
+                buf.len() / WINDOW * WINDOW
+            };
+            let ring = &mut buf[..ring_len];
+            let (crcs, data) = split_segment_crcs(block.data, len).ok_or_else(corrupt)?;
+            let mut dec = Decoding::new(data).map_err(|_| corrupt())?;
+            let mut whole = crc32fast::Hasher::new();
+            if len == 0 && crc32fast::hash(&[]) != block.crc32 {
+                return Err(corrupt());
+            }
+            let mut pos = 0;
+            while pos < len {
+                let at = code_segment(&mut dec, &mut source, &mut adaptive, ring, len, &mut pos)
+                    .map_err(|e| decode_error(e, index))?;
+                let segment = &ring[at];
+                whole.update(segment);
+                let checked = match crcs.chunks_exact(4).nth((pos - 1) / WINDOW) {
+                    Some(c) => crc32fast::hash(segment).to_le_bytes() == c,
+                    // The last segment: the block's checksum covers it.
+                    None => whole.clone().finalize() == block.crc32,
+                };
+                if !checked {
+                    return Err(corrupt());
+                }
+                sink(segment).map_err(DecodeError::Sink)?;
+                written += segment.len() as u64;
+            }
+            continue;
+        }
+        let out = &mut buf[..len];
+        let mut dec = Decoding::new(block.data).map_err(|_| corrupt())?;
+        let coded = if h.codec_revision == 1 {
+            code_block(&mut dec, &mut source, out)
+        } else {
+            code_block_adaptive(&mut dec, &mut source, &mut adaptive, out)
+        };
+        coded.map_err(|e| decode_error(e, index))?;
+        if crc32fast::hash(out) != block.crc32 {
+            return Err(corrupt());
+        }
+        sink(out).map_err(DecodeError::Sink)?;
+        written += out.len() as u64;
     }
     Ok(written)
+}
+
+/// A coding error of block `index` as a decoding error.
+fn decode_error<N, S>(e: CodeError<StepError<N>>, index: u32) -> DecodeError<N, S> {
+    match e {
+        CodeError::Source(StepError::Network(e)) => DecodeError::Network(e),
+        CodeError::Source(StepError::ContextTooLong(n)) => DecodeError::ContextTooLong(n),
+        CodeError::Codec(Error::Distribution) => DecodeError::Distribution,
+        CodeError::Codec(_) => DecodeError::BlockCorrupt(index),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tests::Next;
-    use crate::{Encoding, stored_len};
+    use crate::{Encoding, code_block_windowed, stored_len};
     use alloc::vec::Vec;
     use arca_coder::RangeEncoder;
     use core::convert::Infallible;
@@ -579,11 +634,19 @@ mod tests {
             let mut source = StepSource::new(Next);
             match revision {
                 1 => code_block(&mut enc, &mut source, &mut copy).unwrap(),
-                _ => code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy).unwrap(),
+                2 => code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy).unwrap(),
+                _ => code_block_windowed(&mut enc, &mut source, &mut adaptive, &mut copy).unwrap(),
             }
             let words = enc.finish().unwrap();
-            let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            bytes.truncate(stored_len(&words));
+            let mut bytes = Vec::new();
+            if revision >= 3 {
+                let checked = block.len().div_ceil(WINDOW) - 1;
+                for segment in block.chunks(WINDOW).take(checked) {
+                    bytes.extend_from_slice(&crc32fast::hash(segment).to_le_bytes());
+                }
+            }
+            bytes.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+            bytes.truncate(bytes.len() - words.len() * 4 + stored_len(&words));
             let stored = bytes.len() >= block.len();
             let data = if stored { block.to_vec() } else { bytes };
             table.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -624,6 +687,93 @@ mod tests {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// Text whose repeats are both nearer and farther than a window.
+    fn long_text() -> Vec<u8> {
+        let mut t = Vec::new();
+        let mut i = 0u32;
+        while t.len() < 3 * WINDOW + 5000 {
+            let line = alloc::format!("{} line {} of {}\n", i % 97, i * 7 % 1013, i % 5);
+            t.extend_from_slice(line.as_bytes());
+            i += 1;
+        }
+        t
+    }
+
+    #[test]
+    fn windowed_blocks_decode_through_a_one_window_ring() {
+        let t = long_text();
+        for bs in [WINDOW, WINDOW + 1, 2 * WINDOW + 3, t.len()] {
+            let s = write(&t, bs);
+            for buf in [WINDOW, 2 * WINDOW, t.len()] {
+                let mut pieces = Vec::new();
+                let mut out = Vec::new();
+                let mut ring = alloc::vec![0u8; buf];
+                let n = decode(
+                    &s,
+                    ID,
+                    Next,
+                    &mut ring,
+                    |b: &[u8]| -> Result<(), Infallible> {
+                        pieces.push(b.len());
+                        out.extend_from_slice(b);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(n as usize, t.len());
+                assert_eq!(out, t, "block size {bs}, buffer {buf}");
+                assert!(pieces.iter().all(|&p| p <= WINDOW), "{pieces:?}");
+            }
+        }
+        // A buffer shorter than a window cannot hold the history.
+        let s = write(&t, t.len());
+        assert_eq!(
+            decode_all(&s, WINDOW - 1),
+            Err(DecodeError::BlockTooLarge {
+                len: WINDOW as u32,
+                buffer: WINDOW - 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_damaged_window_stops_the_decoding_after_the_windows_before_it() {
+        let t = long_text();
+        let s = write(&t, t.len());
+        let body = s.len()
+            - Stream::parse(&s)
+                .unwrap()
+                .blocks()
+                .next()
+                .unwrap()
+                .data
+                .len();
+        // The second window's checksum, then a byte of the coded data well into the block.
+        for at in [body + 4, s.len() - 40] {
+            let mut bad = s.clone();
+            bad[at] ^= 0x10;
+            let mut out = Vec::new();
+            let mut ring = alloc::vec![0u8; WINDOW];
+            let r = decode(
+                &bad,
+                ID,
+                Next,
+                &mut ring,
+                |b: &[u8]| -> Result<(), Infallible> {
+                    out.extend_from_slice(b);
+                    Ok(())
+                },
+            );
+            assert_eq!(r, Err(DecodeError::BlockCorrupt(0)), "byte {at}");
+            assert!(
+                out.len() % WINDOW == 0 && out.len() < t.len(),
+                "{}",
+                out.len()
+            );
+            assert_eq!(out, t[..out.len()], "only checked windows are written");
+        }
     }
 
     fn text() -> Vec<u8> {

@@ -4,9 +4,10 @@
 //!
 //! The codec and the stream checks are `arca-embedded`'s, the same code `arca compress` uses on
 //! a PC; the network is `src/model.rs`, emitted from the `text-embedded` bundle by
-//! `arca-codegen emit` (weights in flash, fixed buffers). Nothing here allocates: one block of
-//! output (16 KiB, the `text-nn` default) is decoded into a buffer on the stack and written only
-//! after its CRC-32 matched.
+//! `arca-codegen emit` (weights in flash, fixed buffers). Nothing here allocates: the output is
+//! decoded into a 16 KiB buffer on the stack and written only after its CRC-32 matched: a
+//! `text-nn` revision 3 block of any length one window (16 KiB) at a time, the buffer being the
+//! ring of history its models see; a revision 1 or 2 block whole (at most 16 KiB).
 //!
 //! Statistics go to stderr: bytes, instructions per byte (SysTick under `qemu -icount shift=0`
 //! counts one tick per 40 instructions; see `run.sh`) and the stack's high-water mark.
@@ -27,8 +28,9 @@ use cortex_m_semihosting::{debug, hio};
 /// The stream, linked in by `build.rs` from `ARCA_STREAM`.
 static STREAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stream.arca"));
 
-/// Largest block this firmware decodes (the output buffer, on the stack).
-const BLOCK_BUFFER: usize = 16 << 10;
+/// The output buffer, on the stack: one `text-nn` window (the history of revision 3's models),
+/// and the largest revision 1 or 2 block this firmware decodes.
+const BLOCK_BUFFER: usize = arca_embedded::WINDOW;
 
 /// Stack paint, to measure the high-water mark.
 const PAINT: u32 = 0xA5C3_5A3C;

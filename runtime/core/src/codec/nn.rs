@@ -1,7 +1,9 @@
-//! The `text-nn` codec: the network and small adaptive context models (revision 2; revision 1,
-//! still read, had the network alone), sized so that a decoder needs the network, 29 KiB of
-//! tables and one block of memory. The coder itself is `arca-embedded`'s, the same code the
-//! Cortex-M firmware runs; this file adapts a [`ByteModel`] to it.
+//! The `text-nn` codec: the network and small adaptive context models, sized so that a decoder
+//! needs the network, 29 KiB of tables and 16 KiB of history (revision 3: the models see the
+//! last [`arca_embedded::WINDOW`] bytes, and a block carries a checksum per window so that a
+//! decoder can write it in checked pieces; revision 2, still read, needed the whole block in
+//! memory; revision 1 had the network alone). The coder itself is `arca-embedded`'s, the same
+//! code the Cortex-M firmware runs; this file adapts a [`ByteModel`] to it.
 
 use arca_coder::RangeEncoder;
 
@@ -11,10 +13,11 @@ use crate::engine::{ByteModel, ModelError};
 use super::blocks::{self, ENCODE_BATCH, encode_blocks, trimmed_bytes};
 use super::error::CodecError;
 
-/// Default block size of `text-nn` streams: a decoder holds one block in RAM to check its CRC
-/// before writing it, and the Cortex-M firmware (`targets/cortex-m`) has 16 KiB for it. Each
-/// block starts with PAD context and fresh adaptive models.
-pub const NN_BLOCK_SIZE: u32 = 16 << 10;
+/// Default block size of `text-nn` streams. Each block starts with PAD context and fresh
+/// adaptive models, so longer blocks compress better (the models learn for longer); a decoder
+/// holds only the last [`arca_embedded::WINDOW`] bytes whatever the block size, and the PC
+/// decodes blocks in parallel.
+pub const NN_BLOCK_SIZE: u32 = 256 << 10;
 
 /// A [`ByteModel`] seen as an [`arca_embedded::Network`]: one context per call.
 pub(crate) struct NnNetwork<'m> {
@@ -73,7 +76,8 @@ impl arca_embedded::LogitsSource for NnBatched<'_> {
         self.model.logit_frac_bits()
     }
 
-    fn logits(&mut self, pos: usize, _history: &[u8]) -> Result<&[i32; 256], ModelError> {
+    fn logits(&mut self, history: arca_embedded::History<'_>) -> Result<&[i32; 256], ModelError> {
+        let pos = history.pos();
         if pos < self.start || pos >= self.start + self.rows {
             let n = self.model.context_len();
             let batch = ENCODE_BATCH.min(self.data.len().saturating_sub(pos)).max(1);
@@ -109,8 +113,9 @@ pub(crate) fn nn_error<E: Into<ModelError>>(e: arca_embedded::CodeError<E>) -> C
     }
 }
 
-/// Encodes one `text-nn` block, batched (`true`) or one network call per byte: the stream is
-/// the same either way (the encoder's batches are a speed-up only).
+/// Encodes one `text-nn` block (revision 3: the checksums of its windows but the last, then the
+/// coded bytes), batched (`true`) or one network call per byte: the stream is the same either
+/// way (the encoder's batches are a speed-up only).
 pub(crate) fn encode_block(
     model: &dyn ByteModel,
     block: &[u8],
@@ -128,37 +133,61 @@ pub(crate) fn encode_block(
             contexts: Vec::new(),
             logits: Vec::new(),
         };
-        arca_embedded::code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy)
+        arca_embedded::code_block_windowed(&mut enc, &mut source, &mut adaptive, &mut copy)
             .map_err(nn_error)?;
     } else {
         let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
-        arca_embedded::code_block_adaptive(&mut enc, &mut source, &mut adaptive, &mut copy)
+        arca_embedded::code_block_windowed(&mut enc, &mut source, &mut adaptive, &mut copy)
             .map_err(nn_error)?;
     }
     let words = enc
         .finish()
         .map_err(|e| CodecError::Options(format!("range coder: {e}")))?;
-    Ok(trimmed_bytes(&words))
+    let checked = block
+        .len()
+        .div_ceil(arca_embedded::WINDOW)
+        .saturating_sub(1);
+    let mut out: Vec<u8> = block
+        .chunks(arca_embedded::WINDOW)
+        .take(checked)
+        .flat_map(|segment| crc32fast::hash(segment).to_le_bytes())
+        .collect();
+    out.extend_from_slice(&trimmed_bytes(&words));
+    Ok(out)
 }
 
-/// Decodes one coded `text-nn` block of `len` bytes of codec revision `revision` (1 or 2,
-/// checked with the header), one network call per byte.
+/// Decodes one coded `text-nn` block of `len` bytes of codec revision `revision` (1 to 3,
+/// checked with the header), one network call per byte. A revision 3 block's window checksums
+/// are checked here (the firmware checks each before writing its window; the caller checks the
+/// block's).
 pub(crate) fn decode_block(
     model: &dyn ByteModel,
     revision: u16,
     data: &[u8],
     len: usize,
 ) -> Result<Vec<u8>, CodecError> {
+    let corrupt = || CodecError::BlockCorrupt { index: 0 };
     let mut out = vec![0u8; len];
-    let mut dec =
-        arca_embedded::Decoding::new(data).map_err(|_| CodecError::BlockCorrupt { index: 0 })?;
-    let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
-    if revision == 1 {
-        arca_embedded::code_block(&mut dec, &mut source, &mut out).map_err(nn_error)?;
+    let (crcs, data) = if revision >= 3 {
+        arca_embedded::stream::split_segment_crcs(data, len).ok_or_else(corrupt)?
     } else {
-        let mut adaptive = Box::new(arca_embedded::Adaptive::new());
-        arca_embedded::code_block_adaptive(&mut dec, &mut source, &mut adaptive, &mut out)
-            .map_err(nn_error)?;
+        (&[][..], data)
+    };
+    let mut dec = arca_embedded::Decoding::new(data).map_err(|_| corrupt())?;
+    let mut source = arca_embedded::StepSource::new(NnNetwork::new(model));
+    let mut adaptive = Box::new(arca_embedded::Adaptive::new());
+    match revision {
+        1 => arca_embedded::code_block(&mut dec, &mut source, &mut out),
+        2 => arca_embedded::code_block_adaptive(&mut dec, &mut source, &mut adaptive, &mut out),
+        _ => arca_embedded::code_block_windowed(&mut dec, &mut source, &mut adaptive, &mut out),
+    }
+    .map_err(nn_error)?;
+    let checked = out
+        .chunks(arca_embedded::WINDOW)
+        .zip(crcs.chunks_exact(4))
+        .all(|(segment, crc)| crc32fast::hash(segment).to_le_bytes() == crc);
+    if !checked {
+        return Err(corrupt());
     }
     Ok(out)
 }
