@@ -17,6 +17,16 @@ start=$(date +%s)
 "$run" "$work/good.arca" > "$work/out" 2> "$work/err"
 cat "$work/err" >&2
 cmp "$work/out" "$src"
+# The RAM budget (64 KiB, statics and stack): the decoder's stack must leave at least 1 KiB.
+check_stack() {
+  local used
+  used=$(sed -n 's/.*stack high-water \([0-9]*\) bytes.*/\1/p' "$1")
+  if [ -z "$used" ] || [ "$used" -gt $((63 * 1024)) ]; then
+    echo "cortex-m: stack high-water '${used}' bytes leaves under 1 KiB of the 64 KiB RAM" >&2
+    exit 1
+  fi
+}
+check_stack "$work/err"
 echo "cortex-m: $(basename "$src") decoded exactly under qemu in $(( $(date +%s) - start )) s"
 
 # Device text (issue #22): the first ARCA_CORTEX_MIXED_BYTES (default 4000) bytes of each file of
@@ -32,6 +42,7 @@ if [ -d "$mixed" ]; then
   "$run" "$work/mixed.arca" > "$work/mixed.out" 2> "$work/err"
   cat "$work/err" >&2
   cmp "$work/mixed.out" "$work/mixed"
+  check_stack "$work/err"
   echo "cortex-m: $(wc -c < "$work/mixed") bytes of mixed/eval decoded exactly under qemu in $(( $(date +%s) - start )) s"
 else
   echo "cortex-m: $mixed not found; the device-text decode is skipped"

@@ -396,13 +396,13 @@ fn the_emitted_model_fits_the_board() {
     );
     let _ = model::Model::new().context_len();
     // Issue #22's RAM budget is 64 KiB with the output buffer: that buffer (one window, the
-    // history of revision 3) and the context models take 16 + 29 KiB of it; the scratch, the
-    // range decoder and the stack frames about 6 more (52,624-52,632 bytes high-water under
-    // qemu, targets/cortex-m/README.md).
+    // history of revision 3) and the context models take 16 + 40.2 KiB of it; the scratch, the
+    // range decoder and the stack frames about 6 more (63,784-63,840 bytes high-water under
+    // qemu, targets/cortex-m/README.md; targets/cortex-m/test.sh fails above 63 KiB).
     let ram = arca_embedded::WINDOW + arca_embedded::Adaptive::SIZE;
     assert!(
-        arca_embedded::Adaptive::SIZE <= 30 << 10 && ram <= 46 << 10,
-        "{} bytes of context models, {ram} with the block buffer",
+        arca_embedded::Adaptive::SIZE <= 41 << 10 && ram <= 57 << 10,
+        "{} bytes of context models, {ram} with the output buffer",
         arca_embedded::Adaptive::SIZE
     );
 }

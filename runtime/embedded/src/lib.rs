@@ -665,6 +665,85 @@ pub(crate) mod tests {
         );
     }
 
+    /// Revision 3: the bytes coded, and the block decoded through a ring of one window.
+    fn roundtrip_windowed(plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut adaptive = Adaptive::new();
+        let mut copy = plain.to_vec();
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        code_block_windowed(
+            &mut enc,
+            &mut StepSource::new(Hashy),
+            &mut adaptive,
+            &mut copy,
+        )
+        .unwrap();
+        assert_eq!(copy, plain, "encoding leaves the block unchanged");
+        let bytes = finish(enc);
+        let mut out = Vec::new();
+        let mut ring = alloc::vec![0u8; WINDOW];
+        let mut dec = Decoding::new(&bytes).unwrap();
+        let mut source = StepSource::new(Hashy);
+        let mut pos = 0;
+        while pos < plain.len() {
+            let at = code_segment(
+                &mut dec,
+                &mut source,
+                &mut adaptive,
+                &mut ring,
+                plain.len(),
+                &mut pos,
+            )
+            .unwrap();
+            out.extend_from_slice(&ring[at]);
+        }
+        (bytes, out)
+    }
+
+    #[test]
+    fn windowed_blocks_keep_learning_past_a_window() {
+        // Log lines whose fields repeat with periods of hundreds of lines: a block of revision 3
+        // (one window of history, models that keep learning) against revision 2's 16 KiB blocks.
+        let mut log = Vec::new();
+        let mut i = 0u32;
+        while log.len() < 4 * WINDOW {
+            let line = alloc::format!(
+                "Dec  5 04:{:02}:{:02} host{} kernel: usb {}-{}: device {} ({})\n",
+                i / 60 % 60,
+                i % 60,
+                i % 3,
+                i % 211,
+                i % 7,
+                i * 37 % 499,
+                ["new", "reset", "gone"][(i % 3) as usize]
+            );
+            log.extend_from_slice(line.as_bytes());
+            i += 1;
+        }
+        let (windowed, out) = roundtrip_windowed(&log);
+        assert_eq!(out, log);
+        let blocks: usize = log
+            .chunks(WINDOW)
+            .map(|b| roundtrip_adaptive(b).0.len())
+            .sum();
+        assert!(
+            windowed.len() * 10 < blocks * 9,
+            "{} bytes against {blocks} in 16 KiB blocks of revision 2",
+            windowed.len()
+        );
+        // A buffer that is neither the block nor whole windows is refused.
+        let mut dec = Decoding::new(&windowed).unwrap();
+        let mut ring = alloc::vec![0u8; WINDOW + 1];
+        let r = code_segment(
+            &mut dec,
+            &mut StepSource::new(Hashy),
+            &mut Adaptive::new(),
+            &mut ring,
+            log.len(),
+            &mut 0,
+        );
+        assert_eq!(r, Err(CodeError::Codec(Error::Buffer)));
+    }
+
     #[test]
     fn context_is_padded_before_the_start() {
         let mut ctx = [0u16; 4];
@@ -736,7 +815,8 @@ pub(crate) mod tests {
         #[test]
         fn any_bytes_round_trip(plain in proptest::collection::vec(any::<u8>(), 0..600)) {
             prop_assert_eq!(roundtrip(&plain), plain.clone());
-            prop_assert_eq!(roundtrip_adaptive(&plain).1, plain);
+            prop_assert_eq!(roundtrip_adaptive(&plain).1, plain.clone());
+            prop_assert_eq!(roundtrip_windowed(&plain).1, plain);
         }
     }
 }
