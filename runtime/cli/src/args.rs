@@ -619,7 +619,7 @@ pub struct CompressArgs {
     #[arg(short = 'B', long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u32>,
     /// Text codec: `cm` mixes the network with large adaptive context models (best ratio); `nn`
-    /// mixes it with small ones (29 KiB), so a decoder needs only the network, those and 16
+    /// mixes it with small ones (40 KiB), so a decoder needs only the network, those and 16
     /// KiB of RAM for history (the codec of `targets/cortex-m`). Default: the model's own
     /// choice (`nn` for text-embedded, `cm` otherwise)
     #[arg(long, value_name = "CODEC", conflicts_with = "eiw")]

@@ -44,7 +44,7 @@
 use arca_coder::logistic::{squash, stretch};
 use arca_coder::quantize::bit_probability;
 
-use crate::{History, WINDOW};
+use crate::history::{History, WINDOW};
 
 /// Slots of the order-1, order-2 and order-3 tables (log2).
 const ORDER_BITS: [u32; 3] = [12, 12, 12];

@@ -66,9 +66,11 @@ use core::fmt;
 use arca_coder::{ByteWordCursor, RangeDecoder, RangeEncoder, WriteWords};
 
 pub mod adaptive;
+mod history;
 pub mod stream;
 
 pub use adaptive::Adaptive;
+pub use history::{History, WINDOW};
 
 /// Bits of precision of the byte distributions (the range coder's maximum).
 pub const PRECISION: u32 = 24;
@@ -79,9 +81,6 @@ pub const PRECISION: u32 = 24;
 /// models see the last [`WINDOW`] bytes, and a decoder checks and writes the block in segments
 /// of that length ([`code_segment`]).
 pub const REVISION: u16 = 3;
-/// Revision 3's window: how far back its models look, hence the memory a decoder needs for
-/// history (a ring of this many bytes), and the length of the segments a block is checked in.
-pub const WINDOW: usize = 16 << 10;
 /// The oldest revision this build still reads.
 pub const OLDEST_REVISION: u16 = 1;
 /// Longest network context [`StepSource`] builds (bytes).
@@ -122,50 +121,6 @@ pub fn context_at(history: &[u8], pos: usize, pad: u16, out: &mut [u16]) {
             Some(i) => history.get(i).map_or(pad, |&b| u16::from(b)),
             None => pad,
         };
-    }
-}
-
-/// The bytes of a block before the current position that the models may look at: all of them
-/// (revisions 1 and 2), or the last [`WINDOW`] (revision 3), held in a buffer that is either
-/// the whole block or a ring.
-#[derive(Clone, Copy)]
-pub struct History<'a> {
-    ring: &'a [u8],
-    pos: usize,
-    window: usize,
-}
-
-impl<'a> History<'a> {
-    /// The first `pos` bytes of `block`, all visible.
-    pub fn of_block(block: &'a [u8], pos: usize) -> Self {
-        History {
-            ring: block,
-            pos,
-            window: usize::MAX,
-        }
-    }
-
-    /// The position of the byte being coded (the number of bytes before it).
-    #[inline]
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-
-    /// The byte at position `i` of the block, if it is before the current one and in the
-    /// window.
-    #[inline]
-    pub fn get(&self, i: usize) -> Option<u8> {
-        if i < self.pos && self.pos - i <= self.window {
-            self.ring.get(i % self.ring.len()).copied()
-        } else {
-            None
-        }
-    }
-
-    /// The byte `k` positions back (`back(1)` is the previous byte), if in the window.
-    #[inline]
-    pub fn back(&self, k: usize) -> Option<u8> {
-        self.pos.checked_sub(k).and_then(|i| self.get(i))
     }
 }
 
@@ -424,7 +379,7 @@ pub fn code_segment<C: SymbolCoder, S: LogitsSource>(
     if start == 0 {
         adaptive.reset(3);
     }
-    let end = len.min((start / WINDOW + 1) * WINDOW);
+    let end = len.min((start / WINDOW + 1) * WINDOW).max(start);
     walk(source, ring, WINDOW, start..end, |cdf, history, byte| {
         code_bits(coder, adaptive, cdf, history, byte)
     })?;
@@ -597,20 +552,31 @@ pub(crate) mod tests {
         out
     }
 
+    /// A block coder with adaptive models (revision 2 or 3), for the toy network.
+    type AdaptiveCoder<C> = fn(
+        &mut C,
+        &mut StepSource<Hashy>,
+        &mut Adaptive,
+        &mut [u8],
+    ) -> Result<(), CodeError<StepError<Infallible>>>;
+
+    /// Encodes `plain` with `code`, checking that the block is left unchanged.
+    fn encode_adaptive(
+        plain: &[u8],
+        adaptive: &mut Adaptive,
+        code: AdaptiveCoder<Encoding<Vec<u32>>>,
+    ) -> Vec<u8> {
+        let mut copy = plain.to_vec();
+        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
+        code(&mut enc, &mut StepSource::new(Hashy), adaptive, &mut copy).unwrap();
+        assert_eq!(copy, plain, "encoding leaves the block unchanged");
+        finish(enc)
+    }
+
     /// Revision 2: the coded bytes, and the decoded block.
     fn roundtrip_adaptive(plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut adaptive = Adaptive::new();
-        let mut copy = plain.to_vec();
-        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
-        code_block_adaptive(
-            &mut enc,
-            &mut StepSource::new(Hashy),
-            &mut adaptive,
-            &mut copy,
-        )
-        .unwrap();
-        assert_eq!(copy, plain, "encoding leaves the block unchanged");
-        let bytes = finish(enc);
+        let bytes = encode_adaptive(plain, &mut adaptive, code_block_adaptive);
         let mut out = alloc::vec![0u8; plain.len()];
         let mut dec = Decoding::new(&bytes).unwrap();
         // The state left by the encoder is reset: a used one decodes the same.
@@ -668,17 +634,7 @@ pub(crate) mod tests {
     /// Revision 3: the bytes coded, and the block decoded through a ring of one window.
     fn roundtrip_windowed(plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut adaptive = Adaptive::new();
-        let mut copy = plain.to_vec();
-        let mut enc = Encoding::new(RangeEncoder::new(Vec::new()));
-        code_block_windowed(
-            &mut enc,
-            &mut StepSource::new(Hashy),
-            &mut adaptive,
-            &mut copy,
-        )
-        .unwrap();
-        assert_eq!(copy, plain, "encoding leaves the block unchanged");
-        let bytes = finish(enc);
+        let bytes = encode_adaptive(plain, &mut adaptive, code_block_windowed);
         let mut out = Vec::new();
         let mut ring = alloc::vec![0u8; WINDOW];
         let mut dec = Decoding::new(&bytes).unwrap();

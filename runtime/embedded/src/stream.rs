@@ -407,9 +407,10 @@ pub enum DecodeError<N, S> {
         /// The model this decoder has.
         have: u128,
     },
-    /// A block is larger than the decode buffer.
+    /// The decode buffer is too short: a block of revision 1 or 2 does not fit it, or a window
+    /// of revision 3 (16 KiB; or the block, if shorter).
     BlockTooLarge {
-        /// The block's length.
+        /// The buffer the stream needs.
         len: u32,
         /// The buffer's length.
         buffer: usize,
@@ -443,7 +444,7 @@ impl<N: fmt::Display, S: fmt::Display> fmt::Display for DecodeError<N, S> {
             ),
             DecodeError::BlockTooLarge { len, buffer } => write!(
                 f,
-                "a block of {len} bytes does not fit the {buffer}-byte decode buffer"
+                "the stream needs a decode buffer of {len} bytes (a block, or a revision 3 window); this one has {buffer}"
             ),
             DecodeError::BlockCorrupt(i) => {
                 write!(
@@ -532,7 +533,7 @@ pub fn decode<N: Network, S>(
         });
     }
     let mut source = StepSource::new(net);
-    // The context models: on the stack of whoever calls this (about 30 KiB).
+    // The context models: on the stack of whoever calls this (about 40 KiB).
     let mut adaptive = Adaptive::new();
     let mut written = 0u64;
     for (i, block) in stream.blocks().enumerate() {
@@ -676,17 +677,32 @@ mod tests {
         out
     }
 
+    type Decoded = Result<u64, DecodeError<Infallible, Infallible>>;
+
+    /// Decodes `bytes` with a buffer of `buf` bytes: the result, and each piece the sink got
+    /// (also those before an error).
+    fn decode_pieces(bytes: &[u8], buf: usize) -> (Decoded, Vec<Vec<u8>>) {
+        let mut pieces = Vec::new();
+        let mut buf = alloc::vec![0u8; buf];
+        let r = decode(
+            bytes,
+            ID,
+            Next,
+            &mut buf,
+            |b: &[u8]| -> Result<(), Infallible> {
+                pieces.push(b.to_vec());
+                Ok(())
+            },
+        );
+        (r, pieces)
+    }
+
     fn decode_all(
         bytes: &[u8],
         buf: usize,
     ) -> Result<Vec<u8>, DecodeError<Infallible, Infallible>> {
-        let mut out = Vec::new();
-        let mut buf = alloc::vec![0u8; buf];
-        decode(bytes, ID, Next, &mut buf, |b| {
-            out.extend_from_slice(b);
-            Ok(())
-        })?;
-        Ok(out)
+        let (r, pieces) = decode_pieces(bytes, buf);
+        r.map(|_| pieces.concat())
     }
 
     /// Text whose repeats are both nearer and farther than a window.
@@ -707,24 +723,11 @@ mod tests {
         for bs in [WINDOW, WINDOW + 1, 2 * WINDOW + 3, t.len()] {
             let s = write(&t, bs);
             for buf in [WINDOW, 2 * WINDOW, t.len()] {
-                let mut pieces = Vec::new();
-                let mut out = Vec::new();
-                let mut ring = alloc::vec![0u8; buf];
-                let n = decode(
-                    &s,
-                    ID,
-                    Next,
-                    &mut ring,
-                    |b: &[u8]| -> Result<(), Infallible> {
-                        pieces.push(b.len());
-                        out.extend_from_slice(b);
-                        Ok(())
-                    },
-                )
-                .unwrap();
-                assert_eq!(n as usize, t.len());
-                assert_eq!(out, t, "block size {bs}, buffer {buf}");
-                assert!(pieces.iter().all(|&p| p <= WINDOW), "{pieces:?}");
+                let (n, pieces) = decode_pieces(&s, buf);
+                assert_eq!(n.unwrap() as usize, t.len());
+                assert_eq!(pieces.concat(), t, "block size {bs}, buffer {buf}");
+                let lens: Vec<usize> = pieces.iter().map(Vec::len).collect();
+                assert!(lens.iter().all(|&p| p <= WINDOW), "{lens:?}");
             }
         }
         // A buffer shorter than a window cannot hold the history.
@@ -754,21 +757,11 @@ mod tests {
         for at in [body + 4, s.len() - 40] {
             let mut bad = s.clone();
             bad[at] ^= 0x10;
-            let mut out = Vec::new();
-            let mut ring = alloc::vec![0u8; WINDOW];
-            let r = decode(
-                &bad,
-                ID,
-                Next,
-                &mut ring,
-                |b: &[u8]| -> Result<(), Infallible> {
-                    out.extend_from_slice(b);
-                    Ok(())
-                },
-            );
+            let (r, pieces) = decode_pieces(&bad, WINDOW);
+            let out = pieces.concat();
             assert_eq!(r, Err(DecodeError::BlockCorrupt(0)), "byte {at}");
             assert!(
-                out.len() % WINDOW == 0 && out.len() < t.len(),
+                out.len().is_multiple_of(WINDOW) && out.len() < t.len(),
                 "{}",
                 out.len()
             );

@@ -5,7 +5,7 @@
 //! | codec (header id) | writes it | the decoder needs | for |
 //! | --- | --- | --- | --- |
 //! | `text-cm` (1) | [`TextCodec::compress`] | the network and ~140 MB per worker for the context models (1 MiB blocks) | the default: the best ratio on text |
-//! | `text-nn` (4) | [`TextCodec::compress_nn`] | the network and one block ([`NN_BLOCK_SIZE`]) | streams a microcontroller decodes (`arca-embedded`) |
+//! | `text-nn` (4) | [`TextCodec::compress_nn`] | the network, 40 KiB of context models and a 16 KiB ring of history, whatever the block size ([`NN_BLOCK_SIZE`] by default) | streams a microcontroller decodes (`arca-embedded`) |
 //! | `text-eiw` (2) | [`TextCodec::compress_eiw`] | the network | Equal-Info Windows: every window decodes alone, and the windows are tokens for a second model ([`crate::eiw`]) |
 //! | `image-pc` (3) | [`ImageCodec::compress`] | the circuit | 8-bit grayscale idx, PGM and PNG files |
 //! | `stored` (0) | any codec, for empty input | nothing | |

@@ -1,5 +1,5 @@
 //! The `text-nn` codec: the network and small adaptive context models, sized so that a decoder
-//! needs the network, 29 KiB of tables and 16 KiB of history (revision 3: the models see the
+//! needs the network, 40 KiB of tables and 16 KiB of history (revision 3: the models see the
 //! last [`arca_embedded::WINDOW`] bytes, and a block carries a checksum per window so that a
 //! decoder can write it in checked pieces; revision 2, still read, needed the whole block in
 //! memory; revision 1 had the network alone). The coder itself is `arca-embedded`'s, the same

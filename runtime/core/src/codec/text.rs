@@ -255,10 +255,10 @@ impl<'m> TextCodec<'m> {
             .ok_or_else(|| CodecError::Options(format!("{what} a network model")))
     }
 
-    /// Compresses `input` into a `text-nn` stream: the network and small adaptive models (29
-    /// KiB, reset at each block) code every byte, so a decoder needs only those and one block
-    /// of memory; that is the codec of `arca_embedded` and the Cortex-M firmware. Use
-    /// [`NN_BLOCK_SIZE`](super::NN_BLOCK_SIZE) blocks for streams a microcontroller will decode.
+    /// Compresses `input` into a `text-nn` stream: the network and small adaptive models (40
+    /// KiB, reset at each block, seeing the last 16 KiB) code every byte, so a decoder needs only
+    /// those and a 16 KiB ring of history; that is the codec of `arca_embedded` and the Cortex-M
+    /// firmware. [`NN_BLOCK_SIZE`](super::NN_BLOCK_SIZE) is the default block size.
     pub fn compress_nn(
         &self,
         input: &[u8],
