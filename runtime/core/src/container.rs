@@ -12,8 +12,9 @@
 //! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models,
 //!               2 = text-eiw: the byte model alone, in Equal-Info Windows,
 //!               3 = image-pc: images coded by a probabilistic circuit,
-//!               4 = text-nn: the byte model (revision 2: with small context models), the
-//!               codec of small devices; see the `arca-embedded` crate)
+//!               4 = text-nn: the byte model (revision 2: with small context models;
+//!               revision 3: models that see the last 16 KiB), the codec of small devices;
+//!               see the `arca-embedded` crate)
 //! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities;
 //!               text-eiw: 16-bit byte distributions; image-pc: 24-bit pixel intervals;
 //!               text-nn: 24-bit byte distributions)
@@ -33,7 +34,10 @@
 //!               original file that is not pixels, see `arca_image`), CRC-32 of both u32
 //! ..            the blocks, back to back, in table order (text-cm revision 2: a coded block
 //!               starts with its profile byte, bit 0 = the fast set of context models, bit 1 =
-//!               without the network, bit 2 = the binary contexts; see `codec::Profile`)
+//!               without the network, bit 2 = the binary contexts, revision 3: bit 3 = the
+//!               extended contexts; see `codec::Profile`. text-nn revision 3: a coded block
+//!               starts with a CRC-32 u32 of each 16 KiB window of its plaintext but the last,
+//!               so a decoder holding one window writes each once it is checked)
 //! ```
 //!
 //! All integers are little endian.
