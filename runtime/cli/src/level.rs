@@ -68,10 +68,10 @@ pub struct LevelArgs {
     /// models alone, fast set (no network); 2: context models alone, every model; 3, 4:
     /// text-embedded's network with the fast set or every model; 5, 6: text-small's (6 is
     /// the default); 7: each frame (8 MiB) coded with text-small and with its first version
-    /// (books only), the smaller kept; 8, 9: also without a network, and each block with and without one, in
-    /// blocks of 4 and 16 MiB (about twice level 6's compression time; decoding as fast). -m and -B override the level's
-    /// model and block size (-m: no other models are tried). Only the default codec (cm) has
-    /// levels
+    /// (books only), the smaller kept; 8, 9: also without a network, and each block with and
+    /// without one, in blocks of 4 and 16 MiB (about twice level 6's compression time; decoding
+    /// as fast). -m and -B override the level's model and block size (-m: no other models are
+    /// tried). Only the default codec (cm) has levels
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
     pub level: Option<u8>,
     #[arg(short = '1', hide = true)]

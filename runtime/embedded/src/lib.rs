@@ -396,9 +396,6 @@ pub fn code_block_windowed<C: SymbolCoder, S: LogitsSource>(
     block: &mut [u8],
 ) -> Result<(), CodeError<S::Error>> {
     let (len, mut pos) = (block.len(), 0);
-    if len == 0 {
-        adaptive.reset(3);
-    }
     while pos < len {
         code_segment(coder, source, adaptive, block, len, &mut pos)?;
     }

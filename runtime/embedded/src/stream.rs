@@ -469,9 +469,19 @@ impl<N: fmt::Debug + fmt::Display, S: fmt::Debug + fmt::Display> core::error::Er
 {
 }
 
-/// The checksums a revision 3 block starts with: one CRC-32 (little endian) of each of its
-/// [`WINDOW`]-byte segments but the last (which the block's own CRC-32 covers), and the coded
-/// bytes after them; `None` if the block is too short to hold them.
+/// The checksums a revision 3 block starts with, for its plaintext `block` (what an encoder
+/// writes before the coded bytes): one CRC-32 (little endian) of each of its [`WINDOW`]-byte
+/// segments but the last, which the block's own CRC-32 covers.
+pub fn segment_crcs(block: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let checked = block.len().div_ceil(WINDOW).saturating_sub(1);
+    block
+        .chunks(WINDOW)
+        .take(checked)
+        .flat_map(|segment| crc32fast::hash(segment).to_le_bytes())
+}
+
+/// A revision 3 block's [`segment_crcs`] and the coded bytes after them, for a block of `len`
+/// bytes; `None` if the block is too short to hold them.
 pub fn split_segment_crcs(data: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
     let n = len.div_ceil(WINDOW).saturating_sub(1);
     data.split_at_checked(n * 4)
@@ -567,9 +577,12 @@ pub fn decode<N: Network, S>(
                 let at = code_segment(&mut dec, &mut source, &mut adaptive, ring, len, &mut pos)
                     .map_err(|e| decode_error(e, index))?;
                 let segment = &ring[at];
-                whole.update(segment);
+                // Each byte is hashed once: the window's CRC, folded into the block's.
+                let mut window = crc32fast::Hasher::new();
+                window.update(segment);
+                whole.combine(&window);
                 let checked = match crcs.chunks_exact(4).nth((pos - 1) / WINDOW) {
-                    Some(c) => crc32fast::hash(segment).to_le_bytes() == c,
+                    Some(c) => window.finalize().to_le_bytes() == c,
                     // The last segment: the block's checksum covers it.
                     None => whole.clone().finalize() == block.crc32,
                 };
@@ -641,10 +654,7 @@ mod tests {
             let words = enc.finish().unwrap();
             let mut bytes = Vec::new();
             if revision >= 3 {
-                let checked = block.len().div_ceil(WINDOW) - 1;
-                for segment in block.chunks(WINDOW).take(checked) {
-                    bytes.extend_from_slice(&crc32fast::hash(segment).to_le_bytes());
-                }
+                bytes.extend(segment_crcs(block));
             }
             bytes.extend(words.iter().flat_map(|w| w.to_le_bytes()));
             bytes.truncate(bytes.len() - words.len() * 4 + stored_len(&words));

@@ -143,15 +143,7 @@ pub(crate) fn encode_block(
     let words = enc
         .finish()
         .map_err(|e| CodecError::Options(format!("range coder: {e}")))?;
-    let checked = block
-        .len()
-        .div_ceil(arca_embedded::WINDOW)
-        .saturating_sub(1);
-    let mut out: Vec<u8> = block
-        .chunks(arca_embedded::WINDOW)
-        .take(checked)
-        .flat_map(|segment| crc32fast::hash(segment).to_le_bytes())
-        .collect();
+    let mut out: Vec<u8> = arca_embedded::stream::segment_crcs(block).collect();
     out.extend_from_slice(&trimmed_bytes(&words));
     Ok(out)
 }
