@@ -35,7 +35,7 @@
 //! moved the total by 1-2%, the table sizes by under 1% per halving. Revision 3's were chosen
 //! the same way, by compressing 20 held-out files (1.7 MB: 64 and 128 KiB slices of each
 //! `mixed/valid` file, two `valid/` books, a Rust source, jQuery, an Emacs Lisp file, Perl
-//! modules, three HTML pages, a dpkg log) in 256 KiB blocks: the second match model 1.9%
+//! modules, three HTML pages, a dpkg log) in 256 KiB blocks: the second match model 1.7%
 //! smaller in total (its table halved: 0.6% larger; doubled: 0.5% smaller, but over the RAM
 //! budget), the APM 0.8% (keyed by bit position only it was worse than none), mixer sets per
 //! long-match state 0.2%, a slower mixer rate 0.25%; a context of the byte above (same
