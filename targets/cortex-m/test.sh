@@ -59,7 +59,7 @@ expect_error() {
   fi
   echo "cortex-m: $name refused: $(grep arca-firmware "$work/$name.err" | head -1)"
 }
-# A flipped bit in the coded data (past the 80-byte header and 20-byte table of one block).
+# A flipped bit in the coded data (the middle of a stream of one block, past its header and table).
 python3 - "$work/good.arca" "$work/damaged.arca" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], "rb").read())

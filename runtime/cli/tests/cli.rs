@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use arca_runtime::container::Stream;
 use tempfile::TempDir;
 
 const ARCA: &str = env!("CARGO_BIN_EXE_arca");
@@ -204,9 +205,10 @@ fn random_binary_is_stored_with_little_overhead() {
     fs::write(d.join("random.bin"), &data).expect("write");
     assert_ok(&arca(d, &["compress", "random.bin"]));
     let packed = fs::read(d.join("random.bin.arca")).expect("read");
-    // One stored block: an 80-byte header, one 16-byte table entry and the table's CRC.
+    // One stored block: the header (25 fixed bytes, the model's name, four varints, a CRC),
+    // one table entry of 7 bytes and the table's CRC: under 80 bytes.
     assert!(
-        packed.len() <= data.len() + 100,
+        packed.len() < data.len() + 80,
         "{} bytes of random data became {}",
         data.len(),
         packed.len()
@@ -439,10 +441,14 @@ fn flipped_bytes_are_rejected() {
     };
     // Header (in the model name), block table, first and middle byte of the one block (the
     // last bytes of a range-coded block may not matter to the decoded symbols).
-    let data_start = 80 + 16 + 4;
+    let data_start = Stream::parse(&stream)
+        .expect("a stream")
+        .block_offset(0)
+        .expect("a block");
     assert!(stream.len() > data_start + 100);
     assert_rejected(&flip(30), "header is corrupted", &[]);
-    assert_rejected(&flip(84), "table is corrupted", &[]);
+    // The last byte of the entry's CRC, before the table's own.
+    assert_rejected(&flip(data_start - 5), "table is corrupted", &[]);
     assert_rejected(&flip(data_start), "block 0 is corrupted", &[]);
     assert_rejected(
         &flip((data_start + stream.len()) / 2),
@@ -451,13 +457,12 @@ fn flipped_bytes_are_rejected() {
     );
 }
 
-/// `stream` with its model id replaced and the header checksum fixed.
+/// `stream` with its model id replaced (the header's checksum made to match).
 fn with_model_id(stream: &[u8], id: u128) -> Vec<u8> {
-    let mut s = stream.to_vec();
-    s[8..24].copy_from_slice(&id.to_le_bytes());
-    let crc = crc32fast::hash(&s[..76]);
-    s[76..80].copy_from_slice(&crc.to_le_bytes());
-    s
+    let s = Stream::parse(stream).expect("a stream");
+    let mut header = s.header().clone();
+    header.model_id = id;
+    s.rewrite(&header)
 }
 
 #[test]
@@ -733,7 +738,7 @@ fn text_nn_codec_for_the_embedded_model() {
         assert_eq!(out.stdout, &alice[..40_000], "{label}");
     }
     // 256 KiB blocks by default, -B overrides.
-    let header_blocks = |s: &[u8]| u32::from_le_bytes([s[72], s[73], s[74], s[75]]);
+    let header_blocks = |s: &[u8]| Stream::parse(s).expect("a stream").header().block_count;
     assert_eq!(header_blocks(&nn), 1);
     let three = compress_pipe(&alice[..40_000], &["-m", "text-embedded", "-B", "16K"]);
     assert_eq!(header_blocks(&three), 3);
@@ -767,7 +772,7 @@ fn text_nn_refusals() {
 #[test]
 fn every_level_round_trips() {
     let data = canterbury("xargs.1");
-    let model_id = |s: &[u8]| u128::from_le_bytes(s[8..24].try_into().expect("16 bytes"));
+    let model_id = |s: &[u8]| Stream::parse(s).expect("a stream").header().model_id;
     let dir = tempdir();
     let mut sizes = Vec::new();
     for level in 1..=9 {

@@ -5,10 +5,12 @@
 //! compressed and original length and a CRC-32 of its plaintext, so blocks decode independently
 //! (in parallel, or one at a time for random access) and a corrupted block is reported by index.
 //!
+//! Format version 2, what this build writes:
+//!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "ARCA"
-//! 4       2     format version (1)
+//! 4       2     format version (2)
 //! 6       1     codec (0 = stored, 1 = text-cm: byte model mixed with context models,
 //!               2 = text-eiw: the byte model alone, in Equal-Info Windows,
 //!               3 = image-pc: images coded by a probabilistic circuit,
@@ -18,17 +20,19 @@
 //! 7       1     coder precision in bits (16: binary decisions with 16-bit probabilities;
 //!               text-eiw: 16-bit byte distributions; image-pc: 24-bit pixel intervals;
 //!               text-nn: 24-bit byte distributions)
-//! 8       16    model id (u128, little endian; 0 for the stored codec)
-//! 24      32    model name, UTF-8, zero padded
-//! 56      2     window bits W (0 = no Equal-Info Windows; text-eiw: 16..=4096, a multiple of 8)
-//! 58      2     codec revision (the codec's fixed parameters; bumped when they change)
-//! 60      4     block size in bytes (text-eiw: the segment; windows never cross one, and a
+//! 8       16    model id (u128; 0 for the stored codec)
+//! 24      1     length n of the model name (at most 32)
+//! 25      n     model name, UTF-8
+//! ..      var   window bits W (0 = no Equal-Info Windows; text-eiw: 16..=4096, a multiple of 8)
+//! ..      var   codec revision (the codec's fixed parameters; bumped when they change)
+//! ..      var   block size in bytes (text-eiw: the segment; windows never cross one, and a
 //!               block's data is its windows, W / 8 bytes each; image-pc: whole images)
-//! 64      8     original length in bytes (image-pc: of the pixels, not of the file)
-//! 72      4     block count
-//! 76      4     CRC-32 of bytes 0..76
-//! 80      16*n  block table: compressed length u32, original length u32, plaintext CRC-32 u32,
-//!               mode u8 (0 = coded, 1 = stored raw), 3 bytes zero
+//! ..      var   original length in bytes (image-pc: of the pixels, not of the file)
+//! ..      4     CRC-32 of the header's bytes before it
+//! ..            block table, one entry per block (the count is the original length divided
+//!               by the block size, rounded up; every block but the last is block size long):
+//!               var compressed length << 1 | mode (0 = coded, 1 = stored raw), then the
+//!               plaintext's CRC-32 u32
 //! ..      4     CRC-32 of the block table
 //! ..            image-pc only, the file layout: length u32, the bytes (everything of the
 //!               original file that is not pixels, see `arca_image`), CRC-32 of both u32
@@ -39,6 +43,17 @@
 //!               starts with a CRC-32 u32 of each 16 KiB window of its plaintext but the last,
 //!               so a decoder holding one window writes each once it is checked)
 //! ```
+//!
+//! `var` is an unsigned LEB128 varint: 7 bits a byte, low bits first, the high bit set on every
+//! byte but the last, in its shortest form (a reader refuses a longer one, so each stream has
+//! one encoding). A one-block text stream's header and table take 50-60 bytes, most of it the
+//! model id, the name and three checksums.
+//!
+//! Format version 1 (builds before 2026-12-05; still read, never written) had the same fields
+//! at fixed offsets: an 80-byte header (the name zero padded to 32 bytes; W and the revision
+//! u16, the block size u32, the original length u64, then the block count u32 and the CRC), and
+//! 16 bytes per table entry (compressed length u32, original length u32, CRC-32 u32, mode u8,
+//! 3 zero bytes). The rest of the stream is the same in both.
 //!
 //! All integers are little endian.
 //!
@@ -61,13 +76,12 @@ use thiserror::Error;
 
 /// The four bytes every `.arca` stream starts with.
 pub const MAGIC: [u8; 4] = *b"ARCA";
-/// The container format version this build writes and reads.
-pub const VERSION: u16 = 1;
-/// Size of the fixed header, including its CRC.
-pub const HEADER_LEN: usize = 80;
-/// Size of one block-table entry.
-pub const ENTRY_LEN: usize = 16;
-const NAME_LEN: usize = 32;
+pub use arca_embedded::stream::{OLDEST_VERSION, VERSION};
+
+/// The fewest bytes a stream's header takes (a reader of a pipe reads this much first).
+pub const MIN_HEADER_LEN: usize = arca_embedded::stream::MIN_HEADER_LEN;
+/// The longest model name a header holds, in bytes (a longer one is cut).
+pub const NAME_LEN: usize = arca_embedded::stream::NAME_LEN;
 
 /// Errors found while reading a stream. Each names what is wrong, and where.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -77,7 +91,9 @@ pub enum ContainerError {
     #[error("not an arca stream (bad magic bytes)")]
     BadMagic,
     /// The stream was written by a newer (or unknown) format version.
-    #[error("unsupported arca format version {0} (this build reads version {VERSION})")]
+    #[error(
+        "unsupported arca format version {0} (this build reads versions {OLDEST_VERSION} to {VERSION})"
+    )]
     UnsupportedVersion(u16),
     /// The stream ends before a structure it announces.
     #[error("stream is truncated: {what} needs {needed} bytes, only {available} present")]
@@ -259,24 +275,23 @@ impl Header {
         }
     }
 
-    fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0u8; HEADER_LEN];
-        h[0..4].copy_from_slice(&MAGIC);
-        h[4..6].copy_from_slice(&VERSION.to_le_bytes());
-        h[6] = self.codec.to_byte();
-        h[7] = self.precision;
-        h[8..24].copy_from_slice(&self.model_id.to_le_bytes());
-        let name = self.model_name.as_bytes();
-        let n = name.len().min(NAME_LEN);
-        h[24..24 + n].copy_from_slice(&name[..n]);
-        h[56..58].copy_from_slice(&self.window_bits.to_le_bytes());
-        h[58..60].copy_from_slice(&self.codec_revision.to_le_bytes());
-        h[60..64].copy_from_slice(&self.block_size.to_le_bytes());
-        h[64..72].copy_from_slice(&self.original_len.to_le_bytes());
-        h[72..76].copy_from_slice(&self.block_count.to_le_bytes());
-        let crc = crc32fast::hash(&h[..76]);
-        h[76..80].copy_from_slice(&crc.to_le_bytes());
-        h
+    /// The header in the current format ([`VERSION`]), with its checksum.
+    fn to_bytes(&self) -> Vec<u8> {
+        use arca_embedded::stream as s;
+        let header = s::Header {
+            codec: self.codec.to_byte(),
+            precision: self.precision,
+            model_id: self.model_id,
+            name: s::Header::pad_name(&self.model_name),
+            window_bits: self.window_bits,
+            codec_revision: self.codec_revision,
+            block_size: self.block_size,
+            original_len: self.original_len,
+            block_count: self.block_count,
+        };
+        let mut out = [0u8; s::MAX_HEADER_LEN];
+        let n = header.write(&mut out);
+        out[..n].to_vec()
     }
 }
 
@@ -292,6 +307,7 @@ pub fn block_count(len: u64, block_size: u32) -> u32 {
 #[derive(Debug)]
 pub struct Stream<'a> {
     header: Header,
+    version: u16,
     entries: Vec<BlockEntry>,
     offsets: Vec<usize>,
     layout: &'a [u8],
@@ -312,19 +328,16 @@ impl<'a> Stream<'a> {
         blocks: &[Vec<u8>],
         layout: &[u8],
     ) -> Vec<u8> {
+        use arca_embedded::stream::{MAX_ENTRY_LEN, MAX_HEADER_LEN, write_entry};
         let body: usize = blocks.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(HEADER_LEN + entries.len() * ENTRY_LEN + 4 + body);
+        let mut out = Vec::with_capacity(MAX_HEADER_LEN + entries.len() * MAX_ENTRY_LEN + 4 + body);
         out.extend_from_slice(&header.to_bytes());
         let table_start = out.len();
         for e in entries {
-            out.extend_from_slice(&e.compressed_len.to_le_bytes());
-            out.extend_from_slice(&e.original_len.to_le_bytes());
-            out.extend_from_slice(&e.crc32.to_le_bytes());
-            out.push(match e.mode {
-                BlockMode::Coded => 0,
-                BlockMode::Stored => 1,
-            });
-            out.extend_from_slice(&[0, 0, 0]);
+            let mut entry = [0u8; MAX_ENTRY_LEN];
+            let stored = e.mode == BlockMode::Stored;
+            let n = write_entry(e.compressed_len, e.crc32, stored, &mut entry);
+            out.extend_from_slice(&entry[..n]);
         }
         let crc = crc32fast::hash(&out[table_start..]);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -396,6 +409,7 @@ impl<'a> Stream<'a> {
         }
         let stream = Stream {
             header,
+            version: view.version(),
             entries,
             offsets,
             layout: view.layout(),
@@ -407,6 +421,12 @@ impl<'a> Stream<'a> {
     /// The stream header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The container format version the stream was written in ([`VERSION`], or an older one
+    /// this build still reads).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The file layout an image stream carries (empty for the other codecs).
@@ -430,6 +450,16 @@ impl<'a> Stream<'a> {
         let entry = self.entries.get(i)?;
         let start = *self.offsets.get(i)?;
         self.bytes.get(start..start + entry.compressed_len as usize)
+    }
+
+    /// This stream written again in the current format with `header` in place of its own (the
+    /// table, layout and blocks as they are): what a tool that edits a header field, or a test
+    /// that forges one, needs, without knowing where the fields lie.
+    pub fn rewrite(&self, header: &Header) -> Vec<u8> {
+        let blocks: Vec<Vec<u8>> = (0..self.entries.len())
+            .filter_map(|i| self.block_data(i).map(<[u8]>::to_vec))
+            .collect();
+        Self::write_with_layout(header, &self.entries, &blocks, self.layout)
     }
 
     /// Total stream length in bytes.
@@ -525,7 +555,7 @@ mod tests {
     #[test]
     fn a_prefix_says_how_much_more_it_needs() {
         let bytes = sample();
-        let mut have = HEADER_LEN;
+        let mut have = MIN_HEADER_LEN;
         let mut asked = Vec::new();
         loop {
             match Stream::parse_prefix(&bytes[..have]) {
@@ -541,7 +571,14 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
-        assert_eq!(asked, [HEADER_LEN + 3 * ENTRY_LEN + 4, bytes.len()]);
+        // The header (43 bytes: 25 fixed, the 10-byte name, four one-byte varints, the
+        // checksum), then the table at its shortest (three entries of 5 bytes and a checksum),
+        // then the whole stream.
+        let table_end = 43 + 3 * 5 + 4;
+        assert_eq!(asked, [43, table_end, bytes.len()]);
+        let s = Stream::parse(&bytes).expect("parse");
+        assert_eq!(s.block_offset(0), Some(table_end));
+        assert_eq!(s.version(), VERSION);
     }
 
     #[test]
@@ -555,7 +592,10 @@ mod tests {
     #[test]
     fn header_and_table_flips_are_caught() {
         let bytes = sample();
-        let table_end = HEADER_LEN + 3 * ENTRY_LEN + 4;
+        let table_end = Stream::parse(&bytes)
+            .expect("parse")
+            .block_offset(0)
+            .expect("a block");
         for i in 0..table_end {
             for bit in 0..8 {
                 let mut b = bytes.clone();

@@ -50,7 +50,7 @@
 use std::io::{self, Read, Write};
 
 use crate::codec::{self, CodecError, DecodeOptions, EiwOptions, ModelSource, Options, TextCodec};
-use crate::container::{ContainerError, HEADER_LEN, MAGIC, Stream};
+use crate::container::{ContainerError, MAGIC, MIN_HEADER_LEN, Stream};
 
 /// Original bytes per frame the [`Encoder`] aims at (rounded down to whole blocks, and at least
 /// one block): 8 MiB, eight of the default 1 MiB blocks, enough to keep eight cores busy.
@@ -356,7 +356,7 @@ impl<'a> PushDecoder<'a> {
     pub fn new(threads: usize) -> Self {
         PushDecoder {
             pending: Vec::new(),
-            need: HEADER_LEN,
+            need: MIN_HEADER_LEN,
             frames: 0,
             threads,
             progress: &|_| {},
@@ -432,7 +432,7 @@ impl<'a> PushDecoder<'a> {
                 Err(e) => return Err(invalid_data(e)),
             };
             self.pending.drain(..used);
-            self.need = HEADER_LEN;
+            self.need = MIN_HEADER_LEN;
             self.frames += 1;
             out(&plain)?;
         }

@@ -1,8 +1,12 @@
 //! A zero-copy reader of `.arca` streams and the `text-nn` stream decoder.
 //!
-//! The layout is the one `arca-runtime`'s `container` module writes (header of 80 bytes with a
-//! CRC-32, a block table of 16 bytes per block with its own CRC-32, then the blocks; all
-//! integers little endian). This reader makes the same checks as that one, without allocating:
+//! The layout is the one `arca-runtime`'s `container` module documents (a header with a CRC-32,
+//! a block table with its own CRC-32, then the blocks; all integers little endian; format
+//! version 2 writes lengths as varints, version 1 wrote fixed-size fields, and both are read).
+//! This module holds the one reader of that layout and the writer of its header and table
+//! entries ([`Header::write`], [`write_entry`]), which the runtime's container module uses, so
+//! the PC and a microcontroller cannot disagree on what a valid stream is. It reads without
+//! allocating:
 //! a test in `tests/tests/embedded.rs` parses every stream the CLI writes with both and compares
 //! what they find. [`decode`] then decodes a `text-nn` stream (codec id
 //! [`CODEC_TEXT_NN`]) one block at a time into a caller's buffer and hands each block to a sink
@@ -22,12 +26,25 @@ use crate::{
 
 /// The four bytes every `.arca` stream starts with.
 pub const MAGIC: [u8; 4] = *b"ARCA";
-/// The container format version.
-pub const VERSION: u16 = 1;
-/// Size of the fixed header, including its CRC.
-pub const HEADER_LEN: usize = 80;
-/// Size of one block-table entry.
-pub const ENTRY_LEN: usize = 16;
+/// The container format version this build writes (2: variable-length fields).
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads (1: fixed-size fields).
+pub const OLDEST_VERSION: u16 = 1;
+/// Size of a version 1 header (fixed), including its CRC.
+pub const V1_HEADER_LEN: usize = 80;
+/// Size of one version 1 block-table entry (fixed).
+pub const V1_ENTRY_LEN: usize = 16;
+/// The fewest bytes a version 2 header takes: no model name and one-byte varints.
+pub const MIN_HEADER_LEN: usize = FIXED_LEN + 4 + 4;
+/// The most bytes a version 2 header takes: a 32-byte name and the longest varints.
+pub const MAX_HEADER_LEN: usize = FIXED_LEN + NAME_LEN + 3 + 3 + 5 + 10 + 4;
+/// The most bytes a version 2 block-table entry takes.
+pub const MAX_ENTRY_LEN: usize = 5 + 4;
+/// The longest model name a header holds, in bytes.
+pub const NAME_LEN: usize = 32;
+/// Bytes of a version 2 header before the model name: magic, version, codec, precision, model
+/// id, name length.
+const FIXED_LEN: usize = 25;
 /// Codec id of a stream whose blocks are all stored.
 pub const CODEC_STORED: u8 = 0;
 /// Codec id of Equal-Info Window streams (their blocks hold whole windows).
@@ -80,7 +97,7 @@ impl fmt::Display for StreamError {
             StreamError::BadMagic => f.write_str("not an arca stream (bad magic bytes)"),
             StreamError::UnsupportedVersion(v) => write!(
                 f,
-                "unsupported arca format version {v} (this build reads version {VERSION})"
+                "unsupported arca format version {v} (this build reads versions {OLDEST_VERSION} to {VERSION})"
             ),
             StreamError::Truncated {
                 what,
@@ -118,7 +135,7 @@ impl fmt::Display for StreamError {
 
 impl core::error::Error for StreamError {}
 
-/// The fixed header of a stream.
+/// The header of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Codec id.
@@ -127,7 +144,8 @@ pub struct Header {
     pub precision: u8,
     /// Model id: the payload hash of the bundle the stream was made with.
     pub model_id: u128,
-    name: [u8; 32],
+    /// The model's name, zero padded (see [`Header::model_name`]).
+    pub name: [u8; NAME_LEN],
     /// Equal-Info Window size in bits (0 = none).
     pub window_bits: u16,
     /// Revision of the codec's fixed parameters.
@@ -148,9 +166,103 @@ impl Header {
 
     /// The model name's bytes, up to the first zero byte.
     pub fn model_name_bytes(&self) -> &[u8] {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(32);
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
         &self.name[..end]
     }
+
+    /// `name` as the header holds it: its first [`NAME_LEN`] bytes, zero padded.
+    pub fn pad_name(name: &str) -> [u8; NAME_LEN] {
+        let mut out = [0u8; NAME_LEN];
+        let n = name.len().min(NAME_LEN);
+        out[..n].copy_from_slice(&name.as_bytes()[..n]);
+        out
+    }
+
+    /// Writes the header in the current format ([`VERSION`]) to the start of `out` and returns
+    /// its length. `block_count` is not written (a reader derives it from the lengths).
+    pub fn write(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        out[0..4].copy_from_slice(&MAGIC);
+        out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        out[6] = self.codec;
+        out[7] = self.precision;
+        out[8..24].copy_from_slice(&self.model_id.to_le_bytes());
+        let name = self.model_name_bytes();
+        out[24] = name.len() as u8;
+        let mut at = FIXED_LEN + name.len();
+        out[FIXED_LEN..at].copy_from_slice(name);
+        for v in [
+            u64::from(self.window_bits),
+            u64::from(self.codec_revision),
+            u64::from(self.block_size),
+            self.original_len,
+        ] {
+            at += put_varint(v, &mut out[at..]);
+        }
+        let crc = crc32fast::hash(&out[..at]);
+        out[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        at + 4
+    }
+}
+
+/// Writes one block-table entry in the current format ([`VERSION`]) to the start of `out` and
+/// returns its length: the compressed length and the mode as one varint
+/// (`compressed_len << 1 | stored`), then the plaintext's CRC-32.
+pub fn write_entry(
+    compressed_len: u32,
+    crc32: u32,
+    stored: bool,
+    out: &mut [u8; MAX_ENTRY_LEN],
+) -> usize {
+    let n = put_varint(
+        u64::from(compressed_len) << 1 | u64::from(stored),
+        &mut out[..],
+    );
+    out[n..n + 4].copy_from_slice(&crc32.to_le_bytes());
+    n + 4
+}
+
+/// Writes `v` as an unsigned LEB128 varint (7 bits a byte, low first; the high bit says more
+/// follow) and returns its length. `out` must hold it (10 bytes hold any `u64`).
+fn put_varint(mut v: u64, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        out[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    n + 1
+}
+
+/// A varint read at some offset.
+enum Varint {
+    /// Its value and length in bytes.
+    Value(u64, usize),
+    /// The input ends inside it.
+    Cut,
+    /// Longer than a `u64`, or not in its shortest form (so each value has one encoding).
+    Bad,
+}
+
+fn get_varint(b: &[u8], at: usize) -> Varint {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let Some(&byte) = b.get(at + i) else {
+            return Varint::Cut;
+        };
+        let bits = u64::from(byte & 0x7f);
+        if i == 9 && bits > 1 {
+            return Varint::Bad;
+        }
+        v |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return Varint::Bad;
+            }
+            return Varint::Value(v, i + 1);
+        }
+    }
+    Varint::Bad
 }
 
 /// One block: its table entry and its bytes in the stream.
@@ -170,9 +282,81 @@ pub struct Block<'a> {
 #[derive(Debug, Clone)]
 pub struct Stream<'a> {
     header: Header,
+    version: u16,
     table: &'a [u8],
     body: &'a [u8],
     layout: &'a [u8],
+}
+
+/// One entry of a block table, as read (checked by [`Stream::parse_prefix`]).
+struct Entry {
+    compressed: u64,
+    original: u64,
+    crc32: u32,
+    /// 0 = coded, 1 = stored; anything else is an error.
+    mode: u8,
+}
+
+/// The entries of a table whose structure was checked (in version 2, every varint read once).
+struct Entries<'a> {
+    table: &'a [u8],
+    version: u16,
+    at: usize,
+    index: u32,
+    count: u32,
+    block_size: u32,
+    original_len: u64,
+}
+
+impl<'a> Entries<'a> {
+    fn new(table: &'a [u8], version: u16, header: &Header) -> Self {
+        Entries {
+            table,
+            version,
+            at: 0,
+            index: 0,
+            count: header.block_count,
+            block_size: header.block_size,
+            original_len: header.original_len,
+        }
+    }
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        if self.index == self.count {
+            return None;
+        }
+        let entry = if self.version == 1 {
+            let e = self.table.get(self.at..self.at + V1_ENTRY_LEN)?;
+            self.at += V1_ENTRY_LEN;
+            Entry {
+                compressed: u64::from(le_u32(e, 0)),
+                original: u64::from(le_u32(e, 4)),
+                crc32: le_u32(e, 8),
+                mode: e[12],
+            }
+        } else {
+            let Varint::Value(v, n) = get_varint(self.table, self.at) else {
+                return None;
+            };
+            let crc32 = le_u32(self.table, self.at + n);
+            self.at += n + 4;
+            // A version 2 table does not repeat what the header says: every block but the last
+            // is `block_size` long.
+            let before = u64::from(self.block_size) * u64::from(self.index);
+            Entry {
+                compressed: v >> 1,
+                original: (self.original_len - before).min(u64::from(self.block_size)),
+                crc32,
+                mode: (v & 1) as u8,
+            }
+        };
+        self.index += 1;
+        Some(entry)
+    }
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -195,43 +379,23 @@ const fn inconsistent(what: &'static str, block: Option<u32>) -> StreamError {
     StreamError::Inconsistent { what, block }
 }
 
-fn parse_header(bytes: &[u8]) -> Result<Header, StreamError> {
+/// Reads the header: it, its version and its length in bytes.
+fn parse_header(bytes: &[u8]) -> Result<(Header, u16, usize), StreamError> {
     if bytes.get(..4) != Some(&MAGIC[..]) {
         return Err(StreamError::BadMagic);
     }
     let version = bytes
         .get(4..6)
         .map(|v| u16::from_le_bytes([v[0], v[1]]))
-        .ok_or_else(|| truncated("header", HEADER_LEN, bytes.len()))?;
-    if version != VERSION {
-        return Err(StreamError::UnsupportedVersion(version));
-    }
-    let h = bytes
-        .get(..HEADER_LEN)
-        .ok_or_else(|| truncated("header", HEADER_LEN, bytes.len()))?;
-    if crc32fast::hash(&h[..76]) != le_u32(h, 76) {
-        return Err(StreamError::HeaderCorrupt);
-    }
-    if h[6] > LAST_CODEC {
+        .ok_or_else(|| truncated("header", MIN_HEADER_LEN, bytes.len()))?;
+    let (header, len) = match version {
+        1 => parse_header_v1(bytes)?,
+        2 => parse_header_v2(bytes)?,
+        _ => return Err(StreamError::UnsupportedVersion(version)),
+    };
+    if header.codec > LAST_CODEC {
         return Err(inconsistent("unknown codec id", None));
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&h[8..24]);
-    let mut name = [0u8; 32];
-    name.copy_from_slice(&h[24..56]);
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&h[64..72]);
-    let header = Header {
-        codec: h[6],
-        precision: h[7],
-        model_id: u128::from_le_bytes(id),
-        name,
-        window_bits: u16::from_le_bytes([h[56], h[57]]),
-        codec_revision: u16::from_le_bytes([h[58], h[59]]),
-        block_size: le_u32(h, 60),
-        original_len: u64::from_le_bytes(len),
-        block_count: le_u32(h, 72),
-    };
     if header.block_size == 0 {
         return Err(inconsistent("block size is 0", None));
     }
@@ -249,7 +413,130 @@ fn parse_header(bytes: &[u8]) -> Result<Header, StreamError> {
             None,
         ));
     }
-    Ok(header)
+    Ok((header, version, len))
+}
+
+/// Version 1: 80 bytes at fixed offsets, the block count stored.
+fn parse_header_v1(bytes: &[u8]) -> Result<(Header, usize), StreamError> {
+    let h = bytes
+        .get(..V1_HEADER_LEN)
+        .ok_or_else(|| truncated("header", V1_HEADER_LEN, bytes.len()))?;
+    if crc32fast::hash(&h[..76]) != le_u32(h, 76) {
+        return Err(StreamError::HeaderCorrupt);
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[8..24]);
+    let mut name = [0u8; NAME_LEN];
+    name.copy_from_slice(&h[24..56]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&h[64..72]);
+    let header = Header {
+        codec: h[6],
+        precision: h[7],
+        model_id: u128::from_le_bytes(id),
+        name,
+        window_bits: u16::from_le_bytes([h[56], h[57]]),
+        codec_revision: u16::from_le_bytes([h[58], h[59]]),
+        block_size: le_u32(h, 60),
+        original_len: u64::from_le_bytes(len),
+        block_count: le_u32(h, 72),
+    };
+    Ok((header, V1_HEADER_LEN))
+}
+
+/// Version 2: the fixed fields, the name with its length, four varints (window bits, codec
+/// revision, block size, original length), the CRC-32 of all before it.
+fn parse_header_v2(bytes: &[u8]) -> Result<(Header, usize), StreamError> {
+    let fixed = bytes
+        .get(..FIXED_LEN)
+        .ok_or_else(|| truncated("header", MIN_HEADER_LEN, bytes.len()))?;
+    let name_len = usize::from(fixed[24]);
+    if name_len > NAME_LEN {
+        // Only damage writes a longer name; the checksum cannot be found to say so.
+        return Err(StreamError::HeaderCorrupt);
+    }
+    let mut at = FIXED_LEN + name_len;
+    let mut fields = [0u64; 4];
+    for (k, field) in fields.iter_mut().enumerate() {
+        match get_varint(bytes, at) {
+            Varint::Value(v, n) => {
+                *field = v;
+                at += n;
+            }
+            // At least one byte for this field and each after it, and the checksum.
+            Varint::Cut => {
+                let needed = bytes.len().max(at) + 1 + (fields.len() - k - 1) + 4;
+                return Err(truncated("header", needed, bytes.len()));
+            }
+            Varint::Bad => return Err(StreamError::HeaderCorrupt),
+        }
+    }
+    let crc = bytes
+        .get(at..at + 4)
+        .ok_or_else(|| truncated("header", at + 4, bytes.len()))?;
+    if crc32fast::hash(&bytes[..at]) != le_u32(crc, 0) {
+        return Err(StreamError::HeaderCorrupt);
+    }
+    let [window_bits, codec_revision, block_size, original_len] = fields;
+    let out_of_range = |what| move |_| inconsistent(what, None);
+    let block_size = u32::try_from(block_size).map_err(out_of_range("block size over 4 GiB"))?;
+    let block_count = if block_size == 0 {
+        0
+    } else {
+        u32::try_from(original_len.div_ceil(u64::from(block_size)))
+            .map_err(out_of_range("more than 2^32 - 1 blocks"))?
+    };
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&fixed[8..24]);
+    let mut name = [0u8; NAME_LEN];
+    name[..name_len].copy_from_slice(&bytes[FIXED_LEN..FIXED_LEN + name_len]);
+    let header = Header {
+        codec: fixed[6],
+        precision: fixed[7],
+        model_id: u128::from_le_bytes(id),
+        name,
+        window_bits: u16::try_from(window_bits)
+            .map_err(out_of_range("window size over 65,535 bits"))?,
+        codec_revision: u16::try_from(codec_revision)
+            .map_err(out_of_range("codec revision over 65,535"))?,
+        block_size,
+        original_len,
+        block_count,
+    };
+    Ok((header, at + 4))
+}
+
+/// Where the block table that starts at `start` ends (before its checksum), reading version 2
+/// entries; a cut table says how long the input must be to hold the rest at the least.
+fn scan_table_v2(bytes: &[u8], start: usize, count: u32) -> Result<usize, StreamError> {
+    // Each entry takes at least 5 bytes, the checksum 4.
+    let at_least = |at: usize, left: u32| {
+        (left as usize)
+            .checked_mul(5)
+            .and_then(|n| n.checked_add(at + 4))
+            .ok_or(inconsistent("block count overflows", None))
+    };
+    let needed = at_least(start, count)?;
+    if bytes.len() < needed {
+        return Err(truncated("block table", needed, bytes.len()));
+    }
+    let mut at = start;
+    for left in (0..count).rev() {
+        match get_varint(bytes, at) {
+            Varint::Value(_, n) => at += n,
+            Varint::Cut => {
+                let needed = at_least(bytes.len() + 1 + 4, left)?;
+                return Err(truncated("block table", needed, bytes.len()));
+            }
+            Varint::Bad => return Err(StreamError::TableCorrupt),
+        }
+        if bytes.len() < at + 4 {
+            let needed = at_least(at + 4, left)?;
+            return Err(truncated("block table", needed, bytes.len()));
+        }
+        at += 4;
+    }
+    Ok(at)
 }
 
 impl<'a> Stream<'a> {
@@ -269,19 +556,21 @@ impl<'a> Stream<'a> {
     /// [`StreamError::Truncated`] with `needed` the length the prefix must have to get further:
     /// a reader that has no more than a prefix reads that much and asks again.
     pub fn parse_prefix(bytes: &'a [u8]) -> Result<(Self, usize), StreamError> {
-        let header = parse_header(bytes)?;
-        let n = header.block_count as usize;
-        let table_len = n
-            .checked_mul(ENTRY_LEN)
-            .and_then(|t| t.checked_add(4))
-            .ok_or(inconsistent("block count overflows", None))?;
-        let table_end = HEADER_LEN
-            .checked_add(table_len)
-            .ok_or(inconsistent("block count overflows", None))?;
+        let (header, version, table_start) = parse_header(bytes)?;
+        let n = header.block_count;
+        let entries_end = if version == 1 {
+            (n as usize)
+                .checked_mul(V1_ENTRY_LEN)
+                .and_then(|t| t.checked_add(table_start))
+                .ok_or(inconsistent("block count overflows", None))?
+        } else {
+            scan_table_v2(bytes, table_start, n)?
+        };
+        let table_end = entries_end + 4;
         let table = bytes
-            .get(HEADER_LEN..table_end)
+            .get(table_start..table_end)
             .ok_or_else(|| truncated("block table", table_end, bytes.len()))?;
-        let (entries, crc) = table.split_at(table_len - 4);
+        let (entries, crc) = table.split_at(table.len() - 4);
         if crc32fast::hash(entries) != le_u32(crc, 0) {
             return Err(StreamError::TableCorrupt);
         }
@@ -306,27 +595,27 @@ impl<'a> Stream<'a> {
         };
         let mut total: u64 = 0;
         let mut offset = body_start;
-        for (i, e) in entries.chunks_exact(ENTRY_LEN).enumerate() {
+        for (i, e) in Entries::new(entries, version, &header).enumerate() {
             let block = Some(i as u32);
-            let compressed = le_u32(e, 0);
-            let original = le_u32(e, 4);
-            let stored = match e[12] {
+            let stored = match e.mode {
                 0 => false,
                 1 => true,
                 _ => return Err(inconsistent("unknown block mode", block)),
             };
-            let expected = if i + 1 < n {
+            let compressed = u32::try_from(e.compressed)
+                .map_err(|_| inconsistent("compressed length over 4 GiB", block))?;
+            let expected = if i + 1 < n as usize {
                 u64::from(header.block_size)
             } else {
-                header.original_len - u64::from(header.block_size) * (n as u64 - 1)
+                header.original_len - u64::from(header.block_size) * (u64::from(n) - 1)
             };
-            if u64::from(original) != expected {
+            if e.original != expected {
                 return Err(inconsistent(
                     "original length does not match the block size",
                     block,
                 ));
             }
-            if stored && compressed != original {
+            if stored && u64::from(compressed) != e.original {
                 return Err(inconsistent("stored block of another length", block));
             }
             if !stored && header.codec == CODEC_STORED {
@@ -338,7 +627,7 @@ impl<'a> Stream<'a> {
             {
                 return Err(inconsistent("not a whole number of windows", block));
             }
-            total += u64::from(original);
+            total += e.original;
             offset = offset.saturating_add(compressed as usize);
         }
         if total != header.original_len {
@@ -349,6 +638,7 @@ impl<'a> Stream<'a> {
         }
         let stream = Stream {
             header,
+            version,
             table: entries,
             body: &bytes[body_start..offset],
             layout,
@@ -361,6 +651,11 @@ impl<'a> Stream<'a> {
         &self.header
     }
 
+    /// The container format version the stream was written in.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
     /// The file layout an image stream carries (empty for the other codecs).
     pub fn layout(&self) -> &'a [u8] {
         self.layout
@@ -370,15 +665,15 @@ impl<'a> Stream<'a> {
     pub fn blocks(&self) -> impl Iterator<Item = Block<'a>> + 'a {
         let body = self.body;
         let mut at = 0usize;
-        self.table.chunks_exact(ENTRY_LEN).map(move |e| {
-            let len = le_u32(e, 0) as usize;
-            // `parse` checked that the blocks fill the body exactly.
+        Entries::new(self.table, self.version, &self.header).map(move |e| {
+            // `parse` checked that the lengths fit 32 bits and the blocks fill the body.
+            let len = e.compressed as usize;
             let data = body.get(at..at + len).unwrap_or(&[]);
             at += len;
             Block {
-                original_len: le_u32(e, 4),
-                crc32: le_u32(e, 8),
-                stored: e[12] == 1,
+                original_len: e.original as u32,
+                crc32: e.crc32,
+                stored: e.mode == 1,
                 data,
             }
         })
@@ -639,6 +934,12 @@ mod tests {
     }
 
     fn write_revision(plain: &[u8], block_size: usize, revision: u16) -> Vec<u8> {
+        write_version(plain, block_size, revision, VERSION)
+    }
+
+    /// The same in container format `version` (1 by hand, as the builds before version 2 wrote
+    /// it; 2 with this module's writer).
+    fn write_version(plain: &[u8], block_size: usize, revision: u16, version: u16) -> Vec<u8> {
         let mut adaptive = Adaptive::new();
         let mut table = Vec::new();
         let mut body = Vec::new();
@@ -660,31 +961,61 @@ mod tests {
             bytes.truncate(bytes.len() - words.len() * 4 + stored_len(&words));
             let stored = bytes.len() >= block.len();
             let data = if stored { block.to_vec() } else { bytes };
-            table.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            table.extend_from_slice(&(block.len() as u32).to_le_bytes());
-            table.extend_from_slice(&crc32fast::hash(block).to_le_bytes());
-            table.extend_from_slice(&[u8::from(stored), 0, 0, 0]);
+            let crc = crc32fast::hash(block);
+            if version == 1 {
+                table.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                table.extend_from_slice(&(block.len() as u32).to_le_bytes());
+                table.extend_from_slice(&crc.to_le_bytes());
+                table.extend_from_slice(&[u8::from(stored), 0, 0, 0]);
+            } else {
+                let mut e = [0u8; MAX_ENTRY_LEN];
+                let n = write_entry(data.len() as u32, crc, stored, &mut e);
+                table.extend_from_slice(&e[..n]);
+            }
             body.extend_from_slice(&data);
         }
-        let mut h = [0u8; HEADER_LEN];
-        h[0..4].copy_from_slice(&MAGIC);
-        h[4..6].copy_from_slice(&VERSION.to_le_bytes());
-        h[6] = CODEC_TEXT_NN;
-        h[7] = PRECISION as u8;
-        h[8..24].copy_from_slice(&ID.to_le_bytes());
-        h[24..28].copy_from_slice(b"next");
-        h[58..60].copy_from_slice(&revision.to_le_bytes());
-        h[60..64].copy_from_slice(&(block_size as u32).to_le_bytes());
-        h[64..72].copy_from_slice(&(plain.len() as u64).to_le_bytes());
-        h[72..76].copy_from_slice(&(plain.len().div_ceil(block_size) as u32).to_le_bytes());
-        let crc = crc32fast::hash(&h[..76]);
-        h[76..80].copy_from_slice(&crc.to_le_bytes());
-        let mut out = h.to_vec();
+        let header = Header {
+            codec: CODEC_TEXT_NN,
+            precision: PRECISION as u8,
+            model_id: ID,
+            name: Header::pad_name("next"),
+            window_bits: 0,
+            codec_revision: revision,
+            block_size: block_size as u32,
+            original_len: plain.len() as u64,
+            block_count: plain.len().div_ceil(block_size) as u32,
+        };
+        let mut out = if version == 1 {
+            write_header_v1(&header).to_vec()
+        } else {
+            let mut h = [0u8; MAX_HEADER_LEN];
+            let n = header.write(&mut h);
+            h[..n].to_vec()
+        };
         let crc = crc32fast::hash(&table);
         out.extend_from_slice(&table);
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&body);
         out
+    }
+
+    /// A version 1 header, as the builds before version 2 wrote it.
+    fn write_header_v1(header: &Header) -> [u8; V1_HEADER_LEN] {
+        let mut h = [0u8; V1_HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4..6].copy_from_slice(&1u16.to_le_bytes());
+        h[6] = header.codec;
+        h[7] = header.precision;
+        h[8..24].copy_from_slice(&header.model_id.to_le_bytes());
+        h[24..56].copy_from_slice(&header.name);
+        h[56..58].copy_from_slice(&header.window_bits.to_le_bytes());
+        h[58..60].copy_from_slice(&header.codec_revision.to_le_bytes());
+        h[60..64].copy_from_slice(&header.block_size.to_le_bytes());
+        h[64..72].copy_from_slice(&header.original_len.to_le_bytes());
+        h[72..76].copy_from_slice(&header.block_count.to_le_bytes());
+        let crc = crc32fast::hash(&h[..76]);
+        h[76..80].copy_from_slice(&crc.to_le_bytes());
+        h
     }
 
     type Decoded = Result<u64, DecodeError<Infallible, Infallible>>;
@@ -788,14 +1119,17 @@ mod tests {
     #[test]
     fn streams_decode_block_by_block() {
         let t = text();
-        for revision in OLDEST_REVISION..=REVISION {
-            for bs in [1, 7, 100, 4096] {
-                let s = write_revision(&t, bs, revision);
-                let p = Stream::parse(&s).unwrap();
-                assert_eq!(p.header().model_name(), "next");
-                assert_eq!(p.blocks().count(), t.len().div_ceil(bs));
-                let out = decode_all(&s, 4096);
-                assert_eq!(out.unwrap(), t, "revision {revision}, block size {bs}");
+        for version in OLDEST_VERSION..=VERSION {
+            for revision in OLDEST_REVISION..=REVISION {
+                for bs in [1, 7, 100, 4096] {
+                    let s = write_version(&t, bs, revision, version);
+                    let p = Stream::parse(&s).unwrap();
+                    assert_eq!(p.version(), version);
+                    assert_eq!(p.header().model_name(), "next");
+                    assert_eq!(p.blocks().count(), t.len().div_ceil(bs));
+                    let out = decode_all(&s, 4096);
+                    assert_eq!(out.unwrap(), t, "revision {revision}, block size {bs}");
+                }
             }
         }
         assert_eq!(decode_all(&write(b"", 16), 16).unwrap(), b"");
@@ -808,13 +1142,19 @@ mod tests {
     #[test]
     fn every_damaged_byte_is_an_error_or_a_checked_block_never_wrong_output() {
         let t = text();
-        let s = write(&t[..700], 128);
+        for version in OLDEST_VERSION..=VERSION {
+            let s = write_version(&t[..700], 128, REVISION, version);
+            flip_every_byte(&s, &t[..700]);
+        }
+    }
+
+    fn flip_every_byte(s: &[u8], t: &[u8]) {
         for i in 0..s.len() {
             for flip in [0x01u8, 0x80] {
-                let mut bad = s.clone();
+                let mut bad = s.to_vec();
                 bad[i] ^= flip;
                 match decode_all(&bad, 4096) {
-                    Ok(out) => assert_eq!(out, &t[..700], "byte {i}: wrong output accepted"),
+                    Ok(out) => assert_eq!(out, t, "byte {i}: wrong output accepted"),
                     Err(e) => {
                         // Every error has a message.
                         assert!(!alloc::format!("{e}").is_empty());
@@ -825,11 +1165,90 @@ mod tests {
     }
 
     #[test]
-    fn truncations_are_errors() {
-        let s = write(&text(), 512);
-        for n in 0..s.len() {
-            assert!(decode_all(&s[..n], 4096).is_err(), "truncated to {n}");
+    fn varints_have_one_form() {
+        let mut b = [0u8; 10];
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let n = put_varint(v, &mut b);
+            assert!(matches!(get_varint(&b, 0), Varint::Value(x, m) if x == v && m == n));
+            assert!(matches!(get_varint(&b[..n - 1], 0), Varint::Cut));
         }
+        // A longer form of a value, or more than 64 bits: refused.
+        assert!(matches!(get_varint(&[0x81, 0x00], 0), Varint::Bad));
+        assert!(matches!(
+            get_varint(
+                &[0xff; 9].iter().chain(&[2]).copied().collect::<Vec<_>>(),
+                0
+            ),
+            Varint::Bad
+        ));
+        assert!(matches!(get_varint(&[0x80; 11], 0), Varint::Bad));
+    }
+
+    /// A version 2 header whose checksum matches but whose fields a writer never writes.
+    #[test]
+    fn forged_headers_are_refused() {
+        let s = write(&text(), 512);
+        let forge = |edit: &dyn Fn(&mut Vec<u8>)| {
+            // "next", W and the revision (a byte each), block size and length (two each), CRC.
+            let n = FIXED_LEN + 4 + 1 + 1 + 2 + 2 + 4;
+            let mut h = s[..n - 4].to_vec();
+            edit(&mut h);
+            let crc = crc32fast::hash(&h);
+            h.extend_from_slice(&crc.to_le_bytes());
+            h.extend_from_slice(&s[n..]);
+            Stream::parse(&h).err()
+        };
+        assert_eq!(forge(&|_| {}), None, "the unedited header parses");
+        assert_eq!(
+            forge(&|h| h[24] = 33),
+            Some(StreamError::HeaderCorrupt),
+            "a name longer than 32 bytes"
+        );
+        // Revision as 0x80 0x00 (a longer form of 0).
+        assert_eq!(
+            forge(&|h| {
+                h.splice(FIXED_LEN + 5..FIXED_LEN + 6, [0x80, 0x00]);
+            }),
+            Some(StreamError::HeaderCorrupt)
+        );
+        // A window size of 2^16 bits.
+        assert!(matches!(
+            forge(&|h| {
+                h.splice(FIXED_LEN + 4..FIXED_LEN + 5, [0x80, 0x80, 0x04]);
+            }),
+            Some(StreamError::Inconsistent { .. })
+        ));
+    }
+
+    #[test]
+    fn truncations_are_errors() {
+        for version in OLDEST_VERSION..=VERSION {
+            let s = write_version(&text(), 512, REVISION, version);
+            for n in 0..s.len() {
+                assert!(decode_all(&s[..n], 4096).is_err(), "truncated to {n}");
+                if n < MAGIC.len() {
+                    // Not yet the magic bytes: a reader of a pipe checks those itself.
+                    continue;
+                }
+                let e = Stream::parse_prefix(&s[..n]).expect_err("a prefix");
+                // A reader that reads what a cut stream says it needs gets further.
+                if let StreamError::Truncated { needed, .. } = e {
+                    assert!(needed > n as u64 && needed <= s.len() as u64, "{n}: {e}");
+                } else {
+                    panic!("truncated to {n}: {e}");
+                }
+            }
+        }
+        let s = write(&text(), 512);
         let mut long = s.clone();
         long.push(0);
         assert_eq!(

@@ -83,14 +83,26 @@ fn open(data: &[u8]) {
 
 /// `data` made into a stream header and table with valid checksums, the right magic, version
 /// and codec revision, a block count that matches the lengths, and model id 0 (the network-free
-/// codec's), so that decoding goes past [`Stream::parse`]. `None` if too short for a header.
+/// codec's), so that decoding goes past [`Stream::parse`]. Data whose version field says 2 is
+/// fixed as a version 2 stream (variable-length fields), anything else as version 1. `None` if
+/// too short for a header.
 pub fn fix_stream(data: &[u8]) -> Option<Vec<u8>> {
-    let mut v = data.get(..container::HEADER_LEN).map(|_| data.to_vec())?;
+    if data.get(4..6) == Some(&2u16.to_le_bytes()[..]) {
+        fix_stream_v2(data)
+    } else {
+        fix_stream_v1(data)
+    }
+}
+
+/// Version 1: an 80-byte header and 16-byte table entries at fixed offsets.
+fn fix_stream_v1(data: &[u8]) -> Option<Vec<u8>> {
+    const HEADER_LEN: usize = 80;
+    const ENTRY_LEN: usize = 16;
+    let mut v = data.get(..HEADER_LEN).map(|_| data.to_vec())?;
     v[0..4].copy_from_slice(&container::MAGIC);
-    v[4..6].copy_from_slice(&container::VERSION.to_le_bytes());
+    v[4..6].copy_from_slice(&1u16.to_le_bytes());
     v[8..24].fill(0);
-    v[58..60]
-        .copy_from_slice(&arca_runtime::codec::revision(arca_runtime::Codec::TextCm).to_le_bytes());
+    v[58..60].copy_from_slice(&text_cm_revision().to_le_bytes());
     let block_size = u32_at(&v, 60);
     let original_len = u64::from_le_bytes(v[64..72].try_into().ok()?);
     if block_size > 0 {
@@ -100,16 +112,93 @@ pub fn fix_stream(data: &[u8]) -> Option<Vec<u8>> {
     let crc = crc32(&v[..76]);
     v[76..80].copy_from_slice(&crc.to_le_bytes());
     let n = u32_at(&v, 72) as usize;
-    let table_end = n
-        .checked_mul(container::ENTRY_LEN)?
-        .checked_add(container::HEADER_LEN)?;
-    if let Some(table) = v.get(container::HEADER_LEN..table_end) {
+    let table_end = n.checked_mul(ENTRY_LEN)?.checked_add(HEADER_LEN)?;
+    if let Some(table) = v.get(HEADER_LEN..table_end) {
         let crc = crc32(table);
         if let Some(slot) = v.get_mut(table_end..table_end + 4) {
             slot.copy_from_slice(&crc.to_le_bytes());
         }
     }
     Some(v)
+}
+
+/// Version 2: the header rewritten from the fields `data` holds (its name length cut to 32,
+/// its varints read as they are, the revision replaced), then `data`'s table with its checksum
+/// fixed where the entries are whole.
+fn fix_stream_v2(data: &[u8]) -> Option<Vec<u8>> {
+    let fixed = data.get(..25)?;
+    let name_len = usize::from(fixed[24]).min(container::NAME_LEN);
+    let mut at = 25 + name_len;
+    let mut fields = [0u64; 4];
+    for f in &mut fields {
+        let (value, n) = varint(data, at)?;
+        *f = value;
+        at += n;
+    }
+    let [window_bits, _, block_size, original_len] = fields;
+    let mut v = Vec::with_capacity(data.len());
+    v.extend_from_slice(&container::MAGIC);
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&fixed[6..8]);
+    v.extend_from_slice(&[0; 16]);
+    v.push(name_len as u8);
+    v.extend_from_slice(data.get(25..25 + name_len)?);
+    for f in [
+        window_bits,
+        u64::from(text_cm_revision()),
+        block_size,
+        original_len,
+    ] {
+        put_varint(f, &mut v);
+    }
+    let crc = crc32(&v);
+    v.extend_from_slice(&crc.to_le_bytes());
+    // The old checksum's 4 bytes are replaced by the new one.
+    let rest = data.get(at + 4..).unwrap_or(&[]);
+    let table_start = v.len();
+    v.extend_from_slice(rest);
+    let n = if block_size == 0 {
+        0
+    } else {
+        original_len.div_ceil(block_size)
+    };
+    let mut end = table_start;
+    for _ in 0..n.min(1 << 20) {
+        let (_, len) = varint(&v, end)?;
+        end += len + 4;
+    }
+    if let Some(table) = v.get(table_start..end) {
+        let crc = crc32(table);
+        if let Some(slot) = v.get_mut(end..end + 4) {
+            slot.copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    Some(v)
+}
+
+fn text_cm_revision() -> u16 {
+    arca_runtime::codec::revision(arca_runtime::Codec::TextCm)
+}
+
+/// An unsigned LEB128 varint at `at`: its value and length (`None` past the end or 10 bytes).
+fn varint(data: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let byte = *data.get(at + i)?;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 /// `data` made into a bundle header with the right magic, version and manifest offset and valid

@@ -126,6 +126,21 @@ fn print_details(stream: &Stream<'_>, at: usize) -> Result<()> {
         stream.len()
     );
     outln!("  blocks:       {}", h.block_count);
+    let blocks: u64 = stream
+        .entries()
+        .iter()
+        .map(|e| u64::from(e.compressed_len))
+        .sum();
+    outln!(
+        "  container:    format {}, {} bytes of header and table{}",
+        stream.version(),
+        stream.len() as u64 - blocks,
+        if stream.layout().is_empty() {
+            ""
+        } else {
+            " (and the image layout)"
+        }
+    );
     if stream.entries().is_empty() {
         return Ok(());
     }

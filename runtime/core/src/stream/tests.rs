@@ -185,7 +185,7 @@ fn damage_is_an_error_never_a_short_read() {
     for cut in [
         1,
         40,
-        HEADER_LEN + 5,
+        MIN_HEADER_LEN + 5,
         first - 1,
         first + 1,
         packed.len() - 1,
