@@ -9,13 +9,24 @@
 # No network access needed. Outputs in OUT_DIR: NAME.{pt,onnx,json,log.json}, logs/NAME.log,
 # eval.md / eval.json (held-out exact match by digit count), summary.md.
 #
-# Variants (same model size for all: d_model 128, 4 layers, 4 heads, batch 512):
+# Variants of ARITH_PLAN=issue8 (the default; same model size for all: d_model 128, 4 layers,
+# 4 heads, batch 512):
 #   add-padrev-d10-w10-s0        addition 1..10 digits, padded (W=10) + reversed result
 #   add-plain-d10-s0             addition 1..10 digits, plain
 #   add-spaces-d8-s{0,1,2}       addition trained 1..8 digits, random spaces; evaluated 1..10
 #   add-plain-d8-s{0,1,2}        addition trained 1..8 digits, plain ("basic"); evaluated 1..10
 #   mul-padrev-d5-w5-s0          multiplication 1..5 digits, padded (W=5) + reversed result
 #   mul-plain-d5-s0              multiplication 1..5 digits, plain
+#
+# Variants of ARITH_PLAN=issue24 (extrapolation past 10 digits, multiplication to 6 digits):
+#   add-spaces-d10-s{0,1,2}      addition trained 1..10 digits, random spaces; evaluated 1..12
+#   add-plain-d10-s{0,1,2}       addition trained 1..10 digits, plain; evaluated 1..12
+#                                (the issue 8 model size, one session's budget)
+#   mul-padrev-d6-w6-s0          multiplication 1..6 digits, padded (W=6) + reversed result
+#   mul-plain-d6-s0              multiplication 1..6 digits, plain
+#                                (both d_model 256, 6 layers, 8 heads, bf16 forward; trained
+#                                over several sessions: --resume from the checkpoints in OUT,
+#                                the cosine spread over ARITH_MUL_SCHEDULE seconds in all)
 #
 # Environment:
 #   PYTHON=python3        interpreter (torch, numpy, onnx, onnxruntime)
@@ -26,7 +37,15 @@
 #   ARITH_EXTRA="..."     extra arguments for every train_arith.py call
 #   ARITH_EVAL_N=500      problems per digit count in the final evaluation
 #   ARITH_NO_CKPT=1       delete the .pt checkpoints after the evaluation (smaller output)
+#   ARITH_PLAN=issue8     which variants (issue8 or issue24, above)
+#   ARITH_MUL_SCHEDULE=2400  issue24: seconds of training the multipliers' schedule spans
+#   ARITH_ONLY="NAME ..."  train only these variants (a later session: the multipliers alone)
+#   ARITH_RETURN=DIR      afterwards, pack what a later session needs into DIR in at most 8
+#                         files of at most 15 MiB (the device tool's limits on what comes back):
+#                         reports, logs, manifests and ONNX files, and the checkpoints of the
+#                         models that resume (weights only), tarred and split
 set -u
+PLAN=${ARITH_PLAN:-issue8}
 TOTAL=${1:-300}
 OUT=${2:-arith_out}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +69,7 @@ if [ "$SMOKE" = 1 ]; then
   MODEL="--d-model 32 --layers 1 --heads 2 --batch 64 --lr 3e-3 --warmup 20 --eval-n 50 --quick-eval-n 20 --ort-check-n 40 --log-every 20 --eval-every 1000"
   MULMODEL=$MODEL
   ADD_D=4; EXT_TRAIN=3; EXT_EVAL=4; MUL_D=2
+  [ "$PLAN" = issue24 ] && { EXT_TRAIN=4; EXT_EVAL=5; MUL_D=3; }
   STARTUP=20; FINISH=6; EVAL_RES=15; SLACK=3; EVAL_N=50
   PROGRESS=10
 else
@@ -58,6 +78,10 @@ else
   MODEL="--d-model 128 --layers 4 --heads 4 --batch 512 --lr 1e-3 --eval-every 40"
   MULMODEL=$MODEL
   ADD_D=10; EXT_TRAIN=8; EXT_EVAL=10; MUL_D=5
+  if [ "$PLAN" = issue24 ]; then
+    EXT_TRAIN=10; EXT_EVAL=12; MUL_D=6
+    MULMODEL="--d-model 256 --layers 6 --heads 8 --batch 512 --lr 5e-4 --eval-every 60 --bf16"
+  fi
   # seconds reserved: process start (imports, CUDA init), final eval + export + onnxruntime
   # check inside each job, the batch evaluation at the end, and slack
   STARTUP=25; FINISH=25; EVAL_RES=45; SLACK=10; EVAL_N=${ARITH_EVAL_N:-500}
@@ -66,8 +90,19 @@ fi
 EXTRA=${ARITH_EXTRA:-}
 
 # name|arguments
-VARIANTS=("add-padrev-d${ADD_D}-w${ADD_D}-s0|--task add --format padrev --max-digits $ADD_D --width $ADD_D --seed 0 $MODEL"
-          "add-plain-d${ADD_D}-s0|--task add --format plain --max-digits $ADD_D --seed 0 $MODEL")
+VARIANTS=()
+if [ "$PLAN" = issue8 ]; then
+  VARIANTS+=("add-padrev-d${ADD_D}-w${ADD_D}-s0|--task add --format padrev --max-digits $ADD_D --width $ADD_D --seed 0 $MODEL"
+             "add-plain-d${ADD_D}-s0|--task add --format plain --max-digits $ADD_D --seed 0 $MODEL")
+elif [ "$PLAN" != issue24 ]; then
+  echo "run_all: ARITH_PLAN must be issue8 or issue24, not '$PLAN'" >&2; exit 2
+fi
+# Multipliers of issue24 train over several sessions: each run continues the checkpoint in OUT.
+RESUME=()
+if [ "$PLAN" = issue24 ]; then
+  MULMODEL="$MULMODEL --resume --schedule-seconds ${ARITH_MUL_SCHEDULE:-2400}"
+  RESUME=("mul-padrev-d${MUL_D}-w${MUL_D}-s0" "mul-plain-d${MUL_D}-s0")
+fi
 for s in $SEEDS; do
   VARIANTS+=("add-spaces-d${EXT_TRAIN}-s$s|--task add --format spaces --max-digits $EXT_TRAIN --eval-digits $EXT_EVAL --seed $s $MODEL")
 done
@@ -77,6 +112,14 @@ done
 VARIANTS+=("mul-padrev-d${MUL_D}-w${MUL_D}-s0|--task mul --format padrev --max-digits $MUL_D --width $MUL_D --seed 0 $MULMODEL"
            "mul-plain-d${MUL_D}-s0|--task mul --format plain --max-digits $MUL_D --seed 0 $MULMODEL")
 
+if [ -n "${ARITH_ONLY:-}" ]; then
+  chosen=()
+  for v in "${VARIANTS[@]}"; do
+    for name in $ARITH_ONLY; do [ "${v%%|*}" = "$name" ] && chosen+=("$v"); done
+  done
+  [ ${#chosen[@]} -gt 0 ] || { echo "run_all: ARITH_ONLY names no variant of $PLAN" >&2; exit 2; }
+  VARIANTS=("${chosen[@]}")
+fi
 NV=${#VARIANTS[@]}
 [ "$JOBS" -le 0 ] && JOBS=$NV
 WAVES=$(( (NV + JOBS - 1) / JOBS ))
@@ -186,6 +229,21 @@ if os.path.exists(ev):
     print(open(ev).read())
 EOF
 cat "$OUT/summary.md"
+if [ -n "${ARITH_RETURN:-}" ]; then
+  # What comes back from a lent machine: at most 8 files of 16 MiB. One tar (reports, logs,
+  # manifests, ONNX files, the resuming models' weights), split into 15 MiB parts.
+  mkdir -p "$ARITH_RETURN" || exit 1
+  keep=(summary.md eval.md eval.json logs)
+  for f in "$OUT"/*.json "$OUT"/*.onnx; do
+    [ -e "$f" ] && [ "$(basename "$f")" != eval.json ] && keep+=("$(basename "$f")")
+  done
+  for name in "${RESUME[@]}"; do [ -e "$OUT/$name.pt" ] && keep+=("$name.pt"); done
+  (cd "$OUT" && tar cf - "${keep[@]}" 2>/dev/null) | split -b 15M -d -a 1 - "$ARITH_RETURN/arith.tar."
+  parts=$(ls "$ARITH_RETURN"/arith.tar.* | wc -l)
+  say "packed ${#keep[@]} entries into $parts part(s) in $ARITH_RETURN (cat arith.tar.* | tar xf -)"
+  [ "$parts" -le 7 ] || { say "ERROR: $parts parts, more than the 7 that fit beside the log"; fails=$(( fails + 1 )); }
+  cp "$OUT/summary.md" "$ARITH_RETURN/summary.md"
+fi
 if [ "${ARITH_NO_CKPT:-0}" = 1 ]; then rm -f "$OUT"/*.pt; say "removed checkpoints (ARITH_NO_CKPT=1)"; fi
 say "done: $NV variants, $fails failure(s); wall $(elapsed)s of ${TOTAL}s; outputs in $OUT"
 du -sh "$OUT" 2>/dev/null | sed 's/^/[run_all] size /'

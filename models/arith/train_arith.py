@@ -14,6 +14,13 @@ of --time-budget seconds of training, --steps, or the absolute --deadline (unix 
 learning rate follows a linear warm-up then a cosine decay over the budget (time or steps,
 whichever is nearer), so a run cut by time still ends with a small learning rate.
 
+Training across sessions (a GPU lent for minutes at a time): --resume continues from NAME.pt in
+--out (weights, step and training seconds so far; the optimizer's moments too when the checkpoint
+was saved with --save-optimizer, else the learning rate warms up again), and --schedule-seconds S
+spreads the cosine over S seconds of training in total, so run k of n continues the same curve.
+The data stream of a resumed run is seeded with the step it resumes at (never the same draws
+again). --bf16 computes the forward pass in bfloat16 on CUDA (weights and optimizer stay f32).
+
 Example (CPU smoke): python models/arith/train_arith.py --task add --format padrev --width 3 \
     --max-digits 3 --device cpu --time-budget 90 --d-model 64 --layers 2 --out /tmp/arith
 """
@@ -75,6 +82,13 @@ def parse_args(argv=None):
     ap.add_argument("--ckpt-every", type=float, default=30.0, help="seconds")
     ap.add_argument("--ort-check-n", type=int, default=200, help="held-out problems decoded in onnxruntime")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue from NAME.pt in --out if it exists")
+    ap.add_argument("--schedule-seconds", type=float, default=None,
+                    help="seconds of training (all runs together) the cosine decays over; default: "
+                         "the seconds so far plus this run's budget")
+    ap.add_argument("--save-optimizer", action="store_true",
+                    help="keep AdamW's moments in NAME.pt (about 3x its size) so --resume continues them")
+    ap.add_argument("--bf16", action="store_true", help="forward pass in bfloat16 autocast (CUDA only)")
     a = ap.parse_args(argv)
     a.op = F.OPS[a.task]
     if a.format == "spaces" and a.task != "add":
@@ -150,10 +164,39 @@ def main(argv=None):
     logdoc = {"name": name, "command": command, "args": vars(a), "params": nparam, "context_len": ctx,
               "records": records, "evals": evals}
 
+    # A resumed run: the weights, counters and log of the runs before it.
+    step, examples, trained_before, opt_resumed, commands = 0, 0, 0.0, False, []
+    if a.resume and os.path.exists(paths["ckpt"]):
+        prev = torch.load(paths["ckpt"], map_location="cpu", weights_only=False)
+        if prev["model_cfg"] != model.cfg:
+            raise SystemExit(f"{paths['ckpt']} is a model of another shape: {prev['model_cfg']} vs {model.cfg}")
+        model.load_state_dict(prev["model"])
+        if "optimizer" in prev:
+            opt.load_state_dict(prev["optimizer"])
+            opt_resumed = True
+        step, examples = prev["step"], prev["examples"]
+        trained_before = prev.get("train_s_total", 0.0)
+        commands = prev.get("commands", [prev.get("command", "")])
+        rng = np.random.default_rng([a.seed, 12345, step])
+        if os.path.exists(paths["log"]):
+            with open(paths["log"]) as f:
+                old = json.load(f)
+            records.extend(old.get("records", []))
+            evals.extend(old.get("evals", []))
+        log(f"resumed at step {step} after {trained_before:.0f}s of training"
+            f" ({'with' if opt_resumed else 'without'} the optimizer state)", name)
+    commands = commands + [command]
+    logdoc["commands"] = commands
+    step0 = step
+
     def checkpoint(step, examples, final=False):
-        atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                     "model_cfg": model.cfg, "args": vars(a), "step": step, "examples": examples,
-                     "command": command, "final": final}, paths["ckpt"])
+        obj = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "model_cfg": model.cfg, "args": vars(a), "step": step, "examples": examples,
+               "train_s_total": trained_before + (time.time() - t0), "commands": commands,
+               "command": command, "final": final}
+        if a.save_optimizer:
+            obj["optimizer"] = opt.state_dict()
+        atomic_save(obj, paths["ckpt"])
 
     quick_pairs = None
     nf = torch_next_fn(model, dev)
@@ -168,8 +211,8 @@ def main(argv=None):
     end_t = t0 + a.time_budget
     if a.deadline is not None:
         end_t = min(end_t, a.deadline)
-    budget = max(end_t - t0, 1e-3)
-    step, examples = 0, 0
+    schedule = max(a.schedule_seconds or (trained_before + (end_t - t0)), 1e-3)
+    amp = a.bf16 and dev.type == "cuda"
     loss_acc = torch.zeros((), device=dev)
     n_acc = 0
     last_eval = last_ckpt = t0
@@ -179,8 +222,9 @@ def main(argv=None):
         now = time.time()
         if now >= end_t or step >= a.steps:
             break
-        frac = min(1.0, max((now - t0) / budget, step / a.steps))
-        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (a.lr_min_frac + (1 - a.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+        frac = min(1.0, max((trained_before + now - t0) / schedule, step / a.steps))
+        warm = step + 1 if opt_resumed or step0 == 0 else step - step0 + 1
+        lr = a.lr * min(1.0, warm / a.warmup) * (a.lr_min_frac + (1 - a.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
         toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width)
@@ -190,8 +234,9 @@ def main(argv=None):
         nt = float(wmask.sum())
         x = torch.from_numpy(toks).to(dev, non_blocking=True)
         w = torch.from_numpy(wmask).to(dev, non_blocking=True)
-        logits = model(x[:, :-1])
-        ce = Fn.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            logits = model(x[:, :-1])
+        ce = Fn.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
         loss = (ce * w.reshape(-1)).sum() / nt
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -226,7 +271,8 @@ def main(argv=None):
         records.append({"step": step, "loss": round(float(loss_acc) / n_acc, 5), "lr": lr, "examples": examples,
                         "wall_s": round(train_s, 2)})
     final_loss = records[-1]["loss"] if records else None
-    log(f"training done: {step} steps, {examples} examples, {train_s:.1f}s, last loss {final_loss}", name)
+    log(f"training done: {step} steps, {examples} examples, {train_s:.1f}s"
+        + (f" ({trained_before + train_s:.0f}s in all runs)" if step0 else "") + f", last loss {final_loss}", name)
     checkpoint(step, examples, final=True)
 
     # ---------------------------------------------------------------- final held-out evaluation
@@ -234,7 +280,8 @@ def main(argv=None):
     t = time.time()
     res = evaluate(nf, a.op, a.format, a.width, range(1, a.eval_digits + 1), a.eval_n, 0, ctx)
     log(f"final held-out exact match (n<={a.eval_n}/digit count, {time.time() - t:.1f}s): {fmt_acc(res)}", name)
-    logdoc["final"] = {"steps": step, "examples": examples, "train_s": round(train_s, 2), "loss": final_loss,
+    logdoc["final"] = {"steps": step, "examples": examples, "train_s": round(train_s, 2),
+                       "train_s_total": round(trained_before + train_s, 2), "loss": final_loss,
                        "heldout": {str(d): {"correct": c, "n": n} for d, (c, n) in res.items()}}
     atomic_save(logdoc, paths["log"])
 
@@ -276,7 +323,9 @@ def main(argv=None):
             "batch": a.batch,
             "seed": a.seed,
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "train_seconds": round(train_s, 1),
+            "train_seconds": round(trained_before + train_s, 1),
+            "runs": len(commands),
+            "commands": commands,
             "final_loss": final_loss,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         },
