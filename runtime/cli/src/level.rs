@@ -66,7 +66,8 @@ pub fn level(n: u8) -> Level {
 pub struct LevelArgs {
     /// Compression level, 1 (fastest) to 9 (smallest), default 6; also -1 .. -9. 1: context
     /// models alone, fast set (no network); 2: context models alone, every model; 3, 4:
-    /// text-embedded's network with the fast set or every model; 5, 6: text-small's (6 is
+    /// text-embedded's network with the fast set or every model (binary blocks: the binary
+    /// contexts without a network); 5, 6: text-small's (6 is
     /// the default); 7: each frame (8 MiB) coded with text-small and with its first version
     /// (books only), the smaller kept; 8, 9: also without a network, and each block with and
     /// without one, in blocks of 4 and 16 MiB (about twice level 6's compression time; decoding
