@@ -40,10 +40,10 @@
 #   ARITH_PLAN=issue8     which variants (issue8 or issue24, above)
 #   ARITH_MUL_SCHEDULE=2400  issue24: seconds of training the multipliers' schedule spans
 #   ARITH_ONLY="NAME ..."  train only these variants (a later session: the multipliers alone)
-#   ARITH_RETURN=DIR      afterwards, pack what a later session needs into DIR in at most 8
-#                         files of at most 15 MiB (the device tool's limits on what comes back):
-#                         reports, logs, manifests and ONNX files, and the checkpoints of the
-#                         models that resume (weights only), tarred and split
+#   ARITH_RETURN=DIR      afterwards, pack this run's results into DIR within the device tool's
+#                         limits on what comes back (8 files of 16 MiB, 64 MiB in all): reports,
+#                         logs, manifests, the ONNX files of the finished models and the weights
+#                         of those that resume, tarred and split into 15 MiB parts
 set -u
 PLAN=${ARITH_PLAN:-issue8}
 TOTAL=${1:-300}
@@ -230,18 +230,30 @@ if os.path.exists(ev):
 EOF
 cat "$OUT/summary.md"
 if [ -n "${ARITH_RETURN:-}" ]; then
-  # What comes back from a lent machine: at most 8 files of 16 MiB. One tar (reports, logs,
-  # manifests, ONNX files, the resuming models' weights), split into 15 MiB parts.
+  # What comes back from a lent machine: at most 8 files of 16 MiB, 64 MiB in all. One tar of
+  # this run's variants, split into 15 MiB parts: reports, logs and manifests; the ONNX file of
+  # each model that is done; the weights of each that resumes (its ONNX file, 4x the size of
+  # an addition model's, is exported here from them: models/arith/README.md).
   mkdir -p "$ARITH_RETURN" || exit 1
   keep=(summary.md eval.md eval.json logs)
-  for f in "$OUT"/*.json "$OUT"/*.onnx; do
-    [ -e "$f" ] && [ "$(basename "$f")" != eval.json ] && keep+=("$(basename "$f")")
+  for v in "${VARIANTS[@]}"; do
+    name=${v%%|*}
+    resumes=0
+    for r in "${RESUME[@]}"; do [ "$r" = "$name" ] && resumes=1; done
+    for f in "$name.json" "$name.log.json"; do [ -e "$OUT/$f" ] && keep+=("$f"); done
+    if [ "$resumes" = 1 ]; then
+      [ -e "$OUT/$name.pt" ] && keep+=("$name.pt")
+    else
+      [ -e "$OUT/$name.onnx" ] && keep+=("$name.onnx")
+    fi
   done
-  for name in "${RESUME[@]}"; do [ -e "$OUT/$name.pt" ] && keep+=("$name.pt"); done
   (cd "$OUT" && tar cf - "${keep[@]}" 2>/dev/null) | split -b 15M -d -a 1 - "$ARITH_RETURN/arith.tar."
   parts=$(ls "$ARITH_RETURN"/arith.tar.* | wc -l)
-  say "packed ${#keep[@]} entries into $parts part(s) in $ARITH_RETURN (cat arith.tar.* | tar xf -)"
-  [ "$parts" -le 7 ] || { say "ERROR: $parts parts, more than the 7 that fit beside the log"; fails=$(( fails + 1 )); }
+  bytes=$(cat "$ARITH_RETURN"/arith.tar.* | wc -c)
+  say "packed ${#keep[@]} entries, $bytes bytes, into $parts part(s) in $ARITH_RETURN (cat arith.tar.* | tar xf -)"
+  if [ "$parts" -gt 7 ] || [ "$bytes" -gt $(( 63 << 20 )) ]; then
+    say "ERROR: more than fits what comes back (7 parts and the summary, 64 MiB)"; fails=$(( fails + 1 ))
+  fi
   cp "$OUT/summary.md" "$ARITH_RETURN/summary.md"
 fi
 if [ "${ARITH_NO_CKPT:-0}" = 1 ]; then rm -f "$OUT"/*.pt; say "removed checkpoints (ARITH_NO_CKPT=1)"; fi
