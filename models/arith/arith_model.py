@@ -90,7 +90,7 @@ def n_params(model):
 
 def load_checkpoint(path, device="cpu"):
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    m = ArithTransformer(**{k: v for k, v in ck["model_cfg"].items() if k != "vocab"})
+    m = ArithTransformer(**ck["model_cfg"])
     m.load_state_dict(ck["model"])
     return m.to(device).eval(), ck
 
@@ -187,3 +187,19 @@ def mixed_heldout(op, fmt, width, max_digits, n, seed):
                 pairs.append(pools[d][k])
         k += 1
     return pairs
+
+
+def evaluate_context(next_fn, kind, digits, n, seed, context_len):
+    """Exact match of a sentence model (context.py) on held-out pairs with d-digit operands:
+    kind 'heldout' (held-out templates), 'train' (training templates) or 'plain' (a+b=).
+    Returns {d: (correct, total)}."""
+    import context as C
+    res = {}
+    for d in digits:
+        pairs, prompts, expected = C.eval_set(kind, d, n, seed)
+        if not pairs:
+            res[d] = (0, 0)
+            continue
+        gen = greedy_decode(next_fn, prompts, max(len(e) for e in expected), context_len)
+        res[d] = (sum(g == e for g, e in zip(gen, expected)), len(pairs))
+    return res

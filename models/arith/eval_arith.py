@@ -5,6 +5,8 @@ For each model and each digit count d = 1..N: up to --n held-out pairs (formats.
 fixed --seed) whose operands both have exactly d digits; greedy decoding; exact match of the
 whole answer and END (formats.py docstring). Questions never contain spaces. padrev models are
 not evaluated beyond their width ("–"); there is no held-out 1-digit addition pair ("n/a").
+Sentence models (train_arith.py --context) form their own table, `ctx`: the held-out pairs asked
+in sentences of the held-out templates (context.py).
 
 Writes one markdown table per task (rows: digit count; columns: models "name (format, seed)"),
 plus, for groups of models that differ only by seed, a table of the mean over seeds. Prints it.
@@ -25,8 +27,9 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import context as C  # noqa: E402
 import formats as F  # noqa: E402
-from arith_model import evaluate, load_checkpoint, ort_next_fn, torch_next_fn  # noqa: E402
+from arith_model import evaluate, evaluate_context, load_checkpoint, ort_next_fn, torch_next_fn  # noqa: E402
 
 
 def load(path, device, threads):
@@ -40,14 +43,14 @@ def load(path, device, threads):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        info = dict(name=man["name"], task=ar["task"], format=ar["format"], width=ar["width"],
+        info = dict(name=man["name"], task="ctx" if ar.get("context") else ar["task"], format=ar["format"], width=ar["width"],
                     max_digits=ar["max_digits"], eval_digits=ar.get("eval_digits") or ar["max_digits"],
                     seed=man["training"].get("seed"), kind="onnx", params=man.get("parameters"),
                     size=None)
         return info, ort_next_fn(sess), man["context_len"]
     model, ck = load_checkpoint(path, device)
     a = ck["args"]
-    info = dict(name=a["name"], task=a["task"], format=a["format"], width=a["width"], max_digits=a["max_digits"],
+    info = dict(name=a["name"], task="ctx" if a.get("context") else a["task"], format=a["format"], width=a["width"], max_digits=a["max_digits"],
                 eval_digits=a["eval_digits"], seed=a["seed"], kind="pt", steps=ck.get("step"),
                 params=sum(p.numel() for p in model.parameters()),
                 size=f"d{a['d_model']}xL{a['layers']}")
@@ -90,7 +93,7 @@ def main(argv=None):
     results = []
     t_all = time.time()
     for path, info, fn, ctx in loaded:
-        op = F.OPS[info["task"]]
+        op = F.OPS.get(info["task"], "+")
         nd = a.digits or max(i["eval_digits"] for _, i, _, _ in loaded if i["task"] == info["task"])
         # context_len bounds what a model can represent (plain/spaces models sized for their own
         # eval_digits); longer questions are marked not applicable.
@@ -98,7 +101,11 @@ def main(argv=None):
                   if not (info["format"] == "padrev" and d > info["width"])
                   and F.max_seq_len(op, info["format"], d, info["width"]) <= ctx]
         t = time.time()
-        res = evaluate(fn, op, info["format"], info["width"], digits, a.n, a.seed, ctx)
+        if info["task"] == "ctx":
+            digits = [d for d in range(1, nd + 1) if C.context_len(d, d, False) <= ctx]
+            res = evaluate_context(fn, "heldout", digits, a.n, a.seed, ctx)
+        else:
+            res = evaluate(fn, op, info["format"], info["width"], digits, a.n, a.seed, ctx)
         results.append(dict(info, path=path, nd=nd, res={d: list(v) for d, v in res.items()}))
         acc = " ".join(f"{d}:{cell(*res[d])}" for d in digits)
         print(f"{info['name']:28s} ({info['kind']}) {time.time() - t:5.1f}s  {acc}", flush=True)
@@ -109,9 +116,10 @@ def main(argv=None):
     for task in tasks:
         rs = [r for r in results if r["task"] == task]
         nd = max(r["nd"] for r in rs)
-        op = F.OPS[task]
+        op = F.OPS.get(task, "+")
         ns = {d: len(F.heldout_pairs(op, d, a.n, a.seed)) for d in range(1, nd + 1)}
-        lines.append(f"### {task} ({'a+b' if op == '+' else 'a*b'})")
+        what = "a+b inside sentences of held-out templates" if task == "ctx" else ("a+b" if op == "+" else "a*b")
+        lines.append(f"### {task} ({what})")
         lines.append("")
         head = ["digits", "n"] + [f"{r['name']}{' [onnx]' if r['kind'] == 'onnx' else ''} ({r['format']}, "
                                   f"train ≤{r['max_digits']}, seed {r['seed']})" for r in rs]

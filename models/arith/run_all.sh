@@ -24,6 +24,9 @@
 #                                (the issue 8 model size, one session's budget)
 #   mul-padrev-d6-w6-s0          multiplication 1..6 digits, padded (W=6) + reversed result
 #   mul-plain-d6-s0              multiplication 1..6 digits, plain
+#   ctx-spaces-d5-s{0,1,2}       addition inside sentences (context.py) and plain, 1..5 digits,
+#                                random spaces in the prompts (the fix)
+#   ctx-plain-d5-s{0,1,2}        the same without the fix
 #                                (both d_model 256, 6 layers, 8 heads, bf16 forward; trained
 #                                over several sessions: --resume from the checkpoints in OUT,
 #                                the cosine spread over ARITH_MUL_SCHEDULE seconds in all)
@@ -69,7 +72,7 @@ if [ "$SMOKE" = 1 ]; then
   MODEL="--d-model 32 --layers 1 --heads 2 --batch 64 --lr 3e-3 --warmup 20 --eval-n 50 --quick-eval-n 20 --ort-check-n 40 --log-every 20 --eval-every 1000"
   MULMODEL=$MODEL
   ADD_D=4; EXT_TRAIN=3; EXT_EVAL=4; MUL_D=2
-  [ "$PLAN" = issue24 ] && { EXT_TRAIN=4; EXT_EVAL=5; MUL_D=3; }
+  [ "$PLAN" = issue24 ] && { EXT_TRAIN=4; EXT_EVAL=5; MUL_D=3; CTX_D=3; }
   STARTUP=20; FINISH=6; EVAL_RES=15; SLACK=3; EVAL_N=50
   PROGRESS=10
 else
@@ -79,7 +82,7 @@ else
   MULMODEL=$MODEL
   ADD_D=10; EXT_TRAIN=8; EXT_EVAL=10; MUL_D=5
   if [ "$PLAN" = issue24 ]; then
-    EXT_TRAIN=10; EXT_EVAL=12; MUL_D=6
+    EXT_TRAIN=10; EXT_EVAL=12; MUL_D=6; CTX_D=5
     MULMODEL="--d-model 256 --layers 6 --heads 8 --batch 512 --lr 5e-4 --eval-every 60 --bf16"
   fi
   # seconds reserved: process start (imports, CUDA init), final eval + export + onnxruntime
@@ -111,6 +114,13 @@ for s in $SEEDS; do
 done
 VARIANTS+=("mul-padrev-d${MUL_D}-w${MUL_D}-s0|--task mul --format padrev --max-digits $MUL_D --width $MUL_D --seed 0 $MULMODEL"
            "mul-plain-d${MUL_D}-s0|--task mul --format plain --max-digits $MUL_D --seed 0 $MULMODEL")
+if [ "$PLAN" = issue24 ]; then
+  for f in spaces plain; do
+    for s in $SEEDS; do
+      VARIANTS+=("ctx-$f-d${CTX_D}-s$s|--task add --format $f --context --max-digits $CTX_D --seed $s $MODEL")
+    done
+  done
+fi
 
 if [ -n "${ARITH_ONLY:-}" ]; then
   chosen=()
@@ -232,8 +242,9 @@ cat "$OUT/summary.md"
 if [ -n "${ARITH_RETURN:-}" ]; then
   # What comes back from a lent machine: at most 8 files of 16 MiB, 64 MiB in all. One tar of
   # this run's variants, split into 15 MiB parts: reports, logs and manifests; the ONNX file of
-  # each model that is done; the weights of each that resumes (its ONNX file, 4x the size of
-  # an addition model's, is exported here from them: models/arith/README.md).
+  # each model that is done, for seed 0 only (the other seeds' numbers are in eval.md and their
+  # logs); the weights of each that resumes (its ONNX file, 4x the size of an addition model's,
+  # is exported here from them: models/arith/README.md).
   mkdir -p "$ARITH_RETURN" || exit 1
   keep=(summary.md eval.md eval.json logs)
   for v in "${VARIANTS[@]}"; do
@@ -243,7 +254,7 @@ if [ -n "${ARITH_RETURN:-}" ]; then
     for f in "$name.json" "$name.log.json"; do [ -e "$OUT/$f" ] && keep+=("$f"); done
     if [ "$resumes" = 1 ]; then
       [ -e "$OUT/$name.pt" ] && keep+=("$name.pt")
-    else
+    elif [ "${name##*-s}" = 0 ]; then
       [ -e "$OUT/$name.onnx" ] && keep+=("$name.onnx")
     fi
   done

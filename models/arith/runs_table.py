@@ -1,6 +1,7 @@
 """Markdown tables of held-out exact match from the manifests one `models/hf/gpu_run.sh` call wrote
 (`NAME.json`, `metrics.heldout_exact_match`: train_arith.py's final evaluation, 500 held-out
-problems per digit count, greedy, PyTorch), with the mean and spread over seeds.
+problems per digit count, greedy, PyTorch; `ctx`: sentence models, held-out pairs in sentences of
+the held-out templates), with the mean and spread over seeds.
 
     python models/arith/runs_table.py models/arith/runs/2026-12-04
 """
@@ -18,8 +19,9 @@ def main():
         if p.endswith(".log.json"):
             continue
         d = json.load(open(p))
-        runs[d["name"]] = d
-    for op in ("add", "mul"):
+        if "name" in d and "metrics" in d:  # a manifest (not eval.json)
+            runs[d["name"]] = d
+    for op in ("add", "mul", "ctx"):
         names = [n for n in runs if n.startswith(op)]
         if not names:
             continue

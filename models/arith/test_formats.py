@@ -208,6 +208,74 @@ def test_max_lengths():
     assert len(F.make_example(10 ** 10 - 1, 10 ** 10 - 1, "+", "plain")) == 34
 
 
+# ----------------------------------------------------------------------------- sentences (context.py)
+
+import context as C  # noqa: E402
+
+
+def test_context_vocab_and_templates():
+    assert C.CTX_VOCAB.startswith(F.VOCAB) and C.CTX_VOCAB_SIZE == 46
+    assert C.encode("az.,?'") == [16, 41, 42, 43, 44, 45]
+    assert C.SEP not in C.CTX_VOCAB
+    for t in C.TRAIN_TEMPLATES + C.HELDOUT_TEMPLATES:
+        assert t.endswith(" ") and t.count("{a}") == 1 and t.count("{b}") == 1
+        for name in C.NAMES:
+            for thing in C.THINGS:
+                C.encode(C.render(t, 12, 345, name, thing))  # every character is a token
+    assert not set(C.TRAIN_TEMPLATES) & set(C.HELDOUT_TEMPLATES)
+    for lst in (C.NAMES, C.THINGS, C.TRAIN_TEMPLATES, C.HELDOUT_TEMPLATES):
+        assert len(set(lst)) == len(lst) and all(C.SEP not in x for x in lst)
+
+
+def test_context_examples_and_eval_prompts():
+    for t, a, b, name, thing, text in C.EXAMPLES:
+        assert C.render(t, a, b, name, thing) + C.sentence_answer(a, b) + "$" == text
+    # Vectors the Rust mirror checks too (runtime/core/src/arith/tests.rs).
+    assert C.eval_prompt(93, 52, C.HELDOUT_TEMPLATES) == "how much is 93 plus 52? it is "
+    assert C.eval_prompt(61, 71, C.HELDOUT_TEMPLATES) == "hugo found 61 eggs and then 71 more, so hugo has "
+    assert C.eval_prompt(930, 407, C.TRAIN_TEMPLATES) == "we had 930 stamps, then 407 more came. now we have "
+    assert C.eval_prompt(12345, 67890, C.HELDOUT_TEMPLATES) == "put 12345 and 67890 together and you have "
+
+
+def test_context_spaces_rule():
+    r = random.Random(5)
+    prompt = "the sum of 123 and 45 is "
+    seen = set()
+    for _ in range(500):
+        s = C.add_spaces(prompt, r)
+        assert s.replace(" ", "") == prompt.replace(" ", "")
+        assert "  " not in s and s[0] != " " and s.endswith(" ")
+        seen.add(s)
+    assert len(seen) > 100
+    # on a plain question it is formats.py's rule: one optional space per gap, none at the ends
+    for _ in range(200):
+        s = C.add_spaces("123+45=", r)
+        assert s.replace(" ", "") == "123+45=" and "  " not in s and not s.startswith(" ")
+
+
+def test_context_batches():
+    rng, pyrng = np.random.default_rng(3), random.Random(3)
+    for fmt in ("plain", "spaces"):
+        toks, qlen, length = C.train_batch(rng, 400, fmt, 5, 0.5, pyrng)
+        sentences = 0
+        for row, q, n in zip(toks, qlen, length):
+            text = C.decode(row[:n], stop_at_end=False)
+            assert text.endswith("$") and row[n - 1] == F.END and (row[n:] == F.PAD).all()
+            prompt, answer = text[:q], text[q:-1]
+            nums = [int(x) for x in re.findall(r"\d+", prompt.replace(" ", ""))]
+            if prompt.endswith("="):
+                assert answer == str(sum(nums))
+            else:
+                sentences += 1
+                assert answer == f"{sum(nums)}." and prompt.endswith(" ")
+            assert len(nums) == 2 and not F.is_heldout(nums[0], nums[1], "+")
+            if fmt == "plain":
+                assert "  " not in prompt
+        assert 150 < sentences < 250
+    assert C.context_len(5, 5, True) > C.context_len(5, 5, False) >= max(
+        len(C.eval_prompt(99999, 99999, t)) + 7 for t in (C.TRAIN_TEMPLATES, C.HELDOUT_TEMPLATES))
+
+
 if __name__ == "__main__":
     tests = [(k, v) for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     for k, fn in tests:

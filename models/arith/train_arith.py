@@ -29,6 +29,7 @@ import datetime
 import json
 import math
 import os
+import random
 import shlex
 import sys
 import time
@@ -41,8 +42,9 @@ import torch.nn.functional as Fn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import context as C  # noqa: E402
 import formats as F  # noqa: E402
-from arith_model import (ArithTransformer, evaluate, greedy_decode, mixed_heldout, n_params,  # noqa: E402
+from arith_model import (ArithTransformer, evaluate, evaluate_context, greedy_decode, mixed_heldout, n_params,  # noqa: E402
                          ort_next_fn, problems, torch_next_fn)
 
 
@@ -89,10 +91,19 @@ def parse_args(argv=None):
     ap.add_argument("--save-optimizer", action="store_true",
                     help="keep AdamW's moments in NAME.pt (about 3x its size) so --resume continues them")
     ap.add_argument("--bf16", action="store_true", help="forward pass in bfloat16 autocast (CUDA only)")
+    ap.add_argument("--context", action="store_true",
+                    help="addition inside sentences (context.py): 46-token vocabulary, sentences mixed with "
+                         "plain a+b= problems; --format plain or spaces (the fix)")
+    ap.add_argument("--sentence-frac", type=float, default=0.5,
+                    help="with --context: share of training examples that are sentences")
     a = ap.parse_args(argv)
     a.op = F.OPS[a.task]
     if a.format == "spaces" and a.task != "add":
         ap.error("--format spaces is for --task add only")
+    if a.context and (a.task != "add" or a.format == "padrev"):
+        ap.error("--context is for --task add with --format plain or spaces")
+    if a.context and not 0.0 <= a.sentence_frac <= 1.0:
+        ap.error("--sentence-frac must be in [0, 1]")
     if a.format == "padrev":
         a.width = a.width or a.max_digits
         if a.max_digits > a.width:
@@ -104,6 +115,8 @@ def parse_args(argv=None):
         a.eval_digits = min(a.eval_digits, a.width)
     if a.task == "mul" and max(a.max_digits, a.eval_digits) > 9:
         ap.error("multiplication limited to 9 digits")
+    if a.name is None and a.context:
+        a.name = f"ctx-{a.format}-d{a.max_digits}-s{a.seed}"
     if a.name is None:
         a.name = f"{a.task}-{a.format}-d{a.max_digits}" + (f"-w{a.width}" if a.width else "") + f"-s{a.seed}"
     return a
@@ -111,6 +124,8 @@ def parse_args(argv=None):
 
 def context_len(a):
     """Longest sequence seen in training (spaces included) or in evaluation."""
+    if a.context:
+        return C.context_len(a.max_digits, a.eval_digits, a.format == "spaces")
     train = F.max_seq_len(a.op, a.format, a.max_digits, a.width, with_spaces=True)
     ev = F.max_seq_len(a.op, a.format, a.eval_digits, a.width)
     return max(train, ev)
@@ -142,7 +157,9 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     ctx = context_len(a)
-    model = ArithTransformer(ctx, a.d_model, a.layers, a.heads).to(dev)
+    vocab = C.CTX_VOCAB_SIZE if a.context else F.VOCAB_SIZE
+    model = ArithTransformer(ctx, a.d_model, a.layers, a.heads, vocab).to(dev)
+    pyrng = random.Random(a.seed * 1_000_003 + 17)
     nparam = n_params(model)
     name = a.name
     command = "python models/arith/train_arith.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
@@ -178,6 +195,7 @@ def main(argv=None):
         trained_before = prev.get("train_s_total", 0.0)
         commands = prev.get("commands", [prev.get("command", "")])
         rng = np.random.default_rng([a.seed, 12345, step])
+        pyrng = random.Random(a.seed * 1_000_003 + 17 + step)
         if os.path.exists(paths["log"]):
             with open(paths["log"]) as f:
                 old = json.load(f)
@@ -201,9 +219,15 @@ def main(argv=None):
     quick_pairs = None
     nf = torch_next_fn(model, dev)
 
+    def heldout_eval(n, seed, kind="heldout"):
+        digits = range(1, a.eval_digits + 1)
+        if a.context:
+            return evaluate_context(nf, kind, digits, n, seed, ctx)
+        return evaluate(nf, a.op, a.format, a.width, digits, n, seed, ctx)
+
     def quick_eval():
         model.eval()
-        res = evaluate(nf, a.op, a.format, a.width, range(1, a.eval_digits + 1), a.quick_eval_n, a.seed + 7, ctx)
+        res = heldout_eval(a.quick_eval_n, a.seed + 7)
         model.train()
         return res
 
@@ -227,7 +251,10 @@ def main(argv=None):
         lr = a.lr * min(1.0, warm / a.warmup) * (a.lr_min_frac + (1 - a.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width)
+        if a.context:
+            toks, qlen, length = C.train_batch(rng, a.batch, a.format, a.max_digits, a.sentence_frac, pyrng)
+        else:
+            toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width)
         L = toks.shape[1]
         pos = np.arange(1, L)[None, :]
         wmask = ((pos >= qlen[:, None]) & (pos < length[:, None])).astype(np.float32)
@@ -278,11 +305,18 @@ def main(argv=None):
     # ---------------------------------------------------------------- final held-out evaluation
     model.eval()
     t = time.time()
-    res = evaluate(nf, a.op, a.format, a.width, range(1, a.eval_digits + 1), a.eval_n, 0, ctx)
+    res = heldout_eval(a.eval_n, 0)
     log(f"final held-out exact match (n<={a.eval_n}/digit count, {time.time() - t:.1f}s): {fmt_acc(res)}", name)
+    counts = lambda r: {str(d): {"correct": c, "n": n} for d, (c, n) in r.items()}
     logdoc["final"] = {"steps": step, "examples": examples, "train_s": round(train_s, 2),
                        "train_s_total": round(trained_before + train_s, 2), "loss": final_loss,
-                       "heldout": {str(d): {"correct": c, "n": n} for d, (c, n) in res.items()}}
+                       "heldout": counts(res)}
+    extra = {}
+    if a.context:  # the same held-out pairs in the training templates and as plain a+b=
+        for kind in ("train", "plain"):
+            extra[kind] = heldout_eval(a.eval_n, 0, kind)
+            log(f"final held-out pairs, {kind} prompts: {fmt_acc(extra[kind])}", name)
+            logdoc["final"][f"heldout_{kind}"] = counts(extra[kind])
     atomic_save(logdoc, paths["log"])
 
     onnx_check = None
@@ -301,11 +335,13 @@ def main(argv=None):
         "name": name,
         "kind": "arith",
         "description": (f"Character-level decoder-only transformer for {'addition' if a.op == '+' else 'multiplication'}"
-                        f" in the '{a.format}' format (see models/arith/formats.py): {a.layers} pre-LN layers, d_model "
+                        + (" inside sentences (models/arith/context.py), trained" if a.context else "")
+                        + f" in the '{a.format}' format (see models/arith/formats.py): {a.layers} pre-LN layers, d_model "
                         f"{a.d_model}, {a.heads} heads, GELU MLP x4, learned absolute positions ({ctx}). "
-                        "Greedy decoding: feed the question tokens (ending with '='), append the argmax of the last "
+                        "Greedy decoding: feed the question tokens (ending with '='"
+                        + (", or a sentence ending with a space" if a.context else "") + "), append the argmax of the last "
                         "position's logits until END (id 14)."),
-        "vocab_size": F.VOCAB_SIZE,
+        "vocab_size": vocab,
         "context_len": ctx,
         "pad_id": F.PAD,
         "logit_frac_bits": 0,
@@ -317,7 +353,9 @@ def main(argv=None):
             "command": command,
             "data": (f"generated on the fly: operand digit counts uniform in 1..{a.max_digits}, then uniform numbers; "
                      f"held-out pairs (formats.is_heldout, ~1%) never sampled"
-                     + ("; random spaces in questions (p ~ U[0,0.5) per gap)" if a.format == "spaces" else "")),
+                     + ("; random spaces in questions (p ~ U[0,0.5) per gap)" if a.format == "spaces" else "")
+                     + (f"; {a.sentence_frac:.0%} of examples are sentences of the training templates "
+                        "(context.py), the rest plain a+b=" if a.context else "")),
             "steps": step,
             "examples_seen": examples,
             "batch": a.batch,
@@ -333,7 +371,8 @@ def main(argv=None):
             "heldout_exact_match": {str(d): (round(c / n, 4) if n else None) for d, (c, n) in res.items()},
             "heldout_n": {str(d): n for d, (c, n) in res.items()},
             "heldout_note": ("greedy decoding, both operands with exactly d digits, held-out pairs only, "
-                             "questions without spaces; d > max_digits is extrapolation"),
+                             "questions without spaces; d > max_digits is extrapolation"
+                             + ("; sentences of the held-out templates" if a.context else "")),
         },
         "arith": {
             "task": a.task,
@@ -342,12 +381,17 @@ def main(argv=None):
             "width": a.width,
             "max_digits": a.max_digits,
             "eval_digits": a.eval_digits,
-            "vocab": F.VOCAB,
+            "vocab": C.CTX_VOCAB if a.context else F.VOCAB,
             "end_id": F.END,
             "pad_id": F.PAD,
             "answer_len": F.answer_len(a.op, a.width) if a.format == "padrev" else None,
         },
     }
+    if a.context:
+        manifest["arith"]["context"] = dict(C.manifest_keys(), sentence_frac=a.sentence_frac)
+        for kind, r in extra.items():
+            manifest["metrics"][f"heldout_pairs_{kind}_prompts"] = {
+                str(d): (round(c / n, 4) if n else None) for d, (c, n) in r.items()}
     if onnx_check is not None:
         manifest["metrics"]["onnx_check"] = onnx_check
     if not a.no_export:
@@ -365,7 +409,8 @@ def export_and_check(model, a, ctx, path, name):
     import onnxruntime as ort
 
     t = time.time()
-    cpu_model = type(model)(**{k: v for k, v in model.cfg.items() if k != "vocab"})
+    cpu_model = type(model)(**model.cfg)
+    vocab = model.cfg["vocab"]
     cpu_model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     cpu_model.eval()
     cpu_model.export_mode = True
@@ -395,18 +440,26 @@ def export_and_check(model, a, ctx, path, name):
     maxdiff = 0.0
     with torch.no_grad():
         for B, T in ((3, ctx), (2, 5), (1, 1), (5, max(1, ctx // 2))):
-            x = torch.randint(0, F.VOCAB_SIZE, (B, T), generator=g)
+            x = torch.randint(0, vocab, (B, T), generator=g)
             ref = cpu_model(x).numpy()
             got = sess.run(["logits"], {"tokens": x.numpy()})[0]
-            assert got.shape == (B, T, F.VOCAB_SIZE) and got.dtype == np.float32
+            assert got.shape == (B, T, vocab) and got.dtype == np.float32
             maxdiff = max(maxdiff, float(np.abs(ref - got).max()))
             cpu_model.export_mode = False  # the torch (SDPA) path must agree too
             maxdiff = max(maxdiff, float(np.abs(cpu_model(x).numpy() - got).max()))
             cpu_model.export_mode = True
     log(f"onnxruntime vs torch on random inputs: max abs diff {maxdiff:.2e}", name)
     # 2) greedy decoding of held-out problems in onnxruntime vs torch (trained device)
-    pairs = mixed_heldout(a.op, a.format, a.width, a.eval_digits, a.ort_check_n, a.seed)
-    prompts, expected = problems(a.op, a.format, a.width, pairs)
+    if a.context:
+        pairs, prompts, expected = [], [], []
+        for d in range(1, a.eval_digits + 1):
+            p_, q_, e_ = C.eval_set("heldout", d, max(1, a.ort_check_n // a.eval_digits), a.seed + 1000)
+            pairs += p_
+            prompts += q_
+            expected += e_
+    else:
+        pairs = mixed_heldout(a.op, a.format, a.width, a.eval_digits, a.ort_check_n, a.seed)
+        prompts, expected = problems(a.op, a.format, a.width, pairs)
     max_new = max(len(e) for e in expected)
     g_ort = greedy_decode(ort_next_fn(sess), prompts, max_new, ctx)
     g_t = greedy_decode(torch_next_fn(model, next(model.parameters()).device), prompts, max_new, ctx)

@@ -492,15 +492,23 @@ expression into that format and the answer back into a number, printed alone on 
 answer is the model's, right or wrong: --check also prints whether it is right. A problem the
 model cannot take (the other operation, operands wider than it was built for) is an error.
 
+A sentence model (trained on sums asked inside English sentences, the paper's third task; see
+models/arith/README.md) also takes a sentence: arca lowercases it, ends it with a space and
+prints the model's continuation (`31.`); --check then compares it with the sum of the sentence's
+two numbers.
+
 --eval measures exact-match accuracy by operand digit count on held-out problems (pairs no model
 saw in training) drawn with a fixed seed, for every model given with -m (or every embedded
-arithmetic model), and writes the markdown table to --output.";
+arithmetic model), and writes the markdown table to --output. Sentence models get two more
+tables: the pairs asked in sentences of templates they never saw, and of their training
+templates.";
 
 const ARITH_EXAMPLES: &str = "\
 Examples:
   arca arith 12345+6789                 prints 19134 (if the model gets it right)
   arca arith --check 123*45             prints the answer, then `correct` or `wrong (5535)`
   arca arith -m models/arith/add-plain.arcm 12+30
+  arca arith -m models/arith/trained/arith-add-ctx-spaces.arcm 'ann has 12 pens and 19 cups, so'
   arca arith --eval -o docs/arith/accuracy.md";
 
 const TOKENIZE_ABOUT: &str = "\
@@ -754,7 +762,8 @@ pub struct InspectArgs {
 /// `arca arith`.
 #[derive(Debug, Args)]
 pub struct ArithArgs {
-    /// Problems like 12345+6789 or 123*45 (non-negative integers)
+    /// Problems like 12345+6789 or 123*45 (non-negative integers); for a sentence model, also
+    /// a sentence that asks for a sum (`the sum of 12 and 7 is`)
     #[arg(value_name = "EXPR", required_unless_present = "eval")]
     pub exprs: Vec<String>,
     /// Model (embedded name or .arcm path); repeat with --eval. Default: the embedded

@@ -711,6 +711,77 @@ fn arith_answers_checks_and_refuses() {
     );
 }
 
+/// A sentence model (`runtime/core/tests/data/arith-ctx-tiny.arcm`, barely trained: what it
+/// answers does not matter) takes sentences as well as expressions; `--check` sums the
+/// sentence's two numbers; what it cannot read is refused; `--eval` adds the sentence tables.
+#[test]
+fn arith_sentence_models() {
+    let dir = TempDir::new().expect("temp dir");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../core/tests/data/arith-ctx-tiny.arcm")
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned();
+    let out = arca(
+        dir.path(),
+        &[
+            "arith",
+            "--check",
+            "-m",
+            &model,
+            "The sum of 12 and 7 is",
+            "12+7",
+            "what is 3 plus",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].ends_with("(correct)") || lines[0].ends_with("(wrong: 12+7 = 19)"),
+        "{text}"
+    );
+    assert!(
+        lines[1].ends_with("(correct)") || lines[1].ends_with("(wrong: 12+7 = 19)"),
+        "{text}"
+    );
+    assert!(
+        lines[2].ends_with("(cannot check: the sentence has 1 number, not 2)"),
+        "{text}"
+    );
+    for (args, want) in [
+        (
+            vec!["arith", "-m", &model, "12 plus 7 is ü"],
+            "is not one of this model's tokens",
+        ),
+        (
+            vec!["arith", "-m", "arith-add-padrev", "the sum of 1 and 2 is"],
+            "cannot read `the sum of 1 and 2 is`",
+        ),
+    ] {
+        let out = arca(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    let eval = ["arith", "--eval", "-q", "-m", &model, "--problems", "5"];
+    let out = arca(dir.path(), &eval);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for title in [
+        "### add (a+b)",
+        "### add in sentences of held-out templates",
+        "### add in sentences of the training templates (held-out pairs)",
+    ] {
+        assert!(text.contains(title), "{text}");
+    }
+    assert!(
+        text.contains("| 3 | 5 |") && !text.contains("| 4 | 5 |"),
+        "{text}"
+    );
+}
+
 /// `-m text-embedded` writes `text-nn` (network and small context models, 256 KiB blocks) by default; every
 /// sample round trips, `list` names the codec, and `--codec` overrides either way.
 #[test]

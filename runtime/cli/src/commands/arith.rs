@@ -29,7 +29,9 @@ mod with_tract {
     use std::time::Instant;
 
     use anyhow::{Context, Result, bail};
-    use arca_runtime::arith::{ArithModel, Format, Op, Problem, eval_problems};
+    use arca_runtime::arith::{
+        ArithModel, Format, Op, Phrasing, Problem, Templates, eval_problems,
+    };
     use arca_runtime::shipped;
 
     use crate::Ui;
@@ -49,7 +51,24 @@ mod with_tract {
         }
         let mut models: HashMap<Op, ArithModel> = HashMap::new();
         for expr in &args.exprs {
-            let problem = Problem::parse(expr)?;
+            let problem = match Problem::parse(expr) {
+                Ok(problem) => problem,
+                Err(not_an_expr) => {
+                    // A sentence, for a sentence model.
+                    let model = match (args.models.first(), models.entry(Op::Add)) {
+                        (Some(_), std::collections::hash_map::Entry::Occupied(e)) => e.into_mut(),
+                        (Some(name), std::collections::hash_map::Entry::Vacant(e)) => {
+                            e.insert(load(name)?)
+                        }
+                        (None, _) => return Err(not_an_expr.into()),
+                    };
+                    if model.spec().sentences.is_none() {
+                        return Err(not_an_expr.into());
+                    }
+                    answer_sentence(model, expr, args.check)?;
+                    continue;
+                }
+            };
             let model = match models.entry(problem.op) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -86,12 +105,55 @@ mod with_tract {
         Ok(())
     }
 
-    /// The digit counts a model is measured on: its width for padded models, two past its
-    /// training range otherwise (length extrapolation).
-    fn default_digits(format: Format, max_digits: usize) -> u32 {
-        match format {
+    /// A sentence model's continuation of `sentence` (lowercased, ending with a space where
+    /// the answer goes); with `check`, whether it is the sum of the sentence's two numbers.
+    fn answer_sentence(model: &ArithModel, sentence: &str, check: bool) -> Result<()> {
+        let text = format!("{} ", sentence.trim().to_lowercase());
+        let solution = model
+            .continue_text(&text)
+            .with_context(|| format!("model '{}' cannot read this sentence", model.name()))?;
+        let mut said = solution.answer.clone();
+        if !solution.ended {
+            said.push_str(" (no end: the model ran out of positions)");
+        }
+        if !check {
+            outln!("{said}");
+            return Ok(());
+        }
+        let numbers: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let [a, b] = numbers[..] else {
+            outln!(
+                "{said} (cannot check: the sentence has {} number{}, not 2)",
+                numbers.len(),
+                if numbers.len() == 1 { "" } else { "s" }
+            );
+            return Ok(());
+        };
+        let (a, b) = match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => bail!("the sentence's numbers must have at most 19 digits"),
+        };
+        let problem = Problem { a, op: Op::Add, b };
+        if solution.matches(&format!("{}.", problem.result())) {
+            outln!("{said} (correct)");
+        } else {
+            outln!("{said} (wrong: {problem} = {})", problem.result());
+        }
+        Ok(())
+    }
+
+    /// The digit counts a model is measured on: its width for padded models, its training
+    /// range for sentence models (their positions end there), two past its training range
+    /// otherwise (length extrapolation).
+    fn default_digits(model: &ArithModel) -> u32 {
+        let spec = model.spec();
+        match spec.format {
             Format::PadRev { width } => width as u32,
-            Format::Plain | Format::Spaces => max_digits as u32 + 2,
+            _ if spec.sentences.is_some() => spec.max_digits as u32,
+            Format::Plain | Format::Spaces => spec.max_digits as u32 + 2,
         }
     }
 
@@ -133,67 +195,119 @@ mod with_tract {
             if of_op.is_empty() {
                 continue;
             }
+            let top = args
+                .digits
+                .unwrap_or_else(|| of_op.iter().map(|m| default_digits(m)).max().unwrap_or(1));
+            let title = format!("{} (a{}b)", op.task(), op.symbol());
+            table(
+                &mut doc,
+                &title,
+                &of_op,
+                op,
+                top,
+                Phrasing::Symbols,
+                args,
+                ui,
+            )?;
+            if op != Op::Add {
+                continue;
+            }
+            let of_sentences: Vec<&ArithModel> = of_op
+                .iter()
+                .copied()
+                .filter(|m| m.spec().sentences.is_some())
+                .collect();
+            if of_sentences.is_empty() {
+                continue;
+            }
             let top = args.digits.unwrap_or_else(|| {
-                of_op
+                of_sentences
                     .iter()
-                    .map(|m| default_digits(m.spec().format, m.spec().max_digits))
+                    .map(|m| default_digits(m))
                     .max()
                     .unwrap_or(1)
             });
-            writeln!(doc, "\n### {} (a{}b)\n", op.task(), op.symbol())?;
-            let mut header = String::from("| digits | n |");
-            let mut rule = String::from("| ---: | ---: |");
-            for m in &of_op {
-                let s = m.spec();
-                write!(
-                    header,
-                    " {} ({}, trained on 1-{} digits) |",
-                    m.name(),
-                    s.format,
-                    s.max_digits
-                )?;
-                rule.push_str(" ---: |");
+            for (title, templates) in [
+                ("add in sentences of held-out templates", Templates::HeldOut),
+                (
+                    "add in sentences of the training templates (held-out pairs)",
+                    Templates::Training,
+                ),
+            ] {
+                let phrasing = Phrasing::Sentence(templates);
+                table(&mut doc, title, &of_sentences, op, top, phrasing, args, ui)?;
             }
-            writeln!(doc, "{header}\n{rule}")?;
-            for d in 1..=top {
-                let problems = eval_problems(op, d, args.problems, args.seed);
-                let mut row = format!("| {d} | {} |", problems.len());
-                for m in &of_op {
-                    let cell = if problems.is_empty() {
-                        "n/a".to_owned()
-                    } else {
-                        match accuracy(m, &problems) {
-                            Ok(acc) => format!("{:.1}", 100.0 * acc),
-                            Err(_) => "-".to_owned(),
-                        }
-                    };
-                    write!(row, " {cell} |")?;
-                }
-                writeln!(doc, "{row}")?;
-                if !ui.quiet {
-                    errln!(
-                        "{} {d} digits: done ({:.1} s)",
-                        op.task(),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            }
+        }
+        if !ui.quiet {
+            errln!("done in {:.1} s", started.elapsed().as_secs_f64());
         }
         crate::io::write_report(out.as_ref(), &doc, args.force, ui.quiet)?;
         Ok(())
     }
 
+    /// One table: a row per digit count, a column per model.
+    #[allow(clippy::too_many_arguments)]
+    fn table(
+        doc: &mut String,
+        title: &str,
+        models: &[&ArithModel],
+        op: Op,
+        top: u32,
+        phrasing: Phrasing,
+        args: &ArithArgs,
+        ui: &Ui,
+    ) -> Result<()> {
+        writeln!(doc, "\n### {title}\n")?;
+        let mut header = String::from("| digits | n |");
+        let mut rule = String::from("| ---: | ---: |");
+        for m in models {
+            let s = m.spec();
+            let kind = if s.sentences.is_some() {
+                ", sentences"
+            } else {
+                ""
+            };
+            write!(
+                header,
+                " {} ({}{kind}, trained on 1-{} digits) |",
+                m.name(),
+                s.format,
+                s.max_digits
+            )?;
+            rule.push_str(" ---: |");
+        }
+        writeln!(doc, "{header}\n{rule}")?;
+        for d in 1..=top {
+            let problems = eval_problems(op, d, args.problems, args.seed);
+            let mut row = format!("| {d} | {} |", problems.len());
+            for m in models {
+                let cell = if problems.is_empty() {
+                    "n/a".to_owned()
+                } else {
+                    match accuracy(m, &problems, phrasing) {
+                        Ok(acc) => format!("{:.1}", 100.0 * acc),
+                        Err(_) => "-".to_owned(),
+                    }
+                };
+                write!(row, " {cell} |")?;
+            }
+            writeln!(doc, "{row}")?;
+            if !ui.quiet {
+                errln!("{title}, {d} digits: done");
+            }
+        }
+        Ok(())
+    }
+
     /// Share of exact answers; an error if the model cannot take these problems at all.
-    fn accuracy(model: &ArithModel, problems: &[Problem]) -> Result<f64> {
-        let format = model.spec().format;
+    fn accuracy(model: &ArithModel, problems: &[Problem], phrasing: Phrasing) -> Result<f64> {
         let mut right = 0usize;
         for chunk in problems.chunks(256) {
-            let solutions = model.solve_all(chunk)?;
-            right += chunk
-                .iter()
-                .zip(&solutions)
-                .filter(|(p, s)| s.is_exact(p, format))
-                .count();
+            let solutions = model.solve_phrased(chunk, phrasing)?;
+            for (p, s) in chunk.iter().zip(&solutions) {
+                let (_, want) = model.spec().ask(p, phrasing)?;
+                right += usize::from(s.matches(&want));
+            }
         }
         Ok(right as f64 / problems.len() as f64)
     }

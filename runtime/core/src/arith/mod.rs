@@ -15,6 +15,11 @@
 //! index. [`held_out`] is the split: pairs it selects never appear in training, and evaluation
 //! draws only from them.
 //!
+//! A sentence model (`models/arith/context.py`, the paper's third task) reads a larger
+//! vocabulary (these 16 tokens, then lowercase letters and `.,?'`) and answers sums asked inside
+//! sentences (`the sum of 123 and 45 is ` → `168.$`) as well as plain questions; its manifest
+//! carries the templates it was trained on and those held out ([`Sentences`]).
+//!
 //! `ArithModel` (with the `tract` feature) runs an exported model with greedy decoding.
 
 #[cfg(feature = "tract")]
@@ -26,6 +31,7 @@ mod tests;
 #[cfg(feature = "tract")]
 pub use model::ArithModel;
 pub use task::{
-    ArithError, ArithSpec, END, EQ, Format, Op, PAD, Problem, Solution, VOCAB, VOCAB_SIZE, decode,
-    digits, encode, eval_problems, held_out, pair_hash, parse_answer,
+    ArithError, ArithSpec, END, EQ, Format, Op, PAD, Phrasing, Problem, Sentences, Solution,
+    Templates, VOCAB, VOCAB_SIZE, decode, digits, encode, eval_problems, held_out, pair_hash,
+    parse_answer,
 };

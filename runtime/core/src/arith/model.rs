@@ -11,7 +11,7 @@ use super::task::*;
 /// An arithmetic model on tract, decoding greedily.
 ///
 /// The graph (see `models/arith/README.md`): input `tokens` int64 `[batch, seq]`, output
-/// `logits` f32 `[batch, seq, 16]`, causal, so right padding does not change the logits of
+/// `logits` f32 `[batch, seq, vocab]` (16, or a sentence model's 46), causal, so right padding does not change the logits of
 /// earlier positions; that is what lets problems of different lengths share one call.
 pub struct ArithModel {
     plan: Arc<TypedRunnableModel>,
@@ -57,8 +57,8 @@ impl ArithModel {
     }
 
     /// The manifest's description of the problems this model solves.
-    pub fn spec(&self) -> ArithSpec {
-        self.spec
+    pub fn spec(&self) -> &ArithSpec {
+        &self.spec
     }
 
     /// The manifest name.
@@ -74,6 +74,15 @@ impl ArithModel {
 
     /// Solves problems together: one model call per generated token for all of them.
     pub fn solve_all(&self, problems: &[Problem]) -> Result<Vec<Solution>, ArithError> {
+        self.solve_phrased(problems, Phrasing::Symbols)
+    }
+
+    /// Solves problems asked in the given phrasing (sentences: sentence models only).
+    pub fn solve_phrased(
+        &self,
+        problems: &[Problem],
+        phrasing: Phrasing,
+    ) -> Result<Vec<Solution>, ArithError> {
         let mut rows = Vec::with_capacity(problems.len());
         for p in problems {
             if p.op != self.spec.op {
@@ -84,9 +93,10 @@ impl ArithModel {
                     p.op.symbol()
                 )));
             }
-            let q = encode(&p.question(self.spec.format)?)?;
+            let (question, answer) = self.spec.ask(p, phrasing)?;
+            let q = self.spec.encode(&question)?;
             // Question, the right answer and END must fit the positions the model has.
-            let needed = q.len() + p.answer(self.spec.format)?.len() + 1;
+            let needed = q.len() + answer.len() + 1;
             if needed > self.context_len {
                 return Err(ArithError::Unsupported(format!(
                     "{p}: question and answer take {needed} tokens; model `{}` reads at \
@@ -96,6 +106,27 @@ impl ArithModel {
             }
             rows.push(q);
         }
+        self.complete(rows)
+    }
+
+    /// The model's continuation of a text (a sentence model's own question), up to END or
+    /// the end of its positions.
+    pub fn continue_text(&self, text: &str) -> Result<Solution, ArithError> {
+        let row = self.spec.encode(text)?;
+        if row.is_empty() || row.len() >= self.context_len {
+            return Err(ArithError::Unsupported(format!(
+                "the text takes {} tokens; model `{}` reads 1 to {}",
+                row.len(),
+                self.name,
+                self.context_len - 1
+            )));
+        }
+        let mut out = self.complete(vec![row])?;
+        Ok(out.remove(0))
+    }
+
+    /// Greedy decoding of every row until END or the end of the positions.
+    fn complete(&self, mut rows: Vec<Vec<u8>>) -> Result<Vec<Solution>, ArithError> {
         let starts: Vec<usize> = rows.iter().map(Vec::len).collect();
         let mut done = vec![false; rows.len()];
         while done.iter().any(|d| !d) {
@@ -123,7 +154,7 @@ impl ArithModel {
                 let answer = &row[start..];
                 let end = answer.iter().position(|&t| t == END);
                 Solution {
-                    answer: decode(&answer[..end.unwrap_or(answer.len())]),
+                    answer: self.spec.decode(&answer[..end.unwrap_or(answer.len())]),
                     ended: end.is_some(),
                 }
             })
@@ -142,9 +173,10 @@ impl ArithModel {
             .to_plain_array_view::<f32>()
             .map_err(run)?;
         let shape = logits.shape().to_vec();
-        if shape.len() != 3 || shape[0] != rows.len() || shape[2] != VOCAB_SIZE {
+        let vocab = self.spec.vocab_size();
+        if shape.len() != 3 || shape[0] != rows.len() || shape[2] != vocab {
             return Err(run(format_err!(
-                "logits have shape {shape:?}, expected [{}, seq, {VOCAB_SIZE}]",
+                "logits have shape {shape:?}, expected [{}, seq, {vocab}]",
                 rows.len()
             )));
         }
@@ -153,7 +185,7 @@ impl ArithModel {
             .map(|(r, row)| {
                 let at = row.len() - 1;
                 let mut best = (0u8, f32::NEG_INFINITY);
-                for t in 0..VOCAB_SIZE {
+                for t in 0..vocab {
                     let v = logits[[r, at, t]];
                     if v.is_nan() {
                         return Err(run(format_err!("NaN logit")));

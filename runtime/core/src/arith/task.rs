@@ -1,5 +1,6 @@
 //! The arithmetic tasks: the 16-symbol vocabulary, problems and their formats, the held-out
-//! split, and what a model's manifest says about the problems it solves.
+//! split, sentences that ask for a sum, and what a model's manifest says about the problems it
+//! solves.
 
 use std::fmt;
 
@@ -329,7 +330,7 @@ pub fn eval_problems(op: Op, d: u32, n: usize, seed: u64) -> Vec<Problem> {
 
 /// What the model's manifest says about its problems (`arith.*` provenance keys written by
 /// `models/arith/train_arith.py`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArithSpec {
     /// The operation it was trained on.
     pub op: Op,
@@ -337,6 +338,147 @@ pub struct ArithSpec {
     pub format: Format,
     /// Most operand digits in training.
     pub max_digits: usize,
+    /// For a model trained on sums asked inside sentences: its vocabulary and templates.
+    pub sentences: Option<Sentences>,
+}
+
+/// How a problem is put to a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phrasing {
+    /// The model's question format (`123+45=`, or padded for `padrev`).
+    Symbols,
+    /// Inside a sentence of the model's templates (sentence models only).
+    Sentence(Templates),
+}
+
+/// Which of a sentence model's templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Templates {
+    /// The sentences it was trained on (with held-out numbers).
+    Training,
+    /// Sentences it never saw.
+    HeldOut,
+}
+
+/// A sentence model's vocabulary and the lists its sentences are made of (the manifest's
+/// `arith.context.*`, from `models/arith/context.py`, which is the specification).
+///
+/// A template has `{a}`, `{b}`, `{n}` (a name) and `{t}` (a plural noun) and ends with a space,
+/// where the answer goes: the sum, then a full stop (`the sum of 123 and 45 is ` → `168.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentences {
+    /// The characters of the tokens, in id order: [`VOCAB`], then letters and punctuation.
+    pub vocab: String,
+    /// Names for `{n}`.
+    pub names: Vec<String>,
+    /// Plural nouns for `{t}`.
+    pub things: Vec<String>,
+    /// The training templates.
+    pub training: Vec<String>,
+    /// Templates never trained on.
+    pub held_out: Vec<String>,
+}
+
+impl Sentences {
+    /// `template` with its placeholders filled.
+    pub fn render(template: &str, a: u64, b: u64, name: &str, thing: &str) -> String {
+        template
+            .replace("{a}", &a.to_string())
+            .replace("{b}", &b.to_string())
+            .replace("{n}", name)
+            .replace("{t}", thing)
+    }
+
+    /// The sentence that asks `problem` in evaluation: template, name and noun are functions
+    /// of the pair (as in `context.py`), so every implementation asks the same sentence.
+    pub fn prompt(&self, problem: &Problem, templates: Templates) -> String {
+        let h = pair_hash(problem.a, problem.b, problem.op);
+        let pick = |list: &[String], k: u64| -> String {
+            list[(mix64(h ^ k) % list.len() as u64) as usize].clone()
+        };
+        let list = match templates {
+            Templates::Training => &self.training,
+            Templates::HeldOut => &self.held_out,
+        };
+        Sentences::render(
+            &pick(list, 1),
+            problem.a,
+            problem.b,
+            &pick(&self.names, 2),
+            &pick(&self.things, 3),
+        )
+    }
+
+    /// The answer a perfect model writes after a sentence: the sum and a full stop.
+    pub fn answer(problem: &Problem) -> String {
+        format!("{}.", problem.result())
+    }
+
+    /// Token ids of a text over [`Sentences::vocab`].
+    pub fn encode(&self, text: &str) -> Result<Vec<u8>, ArithError> {
+        text.chars()
+            .map(|c| {
+                self.vocab.find(c).map(|i| i as u8).ok_or_else(|| {
+                    ArithError::Unsupported(format!(
+                        "character {c:?} is not one of this model's tokens (digits, lowercase \
+                         letters, space and `+*=.,?'`)"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Text of token ids (END as `$`, PAD as `_`); ids outside the vocabulary as `?`.
+    pub fn decode(&self, ids: &[u8]) -> String {
+        ids.iter()
+            .map(|&i| {
+                self.vocab
+                    .as_bytes()
+                    .get(usize::from(i))
+                    .map_or('?', |&b| b as char)
+            })
+            .collect()
+    }
+
+    fn of(m: &arca_bundle::Manifest) -> Result<Option<Sentences>, String> {
+        let Some(vocab) = m.get("arith.context.vocab") else {
+            return Ok(None);
+        };
+        if !vocab.starts_with(VOCAB)
+            || !vocab.is_ascii()
+            || vocab.contains('|')
+            || vocab.len() > 256
+        {
+            return Err(format!(
+                "`arith.context.vocab` must be ASCII and start with `{VOCAB}`"
+            ));
+        }
+        let list = |k: &str| -> Result<Vec<String>, String> {
+            let v = m
+                .get(&format!("arith.context.{k}"))
+                .ok_or_else(|| format!("its manifest has no `arith.context.{k}`"))?;
+            let items: Vec<String> = v.split('|').map(str::to_owned).collect();
+            if items.iter().any(String::is_empty) {
+                return Err(format!("`arith.context.{k}` has an empty entry"));
+            }
+            let bare = ["{a}", "{b}", "{n}", "{t}"]
+                .iter()
+                .fold(v.to_owned(), |text, hole| text.replace(hole, ""));
+            if let Some(c) = bare.chars().find(|&c| c != '|' && !vocab.contains(c)) {
+                return Err(format!(
+                    "`arith.context.{k}` has {c:?}, which is not a token"
+                ));
+            }
+            Ok(items)
+        };
+        Ok(Some(Sentences {
+            vocab: vocab.to_owned(),
+            names: list("names")?,
+            things: list("things")?,
+            training: list("train_templates")?,
+            held_out: list("heldout_templates")?,
+        }))
+    }
 }
 
 impl ArithSpec {
@@ -356,9 +498,11 @@ impl ArithSpec {
                 m.kind.as_str()
             )));
         }
-        if m.vocab_size as usize != VOCAB_SIZE {
+        let sentences = Sentences::of(m).map_err(model)?;
+        let tokens = sentences.as_ref().map_or(VOCAB_SIZE, |s| s.vocab.len());
+        if m.vocab_size as usize != tokens {
             return Err(model(format!(
-                "has {} tokens, expected {VOCAB_SIZE}",
+                "has {} tokens, expected {tokens}",
                 m.vocab_size
             )));
         }
@@ -381,11 +525,60 @@ impl ArithSpec {
             },
             other => return Err(model(format!("unknown format `{other}`"))),
         };
+        if sentences.is_some() && (op != Op::Add || matches!(format, Format::PadRev { .. })) {
+            return Err(model(
+                "sentences are for addition in the plain or spaces format".into(),
+            ));
+        }
         Ok(ArithSpec {
             op,
             format,
             max_digits: number("max_digits")?,
+            sentences,
         })
+    }
+
+    /// Logits per position.
+    pub fn vocab_size(&self) -> usize {
+        self.sentences
+            .as_ref()
+            .map_or(VOCAB_SIZE, |s| s.vocab.len())
+    }
+
+    /// Token ids of a text over the model's vocabulary.
+    pub fn encode(&self, text: &str) -> Result<Vec<u8>, ArithError> {
+        match &self.sentences {
+            Some(s) => s.encode(text),
+            None => encode(text),
+        }
+    }
+
+    /// Text of token ids over the model's vocabulary.
+    pub fn decode(&self, ids: &[u8]) -> String {
+        match &self.sentences {
+            Some(s) => s.decode(ids),
+            None => decode(ids),
+        }
+    }
+
+    /// The prompt that asks `problem` and the answer a perfect model writes after it (END not
+    /// included).
+    pub fn ask(
+        &self,
+        problem: &Problem,
+        phrasing: Phrasing,
+    ) -> Result<(String, String), ArithError> {
+        match (phrasing, &self.sentences) {
+            (Phrasing::Symbols, _) => {
+                Ok((problem.question(self.format)?, problem.answer(self.format)?))
+            }
+            (Phrasing::Sentence(t), Some(s)) => {
+                Ok((s.prompt(problem, t), Sentences::answer(problem)))
+            }
+            (Phrasing::Sentence(_), None) => Err(ArithError::Unsupported(
+                "this model was not trained on sentences".into(),
+            )),
+        }
     }
 }
 
@@ -436,5 +629,10 @@ impl Solution {
     /// Exact match: the answer a perfect model writes, then END.
     pub fn is_exact(&self, problem: &Problem, format: Format) -> bool {
         self.ended && problem.answer(format).is_ok_and(|want| want == self.answer)
+    }
+
+    /// Exact match against an expected answer (as [`ArithSpec::ask`] gives it), then END.
+    pub fn matches(&self, expected: &str) -> bool {
+        self.ended && self.answer == expected
     }
 }

@@ -8,6 +8,7 @@ fn spread_problems_take_each_digit_count_in_turn() {
         op: Op::Add,
         format: Format::PadRev { width: 10 },
         max_digits: 10,
+        sentences: None,
     };
     let problems = spec.spread_problems(20);
     assert_eq!(problems.len(), 20);
@@ -175,6 +176,115 @@ fn batched_decoding_equals_one_at_a_time() -> Result<(), Box<dyn std::error::Err
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("not an arith one"), "{err}");
+    Ok(())
+}
+
+/// `EXAMPLES` of context.py: the placeholders filled, the sum and a full stop after.
+#[test]
+fn sentences_render_like_context_py() {
+    let cases = [
+        (
+            "the sum of {a} and {b} is ",
+            123,
+            45,
+            "ann",
+            "apples",
+            "the sum of 123 and 45 is 168.",
+        ),
+        (
+            "{n} has {a} {t} and gets {b} more. how many {t} does {n} have now? ",
+            7,
+            5,
+            "kim",
+            "eggs",
+            "kim has 7 eggs and gets 5 more. how many eggs does kim have now? 12.",
+        ),
+        (
+            "after {a} {t} came {b} more, which makes ",
+            999,
+            1,
+            "bob",
+            "cards",
+            "after 999 cards came 1 more, which makes 1000.",
+        ),
+    ];
+    for (template, a, b, name, thing, want) in cases {
+        let problem = Problem { a, op: Op::Add, b };
+        let text = Sentences::render(template, a, b, name, thing) + &Sentences::answer(&problem);
+        assert_eq!(text, want);
+    }
+}
+
+/// A 21k-parameter sentence model from the training script's smoke run (`arith-ctx-tiny.arcm`:
+/// `train_arith.py --task add --format spaces --context --max-digits 3 --device cpu
+/// --time-budget 20 --d-model 32 --layers 1 --heads 2 --batch 64 --lr 3e-3 --warmup 20
+/// --name arith-ctx-tiny`, barely trained): its manifest's lists give the sentences context.py
+/// gives, and the runtime decodes it consistently.
+#[cfg(feature = "tract")]
+#[test]
+fn sentence_models_ask_what_python_asks() -> Result<(), Box<dyn std::error::Error>> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/arith-ctx-tiny.arcm");
+    let model = ArithModel::load(&arca_bundle::Bundle::open(path)?)?;
+    let spec = model.spec();
+    let sentences = spec.sentences.as_ref().ok_or("no sentences")?;
+    assert_eq!(
+        (spec.op, spec.format, spec.vocab_size()),
+        (Op::Add, Format::Spaces, 46)
+    );
+    assert_eq!(
+        (sentences.training.len(), sentences.held_out.len()),
+        (16, 6)
+    );
+    // The vectors of test_formats.py's test_context_examples_and_eval_prompts.
+    let ask = |a, b, t| sentences.prompt(&Problem { a, op: Op::Add, b }, t);
+    assert_eq!(
+        ask(93, 52, Templates::HeldOut),
+        "how much is 93 plus 52? it is "
+    );
+    assert_eq!(
+        ask(61, 71, Templates::HeldOut),
+        "hugo found 61 eggs and then 71 more, so hugo has "
+    );
+    assert_eq!(
+        ask(930, 407, Templates::Training),
+        "we had 930 stamps, then 407 more came. now we have "
+    );
+    assert_eq!(
+        ask(12345, 67890, Templates::HeldOut),
+        "put 12345 and 67890 together and you have "
+    );
+    let text = "the sum of 12 and 7 is ";
+    assert_eq!(sentences.decode(&sentences.encode(text)?), text);
+    assert!(sentences.encode("The sum").is_err());
+
+    let problems: Vec<Problem> = [(1, 2), (12, 345), (999, 999), (0, 0), (31, 7)]
+        .into_iter()
+        .map(|(a, b)| Problem { a, op: Op::Add, b })
+        .collect();
+    for phrasing in [
+        Phrasing::Symbols,
+        Phrasing::Sentence(Templates::HeldOut),
+        Phrasing::Sentence(Templates::Training),
+    ] {
+        let together = model.solve_phrased(&problems, phrasing)?;
+        for (p, got) in problems.iter().zip(&together) {
+            let (question, _) = spec.ask(p, phrasing)?;
+            assert_eq!(&model.continue_text(&question)?, got, "{p} {phrasing:?}");
+        }
+    }
+    // Too long for its positions: an error, not a guess.
+    let long = "a".repeat(400);
+    assert!(model.continue_text(&long).is_err());
+    assert!(model.continue_text("").is_err());
+    // A model without sentences cannot be asked in one.
+    let plain = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/arith-tiny.arcm");
+    let plain = ArithModel::load(&arca_bundle::Bundle::open(plain)?)?;
+    let err = plain
+        .solve_phrased(&problems[..1], Phrasing::Sentence(Templates::HeldOut))
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.contains("not trained on sentences")));
     Ok(())
 }
 
