@@ -58,7 +58,6 @@ import formats as F
 
 CTX_VOCAB = F.VOCAB + "abcdefghijklmnopqrstuvwxyz.,?'"
 CTX_VOCAB_SIZE = len(CTX_VOCAB)  # 46
-CTX_CHAR_TO_ID = {c: i for i, c in enumerate(CTX_VOCAB)}
 
 NAMES = ["ann", "bob", "carl", "dana", "eve", "fred", "gina", "hugo", "ida", "jack", "kim", "leo"]
 THINGS = ["apples", "books", "coins", "cups", "eggs", "pens", "shells", "stones", "cards", "boxes",
@@ -101,20 +100,11 @@ EXAMPLES = [
 
 
 def encode(text):
-    try:
-        return [CTX_CHAR_TO_ID[c] for c in text]
-    except KeyError as e:
-        raise ValueError(f"character {e.args[0]!r} not in the vocabulary") from None
+    return F.encode(text, CTX_VOCAB)
 
 
 def decode(ids, stop_at_end=True):
-    out = []
-    for i in ids:
-        i = int(i)
-        if i == F.END and stop_at_end:
-            break
-        out.append(CTX_VOCAB[i])
-    return "".join(out)
+    return F.decode(ids, stop_at_end, CTX_VOCAB)
 
 
 def render(template, a, b, name, thing):

@@ -112,6 +112,7 @@ Evaluation sets (Python only, not part of the Rust spec): ``heldout_pairs(op, d,
 gives up to n held-out pairs whose operands both have exactly d digits (all of them when fewer
 exist; for d = 1 there are only a handful of held-out pairs among the 100).
 """
+import functools
 import random
 
 import numpy as np
@@ -155,24 +156,31 @@ def _op(op):
 
 # ----------------------------------------------------------------------------- vocabulary
 
-def encode(text):
-    """Characters -> list of token ids ('$' = END, '_' = PAD)."""
+@functools.lru_cache(maxsize=None)
+def _ids(vocab):
+    return {c: i for i, c in enumerate(vocab)}
+
+
+def encode(text, vocab=VOCAB):
+    """Characters -> list of token ids ('$' = END, '_' = PAD). `vocab`: a larger vocabulary
+    that starts with VOCAB (context.py's)."""
+    ids = _ids(vocab)
     try:
-        return [CHAR_TO_ID[c] for c in text]
+        return [ids[c] for c in text]
     except KeyError as e:
         raise ValueError(f"character {e.args[0]!r} not in the vocabulary") from None
 
 
-def decode(ids, stop_at_end=True):
+def decode(ids, stop_at_end=True, vocab=VOCAB):
     """Token ids -> text. Stops at the first END unless stop_at_end=False ('$', '_' shown)."""
     out = []
     for i in ids:
         i = int(i)
-        if not 0 <= i < VOCAB_SIZE:
+        if not 0 <= i < len(vocab):
             raise ValueError(f"token id {i} out of range")
         if i == END and stop_at_end:
             break
-        out.append(VOCAB[i])
+        out.append(vocab[i])
     return "".join(out)
 
 

@@ -237,23 +237,30 @@ fn sentence_models_ask_what_python_asks() -> Result<(), Box<dyn std::error::Erro
         (16, 6)
     );
     // The vectors of test_formats.py's test_context_examples_and_eval_prompts.
-    let ask = |a, b, t| sentences.prompt(&Problem { a, op: Op::Add, b }, t);
-    assert_eq!(
-        ask(93, 52, Templates::HeldOut),
-        "how much is 93 plus 52? it is "
-    );
-    assert_eq!(
-        ask(61, 71, Templates::HeldOut),
-        "hugo found 61 eggs and then 71 more, so hugo has "
-    );
-    assert_eq!(
-        ask(930, 407, Templates::Training),
-        "we had 930 stamps, then 407 more came. now we have "
-    );
-    assert_eq!(
-        ask(12345, 67890, Templates::HeldOut),
-        "put 12345 and 67890 together and you have "
-    );
+    for (a, b, templates, want) in [
+        (93, 52, Templates::HeldOut, "how much is 93 plus 52? it is "),
+        (
+            61,
+            71,
+            Templates::HeldOut,
+            "hugo found 61 eggs and then 71 more, so hugo has ",
+        ),
+        (
+            930,
+            407,
+            Templates::Training,
+            "we had 930 stamps, then 407 more came. now we have ",
+        ),
+        (
+            12345,
+            67890,
+            Templates::HeldOut,
+            "put 12345 and 67890 together and you have ",
+        ),
+    ] {
+        let problem = Problem { a, op: Op::Add, b };
+        assert_eq!(sentences.prompt(&problem, templates), want);
+    }
     let text = "the sum of 12 and 7 is ";
     assert_eq!(sentences.decode(&sentences.encode(text)?), text);
     assert!(sentences.encode("The sum").is_err());
