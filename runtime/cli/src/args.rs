@@ -782,7 +782,8 @@ pub struct ArithArgs {
     /// With --eval: the random seed of the problems
     #[arg(long, value_name = "SEED", default_value_t = 0, requires = "eval")]
     pub seed: u64,
-    /// With --eval: most operand digits to test (default: two past each model's training range)
+    /// With --eval: most operand digits to test (default: a padded model's width, a sentence
+    /// model's training range, two past the training range for the others)
     #[arg(long, value_name = "D", requires = "eval")]
     pub digits: Option<u32>,
     /// With --eval: where the table goes (`-` for stdout only)
