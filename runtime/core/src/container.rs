@@ -335,12 +335,11 @@ impl<'a> Stream<'a> {
         let table_start = out.len();
         for (i, e) in entries.iter().enumerate() {
             // Format 2 does not store a block's original length: it follows from the header.
-            let before = u64::from(header.block_size) * i as u64;
-            let derived = header
-                .original_len
-                .saturating_sub(before)
-                .min(u64::from(header.block_size));
-            debug_assert_eq!(u64::from(e.original_len), derived, "block {i}'s length");
+            debug_assert_eq!(
+                u64::from(e.original_len),
+                arca_embedded::stream::block_len(header.original_len, header.block_size, i as u32),
+                "block {i}'s length"
+            );
             let mut entry = [0u8; MAX_ENTRY_LEN];
             let stored = e.mode == BlockMode::Stored;
             let n = write_entry(e.compressed_len, e.crc32, stored, &mut entry);

@@ -170,6 +170,13 @@ impl Header {
         &self.name[..end]
     }
 
+    /// The original length of block `index`: `block_size` for every block but the last, what
+    /// is left of the input for the last (0 past the end). Format 2 stores no per-block length;
+    /// this is it.
+    pub fn block_len(&self, index: u32) -> u64 {
+        block_len(self.original_len, self.block_size, index)
+    }
+
     /// `name` as the header holds it: its first [`NAME_LEN`] bytes, zero padded.
     pub fn pad_name(name: &str) -> [u8; NAME_LEN] {
         let mut out = [0u8; NAME_LEN];
@@ -202,6 +209,15 @@ impl Header {
         out[at..at + 4].copy_from_slice(&crc.to_le_bytes());
         at + 4
     }
+}
+
+/// [`Header::block_len`] from the two fields it needs (for the table's iterator, which keeps
+/// only those, and the runtime's writer, which has its own header type).
+pub fn block_len(original_len: u64, block_size: u32, index: u32) -> u64 {
+    let before = u64::from(block_size) * u64::from(index);
+    original_len
+        .saturating_sub(before)
+        .min(u64::from(block_size))
 }
 
 /// Writes one block-table entry in the current format ([`VERSION`]) to the start of `out` and
@@ -344,12 +360,10 @@ impl Iterator for Entries<'_> {
             };
             let crc32 = le_u32(self.table, self.at + n);
             self.at += n + 4;
-            // A version 2 table does not repeat what the header says: every block but the last
-            // is `block_size` long.
-            let before = u64::from(self.block_size) * u64::from(self.index);
+            // A version 2 table does not repeat what the header says.
             Entry {
                 compressed: v >> 1,
-                original: (self.original_len - before).min(u64::from(self.block_size)),
+                original: block_len(self.original_len, self.block_size, self.index),
                 crc32,
                 mode: (v & 1) as u8,
             }
@@ -604,12 +618,7 @@ impl<'a> Stream<'a> {
             };
             let compressed = u32::try_from(e.compressed)
                 .map_err(|_| inconsistent("compressed length over 4 GiB", block))?;
-            let expected = if i + 1 < n as usize {
-                u64::from(header.block_size)
-            } else {
-                header.original_len - u64::from(header.block_size) * (u64::from(n) - 1)
-            };
-            if e.original != expected {
+            if e.original != header.block_len(i as u32) {
                 return Err(inconsistent(
                     "original length does not match the block size",
                     block,
