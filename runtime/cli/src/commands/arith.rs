@@ -198,17 +198,12 @@ mod with_tract {
             let top = args
                 .digits
                 .unwrap_or_else(|| of_op.iter().map(|m| default_digits(m)).max().unwrap_or(1));
+            // Row d's problems, drawn once for every table of this operation.
+            let sets: Vec<Vec<Problem>> = (1..=top)
+                .map(|d| eval_problems(op, d, args.problems, args.seed))
+                .collect();
             let title = format!("{} (a{}b)", op.task(), op.symbol());
-            table(
-                &mut doc,
-                &title,
-                &of_op,
-                op,
-                top,
-                Phrasing::Symbols,
-                args,
-                ui,
-            )?;
+            table(&mut doc, &title, &of_op, &sets, Phrasing::Symbols, ui.quiet)?;
             if op != Op::Add {
                 continue;
             }
@@ -220,6 +215,7 @@ mod with_tract {
             if of_sentences.is_empty() {
                 continue;
             }
+            // At most `top`: the sentence models are among this operation's.
             let top = args.digits.unwrap_or_else(|| {
                 of_sentences
                     .iter()
@@ -227,6 +223,7 @@ mod with_tract {
                     .max()
                     .unwrap_or(1)
             });
+            let sets = &sets[..top as usize];
             for (title, templates) in [
                 ("add in sentences of held-out templates", Templates::HeldOut),
                 (
@@ -235,7 +232,7 @@ mod with_tract {
                 ),
             ] {
                 let phrasing = Phrasing::Sentence(templates);
-                table(&mut doc, title, &of_sentences, op, top, phrasing, args, ui)?;
+                table(&mut doc, title, &of_sentences, sets, phrasing, ui.quiet)?;
             }
         }
         if !ui.quiet {
@@ -245,17 +242,14 @@ mod with_tract {
         Ok(())
     }
 
-    /// One table: a row per digit count, a column per model.
-    #[allow(clippy::too_many_arguments)]
+    /// One table: a row per digit count (`sets[d - 1]` holds its problems), a column per model.
     fn table(
         doc: &mut String,
         title: &str,
         models: &[&ArithModel],
-        op: Op,
-        top: u32,
+        sets: &[Vec<Problem>],
         phrasing: Phrasing,
-        args: &ArithArgs,
-        ui: &Ui,
+        quiet: bool,
     ) -> Result<()> {
         writeln!(doc, "\n### {title}\n")?;
         let mut header = String::from("| digits | n |");
@@ -277,14 +271,13 @@ mod with_tract {
             rule.push_str(" ---: |");
         }
         writeln!(doc, "{header}\n{rule}")?;
-        for d in 1..=top {
-            let problems = eval_problems(op, d, args.problems, args.seed);
+        for (problems, d) in sets.iter().zip(1..) {
             let mut row = format!("| {d} | {} |", problems.len());
             for m in models {
                 let cell = if problems.is_empty() {
                     "n/a".to_owned()
                 } else {
-                    match accuracy(m, &problems, phrasing) {
+                    match accuracy(m, problems, phrasing) {
                         Ok(acc) => format!("{:.1}", 100.0 * acc),
                         Err(_) => "-".to_owned(),
                     }
@@ -292,7 +285,7 @@ mod with_tract {
                 write!(row, " {cell} |")?;
             }
             writeln!(doc, "{row}")?;
-            if !ui.quiet {
+            if !quiet {
                 errln!("{title}, {d} digits: done");
             }
         }
@@ -305,8 +298,7 @@ mod with_tract {
         for chunk in problems.chunks(256) {
             let solutions = model.solve_phrased(chunk, phrasing)?;
             for (p, s) in chunk.iter().zip(&solutions) {
-                let (_, want) = model.spec().ask(p, phrasing)?;
-                right += usize::from(s.matches(&want));
+                right += usize::from(s.matches(&model.spec().answer(p, phrasing)?));
             }
         }
         Ok(right as f64 / problems.len() as f64)

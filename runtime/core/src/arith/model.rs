@@ -11,8 +11,9 @@ use super::task::*;
 /// An arithmetic model on tract, decoding greedily.
 ///
 /// The graph (see `models/arith/README.md`): input `tokens` int64 `[batch, seq]`, output
-/// `logits` f32 `[batch, seq, vocab]` (16, or a sentence model's 46), causal, so right padding does not change the logits of
-/// earlier positions; that is what lets problems of different lengths share one call.
+/// `logits` f32 `[batch, seq, vocab]` (16, or a sentence model's 46), causal, so right padding
+/// does not change the logits of earlier positions; that is what lets problems of different
+/// lengths share one call.
 pub struct ArithModel {
     plan: Arc<TypedRunnableModel>,
     spec: ArithSpec,

@@ -247,21 +247,28 @@ pub fn parse_answer(text: &str, format: Format) -> Result<u128, ArithError> {
 
 /// Token ids of a text over [`VOCAB`].
 pub fn encode(text: &str) -> Result<Vec<u8>, ArithError> {
-    text.chars()
-        .map(|c| {
-            VOCAB
-                .find(c)
-                .map(|i| i as u8)
-                .ok_or_else(|| ArithError::Unsupported(format!("character {c:?} is not a token")))
-        })
-        .collect()
+    encode_over(VOCAB, text)
+        .map_err(|c| ArithError::Unsupported(format!("character {c:?} is not a token")))
 }
 
 /// Text of token ids (END as `$`, PAD as `_`); ids outside the vocabulary as `?`.
 pub fn decode(ids: &[u8]) -> String {
+    decode_over(VOCAB, ids)
+}
+
+/// Token ids of a text over an ASCII vocabulary (a token's id is its index); the first
+/// character that is not a token is the error.
+fn encode_over(vocab: &str, text: &str) -> Result<Vec<u8>, char> {
+    text.chars()
+        .map(|c| vocab.find(c).map(|i| i as u8).ok_or(c))
+        .collect()
+}
+
+/// Text of token ids over an ASCII vocabulary; ids outside it as `?`.
+fn decode_over(vocab: &str, ids: &[u8]) -> String {
     ids.iter()
         .map(|&i| {
-            VOCAB
+            vocab
                 .as_bytes()
                 .get(usize::from(i))
                 .map_or('?', |&b| b as char)
@@ -415,29 +422,25 @@ impl Sentences {
     }
 
     /// Token ids of a text over [`Sentences::vocab`].
+    /// `$` and `_` are refused: they stand for END and PAD, which no prompt holds.
     pub fn encode(&self, text: &str) -> Result<Vec<u8>, ArithError> {
-        text.chars()
-            .map(|c| {
-                self.vocab.find(c).map(|i| i as u8).ok_or_else(|| {
-                    ArithError::Unsupported(format!(
-                        "character {c:?} is not one of this model's tokens (digits, lowercase \
-                         letters, space and `+*=.,?'`)"
-                    ))
-                })
+        let readable = |c: char| c != '$' && c != '_';
+        encode_over(&self.vocab, text)
+            .and_then(|ids| match text.chars().find(|&c| !readable(c)) {
+                Some(c) => Err(c),
+                None => Ok(ids),
             })
-            .collect()
+            .map_err(|c| {
+                let tokens: String = self.vocab.chars().filter(|&c| readable(c)).collect();
+                ArithError::Unsupported(format!(
+                    "character {c:?} is not one of this model's tokens (`{tokens}`)"
+                ))
+            })
     }
 
     /// Text of token ids (END as `$`, PAD as `_`); ids outside the vocabulary as `?`.
     pub fn decode(&self, ids: &[u8]) -> String {
-        ids.iter()
-            .map(|&i| {
-                self.vocab
-                    .as_bytes()
-                    .get(usize::from(i))
-                    .map_or('?', |&b| b as char)
-            })
-            .collect()
+        decode_over(&self.vocab, ids)
     }
 
     fn of(m: &arca_bundle::Manifest) -> Result<Option<Sentences>, String> {
@@ -568,16 +571,24 @@ impl ArithSpec {
         problem: &Problem,
         phrasing: Phrasing,
     ) -> Result<(String, String), ArithError> {
-        match (phrasing, &self.sentences) {
-            (Phrasing::Symbols, _) => {
-                Ok((problem.question(self.format)?, problem.answer(self.format)?))
+        let question = match (phrasing, &self.sentences) {
+            (Phrasing::Symbols, _) => problem.question(self.format)?,
+            (Phrasing::Sentence(t), Some(s)) => s.prompt(problem, t),
+            (Phrasing::Sentence(_), None) => {
+                return Err(ArithError::Unsupported(
+                    "this model was not trained on sentences".into(),
+                ));
             }
-            (Phrasing::Sentence(t), Some(s)) => {
-                Ok((s.prompt(problem, t), Sentences::answer(problem)))
-            }
-            (Phrasing::Sentence(_), None) => Err(ArithError::Unsupported(
-                "this model was not trained on sentences".into(),
-            )),
+        };
+        Ok((question, self.answer(problem, phrasing)?))
+    }
+
+    /// The answer a perfect model writes after `problem` asked in `phrasing` (END not
+    /// included), without rendering the question.
+    pub fn answer(&self, problem: &Problem, phrasing: Phrasing) -> Result<String, ArithError> {
+        match phrasing {
+            Phrasing::Symbols => problem.answer(self.format),
+            Phrasing::Sentence(_) => Ok(Sentences::answer(problem)),
         }
     }
 }

@@ -263,7 +263,14 @@ fn sentence_models_ask_what_python_asks() -> Result<(), Box<dyn std::error::Erro
     }
     let text = "the sum of 12 and 7 is ";
     assert_eq!(sentences.decode(&sentences.encode(text)?), text);
-    assert!(sentences.encode("The sum").is_err());
+    for bad in ["The sum", "costs $5", "a_b"] {
+        let err = sentences.encode(bad).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("is not one of this model's tokens")),
+            "{bad}: {err:?}"
+        );
+    }
 
     let problems: Vec<Problem> = [(1, 2), (12, 345), (999, 999), (0, 0), (31, 7)]
         .into_iter()
