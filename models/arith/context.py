@@ -125,17 +125,6 @@ def eval_prompt(a, b, templates):
     return render(t, a, b, name, thing)
 
 
-def add_spaces(prompt, rng):
-    """The fix: random spaces in gaps between two non-space characters (training only)."""
-    p = rng.uniform(0.0, F.SPACE_P_MAX)
-    out = [prompt[0]]
-    for prev, ch in zip(prompt, prompt[1:]):
-        if prev != " " and ch != " " and rng.random() < p:
-            out.append(" ")
-        out.append(ch)
-    return "".join(out)
-
-
 def longest_prompt(max_digits, spaced=False):
     """Upper bound on a prompt's length (characters) with operands of <= max_digits digits."""
     longest_name = max(map(len, NAMES))
@@ -165,9 +154,9 @@ def train_batch(rng, n, fmt, max_digits, sentence_frac, pyrng):
             prompt = render(pyrng.choice(TRAIN_TEMPLATES), x, y, pyrng.choice(NAMES), pyrng.choice(THINGS))
             answer = sentence_answer(x, y)
         else:
-            prompt, answer = f"{x}+{y}=", str(x + y)
+            prompt, answer = F.make_question(x, y, "+", "plain"), F.make_answer(x, y, "+", "plain")
         if fmt == "spaces":
-            prompt = add_spaces(prompt, pyrng)
+            prompt = F.random_spaces(prompt, pyrng)
         rows.append(encode(prompt + answer) + [F.END])
         qlens.append(len(prompt))
     L = max(map(len, rows))
@@ -185,8 +174,8 @@ def eval_set(kind, d, n, seed=0):
     prompts, expected = [], []
     for a, b in pairs:
         if kind == "plain":
-            prompts.append(encode(f"{a}+{b}="))
-            expected.append(encode(str(a + b)) + [F.END])
+            prompts.append(encode(F.make_question(a, b, "+", "plain")))
+            expected.append(encode(F.make_answer(a, b, "+", "plain")) + [F.END])
         else:
             t = HELDOUT_TEMPLATES if kind == "heldout" else TRAIN_TEMPLATES
             prompts.append(encode(eval_prompt(a, b, t)))
@@ -210,7 +199,7 @@ if __name__ == "__main__":
         got = render(t, a, b, name, thing) + sentence_answer(a, b) + "$"
         print(got, "OK" if got == text else f"expected {text}")
     r = random.Random(0)
-    print(add_spaces("the sum of 123 and 45 is ", r))
+    print(F.random_spaces("the sum of 123 and 45 is ", r))
     print("context_len(5, 7, spaced):", context_len(5, 7, True), "unspaced:", context_len(5, 7, False))
     for d in (2, 3):
         _, p, e = eval_set("heldout", d, 3)

@@ -221,14 +221,21 @@ def make_question(a, b, op, fmt, width=None, rng=None):
         return f"{a:0{width}d}{op}{b:0{width}d}="
     q = f"{a}{op}{b}="
     if fmt == "spaces" and rng is not None:
-        p = rng.uniform(0.0, SPACE_P_MAX)
-        out = [q[0]]
-        for ch in q[1:]:
-            if rng.random() < p:
-                out.append(" ")
-            out.append(ch)
-        q = "".join(out)
+        q = random_spaces(q, rng)
     return q
+
+
+def random_spaces(text, rng):
+    """The `spaces` training rule: p ~ U[0, SPACE_P_MAX) once, then each gap between two
+    consecutive characters of which neither is a space gets one space with probability p (a
+    question has no spaces, so every gap qualifies; context.py applies it to sentences)."""
+    p = rng.uniform(0.0, SPACE_P_MAX)
+    out = [text[0]]
+    for prev, ch in zip(text, text[1:]):
+        if prev != " " and ch != " " and rng.random() < p:
+            out.append(" ")
+        out.append(ch)
+    return "".join(out)
 
 
 def make_answer(a, b, op, fmt, width=None):

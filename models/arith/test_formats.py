@@ -242,14 +242,14 @@ def test_context_spaces_rule():
     prompt = "the sum of 123 and 45 is "
     seen = set()
     for _ in range(500):
-        s = C.add_spaces(prompt, r)
+        s = F.random_spaces(prompt, r)
         assert s.replace(" ", "") == prompt.replace(" ", "")
         assert "  " not in s and s[0] != " " and s.endswith(" ")
         seen.add(s)
     assert len(seen) > 100
     # on a plain question it is formats.py's rule: one optional space per gap, none at the ends
     for _ in range(200):
-        s = C.add_spaces("123+45=", r)
+        s = F.random_spaces("123+45=", r)
         assert s.replace(" ", "") == "123+45=" and "  " not in s and not s.startswith(" ")
 
 
