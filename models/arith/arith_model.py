@@ -75,13 +75,19 @@ class ArithTransformer(nn.Module):
         elif isinstance(mod, nn.Embedding):
             nn.init.normal_(mod.weight, std=0.02)
 
-    def forward(self, tokens):
+    def forward(self, tokens, hidden_after=None):
+        """Logits [batch, seq, vocab]; with ``hidden_after=i`` also the residual stream after
+        block i (0-based), for an auxiliary loss in training (never exported)."""
         T = tokens.shape[1]
         x = self.tok(tokens) + self.pos.weight[:T]
         mask = self.mask[:T, :T] if self.export_mode else None
-        for b in self.blocks:
+        hidden = None
+        for i, b in enumerate(self.blocks):
             x = b(x, mask)
-        return self.head(self.ln_f(x))
+            if i == hidden_after:
+                hidden = x
+        logits = self.head(self.ln_f(x))
+        return logits if hidden_after is None else (logits, hidden)
 
 
 def n_params(model):

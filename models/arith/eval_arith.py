@@ -46,15 +46,20 @@ def load(path, device, threads):
         info = dict(name=man["name"], task="ctx" if ar.get("context") else ar["task"], format=ar["format"], width=ar["width"],
                     max_digits=ar["max_digits"], eval_digits=ar.get("eval_digits") or ar["max_digits"],
                     seed=man["training"].get("seed"), kind="onnx", params=man.get("parameters"),
-                    size=None)
+                    size=None, aux=man["training"].get("aux_running_sum", 0.0))
         return info, ort_next_fn(sess), man["context_len"]
     model, ck = load_checkpoint(path, device)
     a = ck["args"]
     info = dict(name=a["name"], task="ctx" if a.get("context") else a["task"], format=a["format"], width=a["width"], max_digits=a["max_digits"],
                 eval_digits=a["eval_digits"], seed=a["seed"], kind="pt", steps=ck.get("step"),
                 params=sum(p.numel() for p in model.parameters()),
-                size=f"d{a['d_model']}xL{a['layers']}")
+                size=f"d{a['d_model']}xL{a['layers']}", aux=a.get("aux_running_sum", 0.0))
     return info, torch_next_fn(model, device), model.cfg["context_len"]
+
+
+def aux_note(r):
+    """Column-title note for a model trained with the running-sum loss."""
+    return f", running-sum loss {r['aux']:g}" if r.get("aux") else ""
 
 
 def cell(c, n, applicable=True):
@@ -122,7 +127,7 @@ def main(argv=None):
         lines.append(f"### {task} ({what})")
         lines.append("")
         head = ["digits", "n"] + [f"{r['name']}{' [onnx]' if r['kind'] == 'onnx' else ''} ({r['format']}, "
-                                  f"train ≤{r['max_digits']}, seed {r['seed']})" for r in rs]
+                                  f"train ≤{r['max_digits']}{aux_note(r)}, seed {r['seed']})" for r in rs]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
         min_train = min(r["max_digits"] for r in rs)
@@ -136,13 +141,14 @@ def main(argv=None):
         # mean over seeds for groups that differ only by seed
         groups = {}
         for r in rs:
-            groups.setdefault((r["format"], r["max_digits"], r["width"], r.get("size"), r["kind"]), []).append(r)
+            groups.setdefault((r["format"], r["max_digits"], r["width"], r.get("size"), r["kind"], r["aux"]),
+                              []).append(r)
         multi = {k: v for k, v in groups.items() if len(v) > 1}
         if multi:
             lines.append(f"Mean over seeds ({task}):")
             lines.append("")
-            head = ["digits"] + [f"{k[0]} train ≤{k[1]} ({len(v)} seeds: {', '.join(str(r['seed']) for r in v)})"
-                                 for k, v in multi.items()]
+            head = ["digits"] + [f"{k[0]} train ≤{k[1]}{aux_note(v[0])} ({len(v)} seeds: "
+                                 f"{', '.join(str(r['seed']) for r in v)})" for k, v in multi.items()]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
             for d in range(1, nd + 1):

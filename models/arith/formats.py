@@ -464,6 +464,51 @@ def encode_batch(a, b, op, fmt, width=None, rng=None):
     return toks.astype(np.int64), qlen.astype(np.int64), length.astype(np.int64)
 
 
+def running_sums(a, b, width):
+    """[n, 2W] int64: for padrev multiplication, the running sum behind each answer digit.
+
+    With a_i, b_j the digits of a and b (i = 0 least significant), answer digit k (the k-th token
+    after '=', least significant first) is ``s_k mod 10`` where ``s_k = sum_{i+j=k} a_i b_j +
+    carry_k``, ``carry_0 = 0`` and ``carry_{k+1} = s_k // 10``. s_k is the quantity a model must
+    carry across the answer ("Why Can't Transformers Learn Multiplication?", Bai et al. 2025):
+    train_arith.py's --aux-running-sum regresses it from the hidden state that predicts digit k
+    (running_sum_targets). Training only; not part of the format.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    A = _digits_msb(a, width)[:, ::-1]
+    B = _digits_msb(b, width)[:, ::-1]
+    n = len(a)
+    out = np.zeros((n, 2 * width), dtype=np.int64)
+    carry = np.zeros(n, dtype=np.int64)
+    for k in range(2 * width):
+        s = carry.copy()
+        for i in range(max(0, k - width + 1), min(k, width - 1) + 1):
+            s += A[:, i] * B[:, k - i]
+        out[:, k] = s
+        carry = s // 10
+    return out
+
+
+def running_sum_targets(a, b, fmt, width, qlen, length, positions):
+    """The running sums aligned with a model's outputs for multiplication batches of encode_batch.
+
+    Output t of a model scores token t + 1; returns (sums [n, positions] int64, mask [n,
+    positions] bool) where mask marks the outputs that predict an answer digit and sums holds
+    that digit's running sum (running_sums; the answer is least significant digit first in
+    padrev, most significant first in plain). ``width``: the padrev width, or for plain any
+    width >= the operands' digit counts.
+    """
+    s = running_sums(a, b, width)
+    n = len(s)
+    digits = (np.asarray(length) - np.asarray(qlen) - 1)[:, None]  # answer digits, END excluded
+    m = np.arange(positions)[None, :] - (np.asarray(qlen)[:, None] - 1)  # index of the predicted answer token
+    mask = (m >= 0) & (m < digits)
+    k = m if fmt == "padrev" else digits - 1 - m
+    sums = np.take_along_axis(s, np.clip(k, 0, s.shape[1] - 1), 1)
+    return np.where(mask, sums, 0), mask
+
+
 def train_batch(rng, n, op, fmt, max_digits, width=None):
     """A training batch: (tokens [n, L], qlen [n], length [n])."""
     a, b = sample_operands(rng, n, op, max_digits)

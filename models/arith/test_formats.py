@@ -276,6 +276,27 @@ def test_context_batches():
         len(C.eval_prompt(99999, 99999, t)) + 7 for t in (C.TRAIN_TEMPLATES, C.HELDOUT_TEMPLATES))
 
 
+def test_running_sums():
+    rng = np.random.default_rng(5)
+    for w in (1, 3, 6):
+        a, b = F.sample_operands(rng, 300, "*", w)
+        s = F.running_sums(a, b, w)
+        toks, qlen, _ = F.encode_batch(a, b, "*", "padrev", w)
+        # each answer digit is its running sum mod 10, and the sums rebuild the product
+        assert (s % 10 == toks[:, qlen[0]:qlen[0] + 2 * w]).all()
+        for x, y, row in zip(a, b, s):
+            assert int(row[-1]) < 10
+            assert sum(int(v % 10) * 10 ** k for k, v in enumerate(row)) == int(x) * int(y)
+    assert F.running_sums([99], [99], 2).tolist() == [[81, 170, 98, 9]]
+    # aligned with the outputs: each marked output predicts the next token, its sum's last digit
+    for fmt, w in (("padrev", 4), ("plain", 4), ("plain", 6)):
+        a, b = F.sample_operands(rng, 300, "*", 4)
+        toks, qlen, length = F.encode_batch(a, b, "*", fmt, 4 if fmt == "padrev" else None)
+        sums, mask = F.running_sum_targets(a, b, fmt, w, qlen, length, toks.shape[1] - 1)
+        assert (mask.sum(1) == length - qlen - 1).all()
+        assert (sums[mask] % 10 == toks[:, 1:][mask]).all() and (sums[~mask] == 0).all()
+
+
 if __name__ == "__main__":
     tests = [(k, v) for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     for k, fn in tests:

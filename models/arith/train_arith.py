@@ -14,6 +14,14 @@ of --time-budget seconds of training, --steps, or the absolute --deadline (unix 
 learning rate follows a linear warm-up then a cosine decay over the budget (time or steps,
 whichever is nearer), so a run cut by time still ends with a small learning rate.
 
+Multiplication with --aux-running-sum WEIGHT: a linear probe reads, from the residual stream
+after block --aux-layer at each position that predicts an answer digit, that digit's running sum
+(the sum of its digit products plus the carry, formats.running_sums), and WEIGHT x its mean
+squared error is added to the loss. After "Why Can't Transformers Learn Multiplication?" (Bai et
+al. 2025), who find that training on the answers alone settles in a local optimum without the
+long-range partial products, and that this loss gives the missing inductive bias. The probe is
+training-only: the exported graph and the format are unchanged.
+
 Training across sessions (a GPU lent for minutes at a time): --resume continues from NAME.pt in
 --out (weights, step and training seconds so far; the optimizer's moments too when the checkpoint
 was saved with --save-optimizer, else the learning rate warms up again), and --schedule-seconds S
@@ -96,8 +104,20 @@ def parse_args(argv=None):
                          "plain a+b= problems; --format plain or spaces (the fix)")
     ap.add_argument("--sentence-frac", type=float, default=0.5,
                     help="with --context: share of training examples that are sentences")
+    ap.add_argument("--aux-running-sum", type=float, default=0.0, metavar="WEIGHT",
+                    help="multiplication: add WEIGHT x the mean squared error of a linear probe that reads "
+                         "each answer digit's running sum (formats.running_sums) from the residual stream after "
+                         "block --aux-layer (Bai et al. 2025); training only, the exported model is unchanged")
+    ap.add_argument("--aux-layer", type=int, default=None,
+                    help="block (0-based) whose output the running-sum probe reads (default: layers // 2)")
     a = ap.parse_args(argv)
     a.op = F.OPS[a.task]
+    if a.aux_running_sum and a.task != "mul":
+        ap.error("--aux-running-sum is for --task mul")
+    if a.aux_layer is None:
+        a.aux_layer = a.layers // 2
+    if not 0 <= a.aux_layer < a.layers:
+        ap.error("--aux-layer must name one of the model's blocks")
     if a.format == "spaces" and a.task != "add":
         ap.error("--format spaces is for --task add only")
     if a.context and (a.task != "add" or a.format == "padrev"):
@@ -159,6 +179,11 @@ def main(argv=None):
     ctx = context_len(a)
     vocab = C.CTX_VOCAB_SIZE if a.context else F.VOCAB_SIZE
     model = ArithTransformer(ctx, a.d_model, a.layers, a.heads, vocab).to(dev)
+    # The running-sum probe (--aux-running-sum): one linear map from the residual stream to a
+    # scalar, trained with the model and dropped at export. Targets are divided by 6W, about their
+    # standard deviation under the training distribution, so the MSE starts near 1 like the CE.
+    probe = torch.nn.Linear(a.d_model, 1).to(dev) if a.aux_running_sum else None
+    aux_scale = 6.0 * (a.width or a.max_digits)
     pyrng = random.Random(a.seed * 1_000_003 + 17)
     nparam = n_params(model)
     name = a.name
@@ -169,6 +194,8 @@ def main(argv=None):
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
         (decay if p.dim() >= 2 and not n_.startswith(("tok.", "pos.")) else no_decay).append(p)
+    if probe is not None:
+        no_decay.extend(probe.parameters())
     groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:
         opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), fused=(dev.type == "cuda"))
@@ -188,6 +215,8 @@ def main(argv=None):
         if prev["model_cfg"] != model.cfg:
             raise SystemExit(f"{paths['ckpt']} is a model of another shape: {prev['model_cfg']} vs {model.cfg}")
         model.load_state_dict(prev["model"])
+        if probe is not None and "probe" in prev:
+            probe.load_state_dict(prev["probe"])
         if "optimizer" in prev:
             opt.load_state_dict(prev["optimizer"])
             opt_resumed = True
@@ -212,6 +241,8 @@ def main(argv=None):
                "model_cfg": model.cfg, "args": vars(a), "step": step, "examples": examples,
                "train_s_total": trained_before + (time.time() - t0), "commands": commands,
                "command": command, "final": final}
+        if probe is not None:
+            obj["probe"] = {k: v.detach().cpu() for k, v in probe.state_dict().items()}
         if a.save_optimizer:
             obj["optimizer"] = opt.state_dict()
         atomic_save(obj, paths["ckpt"])
@@ -238,6 +269,7 @@ def main(argv=None):
     schedule = max(a.schedule_seconds or (trained_before + (end_t - t0)), 1e-3)
     amp = a.bf16 and dev.type == "cuda"
     loss_acc = torch.zeros((), device=dev)
+    aux_acc = torch.zeros((), device=dev)
     n_acc = 0
     last_eval = last_ckpt = t0
     t_log = t0
@@ -253,6 +285,13 @@ def main(argv=None):
             g["lr"] = lr
         if a.context:
             toks, qlen, length = C.train_batch(rng, a.batch, a.format, a.max_digits, a.sentence_frac, pyrng)
+        elif probe is not None:
+            pa, pb = F.sample_operands(rng, a.batch, a.op, a.max_digits)
+            toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
+            sums, smask = F.running_sum_targets(pa, pb, a.format, a.width or a.max_digits, qlen, length,
+                                                toks.shape[1] - 1)
+            sums = torch.from_numpy(sums / aux_scale).float().to(dev)
+            smask = torch.from_numpy(smask).float().to(dev)
         else:
             toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width)
         L = toks.shape[1]
@@ -262,14 +301,22 @@ def main(argv=None):
         x = torch.from_numpy(toks).to(dev, non_blocking=True)
         w = torch.from_numpy(wmask).to(dev, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            logits = model(x[:, :-1])
+            if probe is None:
+                logits = model(x[:, :-1])
+            else:
+                logits, hidden = model(x[:, :-1], hidden_after=a.aux_layer)
         ce = Fn.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
         loss = (ce * w.reshape(-1)).sum() / nt
+        loss_acc += loss.detach()
+        if probe is not None:
+            pred = probe(hidden.float()).squeeze(-1)
+            aux = (((pred - sums) ** 2) * smask).sum() / smask.sum()
+            aux_acc += aux.detach()
+            loss = loss + a.aux_running_sum * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss_acc += loss.detach()
         n_acc += 1
         step += 1
         examples += a.batch
@@ -279,10 +326,15 @@ def main(argv=None):
             rate = a.log_every / max(now - t_log, 1e-9)
             records.append({"step": step, "loss": round(l, 5), "lr": lr, "examples": examples,
                             "wall_s": round(now - t0, 2), "steps_per_s": round(rate, 1)})
+            aux_note = ""
+            if probe is not None:  # the probe's mean squared error, in units of the scaled sums
+                records[-1]["aux_mse"] = round(float(aux_acc) / n_acc, 6)
+                aux_note = f" running-sum mse {records[-1]['aux_mse']:.5f}"
+                aux_acc.zero_()
             loss_acc.zero_()
             n_acc, t_log = 0, now
             if step % (a.log_every * 10) == 0 or step == a.log_every:
-                log(f"step {step} loss {l:.4f} lr {lr:.2e} {rate:.0f} steps/s", name)
+                log(f"step {step} loss {l:.4f}{aux_note} lr {lr:.2e} {rate:.0f} steps/s", name)
             if now - last_eval >= a.eval_every:
                 res = quick_eval()
                 evals.append({"step": step, "wall_s": round(time.time() - t0, 2),
@@ -360,6 +412,7 @@ def main(argv=None):
             "examples_seen": examples,
             "batch": a.batch,
             "seed": a.seed,
+            "aux_running_sum": a.aux_running_sum,
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "train_seconds": round(trained_before + train_s, 1),
             "runs": len(commands),
