@@ -465,10 +465,11 @@ def encode_batch(a, b, op, fmt, width=None, rng=None):
 
 
 def running_sums(a, b, width):
-    """[n, 2W] int64: for padrev multiplication, the running sum behind each answer digit.
+    """[n, 2W] int64: the running sum behind each digit of the products a * b (W >= the
+    operands' digit counts).
 
-    With a_i, b_j the digits of a and b (i = 0 least significant), answer digit k (the k-th token
-    after '=', least significant first) is ``s_k mod 10`` where ``s_k = sum_{i+j=k} a_i b_j +
+    With a_i, b_j the digits of a and b (i = 0 least significant), product digit k (counted from
+    the least significant; the k-th answer token of padrev) is ``s_k mod 10`` where ``s_k = sum_{i+j=k} a_i b_j +
     carry_k``, ``carry_0 = 0`` and ``carry_{k+1} = s_k // 10``. s_k is the quantity a model must
     carry across the answer ("Why Can't Transformers Learn Multiplication?", Bai et al. 2025):
     train_arith.py's --aux-running-sum regresses it from the hidden state that predicts digit k
@@ -500,7 +501,6 @@ def running_sum_targets(a, b, fmt, width, qlen, length, positions):
     width >= the operands' digit counts.
     """
     s = running_sums(a, b, width)
-    n = len(s)
     digits = (np.asarray(length) - np.asarray(qlen) - 1)[:, None]  # answer digits, END excluded
     m = np.arange(positions)[None, :] - (np.asarray(qlen)[:, None] - 1)  # index of the predicted answer token
     mask = (m >= 0) & (m < digits)

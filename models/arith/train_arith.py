@@ -112,6 +112,8 @@ def parse_args(argv=None):
                     help="block (0-based) whose output the running-sum probe reads (default: layers // 2)")
     a = ap.parse_args(argv)
     a.op = F.OPS[a.task]
+    if a.aux_running_sum < 0:
+        ap.error("--aux-running-sum must be >= 0")
     if a.aux_running_sum and a.task != "mul":
         ap.error("--aux-running-sum is for --task mul")
     if a.aux_layer is None:
@@ -183,7 +185,8 @@ def main(argv=None):
     # scalar, trained with the model and dropped at export. Targets are divided by 6W, about their
     # standard deviation under the training distribution, so the MSE starts near 1 like the CE.
     probe = torch.nn.Linear(a.d_model, 1).to(dev) if a.aux_running_sum else None
-    aux_scale = 6.0 * (a.width or a.max_digits)
+    sum_width = a.width or a.max_digits  # padrev's width; for plain, the widest operand
+    aux_scale = 6.0 * sum_width
     pyrng = random.Random(a.seed * 1_000_003 + 17)
     nparam = n_params(model)
     name = a.name
@@ -197,6 +200,7 @@ def main(argv=None):
     if probe is not None:
         no_decay.extend(probe.parameters())
     groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    trained = decay + no_decay  # what the gradient clip covers: the model and the probe
     try:
         opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), fused=(dev.type == "cuda"))
     except (TypeError, RuntimeError):
@@ -214,8 +218,11 @@ def main(argv=None):
         prev = torch.load(paths["ckpt"], map_location="cpu", weights_only=False)
         if prev["model_cfg"] != model.cfg:
             raise SystemExit(f"{paths['ckpt']} is a model of another shape: {prev['model_cfg']} vs {model.cfg}")
+        if (probe is not None) != ("probe" in prev):
+            raise SystemExit(f"{paths['ckpt']} was trained {'with' if 'probe' in prev else 'without'} the "
+                             "running-sum loss: resume it with the same --aux-running-sum setting (0 or not)")
         model.load_state_dict(prev["model"])
-        if probe is not None and "probe" in prev:
+        if probe is not None:
             probe.load_state_dict(prev["probe"])
         if "optimizer" in prev:
             opt.load_state_dict(prev["optimizer"])
@@ -288,8 +295,7 @@ def main(argv=None):
         elif probe is not None:
             pa, pb = F.sample_operands(rng, a.batch, a.op, a.max_digits)
             toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
-            sums, smask = F.running_sum_targets(pa, pb, a.format, a.width or a.max_digits, qlen, length,
-                                                toks.shape[1] - 1)
+            sums, smask = F.running_sum_targets(pa, pb, a.format, sum_width, qlen, length, toks.shape[1] - 1)
             sums = torch.from_numpy(sums / aux_scale).float().to(dev)
             smask = torch.from_numpy(smask).float().to(dev)
         else:
@@ -315,7 +321,7 @@ def main(argv=None):
             loss = loss + a.aux_running_sum * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         n_acc += 1
         step += 1
