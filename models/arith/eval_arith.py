@@ -46,20 +46,24 @@ def load(path, device, threads):
         info = dict(name=man["name"], task="ctx" if ar.get("context") else ar["task"], format=ar["format"], width=ar["width"],
                     max_digits=ar["max_digits"], eval_digits=ar.get("eval_digits") or ar["max_digits"],
                     seed=man["training"].get("seed"), kind="onnx", params=man.get("parameters"),
-                    size=None, aux=man["training"].get("aux_running_sum", 0.0))
+                    size=None, aux=man["training"].get("aux_running_sum", 0.0),
+                    dist=man["training"].get("digit_dist", "uniform"))
         return info, ort_next_fn(sess), man["context_len"]
     model, ck = load_checkpoint(path, device)
     a = ck["args"]
     info = dict(name=a["name"], task="ctx" if a.get("context") else a["task"], format=a["format"], width=a["width"], max_digits=a["max_digits"],
                 eval_digits=a["eval_digits"], seed=a["seed"], kind="pt", steps=ck.get("step"),
                 params=sum(p.numel() for p in model.parameters()),
-                size=f"d{a['d_model']}xL{a['layers']}", aux=a.get("aux_running_sum", 0.0))
+                size=f"d{a['d_model']}xL{a['layers']}", aux=a.get("aux_running_sum", 0.0),
+                dist=a.get("digit_dist", "uniform"))
     return info, torch_next_fn(model, device), model.cfg["context_len"]
 
 
 def aux_note(r):
-    """Column-title note for a model trained with the running-sum loss."""
-    return f", running-sum loss {r['aux']:g}" if r.get("aux") else ""
+    """Column-title note for a model trained with the running-sum loss or a weighted digit-count
+    draw (train_arith.py --aux-running-sum, --digit-dist)."""
+    note = f", running-sum loss {r['aux']:g}" if r.get("aux") else ""
+    return note + (f", {r['dist']} digit counts" if r.get("dist", "uniform") != "uniform" else "")
 
 
 def cell(c, n, applicable=True):
@@ -141,7 +145,7 @@ def main(argv=None):
         # mean over seeds for groups that differ only by seed
         groups = {}
         for r in rs:
-            groups.setdefault((r["format"], r["max_digits"], r["width"], r.get("size"), r["kind"], r["aux"]),
+            groups.setdefault((r["format"], r["max_digits"], r["width"], r.get("size"), r["kind"], r["aux"], r["dist"]),
                               []).append(r)
         multi = {k: v for k, v in groups.items() if len(v) > 1}
         if multi:

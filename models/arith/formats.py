@@ -104,7 +104,9 @@ Among 1-digit x 1-digit pairs, no addition pair is held out and one multiplicati
 
 Training distribution
 ---------------------
-For each example: digit counts da, db drawn independently and uniformly from 1..max_digits;
+For each example: digit counts da, db drawn independently and uniformly from 1..max_digits
+(training may weight them instead, ``DIGIT_DISTS``: ``linear`` draws d with probability
+proportional to d, so the widest products, the hardest, are more frequent);
 a uniform among the numbers with da digits (0..9 for da = 1, 10^(da-1)..10^da - 1 otherwise),
 b likewise; if (a, b, op) is held out, a and b are redrawn with the same digit counts.
 
@@ -340,11 +342,32 @@ def digit_range(d):
     return (0 if d == 1 else 10 ** (d - 1)), 10 ** d
 
 
-def sample_operands(rng, n, op, max_digits, min_digits=1):
-    """Training pairs (numpy arrays a, b int64): digit counts uniform, held-out pairs excluded."""
+DIGIT_DISTS = ("uniform", "linear")
+
+
+def digit_probs(dist, max_digits, min_digits=1):
+    """Probabilities of the digit counts min_digits..max_digits under a DIGIT_DISTS name."""
+    d = np.arange(min_digits, max_digits + 1, dtype=np.float64)
+    if dist == "uniform":
+        w = np.ones_like(d)
+    elif dist == "linear":
+        w = d
+    else:
+        raise ValueError(f"unknown digit distribution {dist!r} (expected one of {DIGIT_DISTS})")
+    return w / w.sum()
+
+
+def sample_operands(rng, n, op, max_digits, min_digits=1, dist="uniform"):
+    """Training pairs (numpy arrays a, b int64): digit counts drawn from ``dist`` (DIGIT_DISTS),
+    held-out pairs excluded."""
     op = _op(op)
-    da = rng.integers(min_digits, max_digits + 1, size=n)
-    db = rng.integers(min_digits, max_digits + 1, size=n)
+    if dist == "uniform":  # the original draw, kept so that seeded runs repeat exactly
+        da = rng.integers(min_digits, max_digits + 1, size=n)
+        db = rng.integers(min_digits, max_digits + 1, size=n)
+    else:
+        p = digit_probs(dist, max_digits, min_digits)
+        da = rng.choice(np.arange(min_digits, max_digits + 1), size=n, p=p)
+        db = rng.choice(np.arange(min_digits, max_digits + 1), size=n, p=p)
     lo = np.array([digit_range(d)[0] for d in range(max_digits + 1)] + [0], dtype=np.int64)
     hi = np.array([1] + [digit_range(d)[1] for d in range(1, max_digits + 1)] + [1], dtype=np.int64)
     a = rng.integers(lo[da], hi[da])
@@ -509,9 +532,9 @@ def running_sum_targets(a, b, fmt, width, qlen, length, positions):
     return np.where(mask, sums, 0), mask
 
 
-def train_batch(rng, n, op, fmt, max_digits, width=None):
+def train_batch(rng, n, op, fmt, max_digits, width=None, dist="uniform"):
     """A training batch: (tokens [n, L], qlen [n], length [n])."""
-    a, b = sample_operands(rng, n, op, max_digits)
+    a, b = sample_operands(rng, n, op, max_digits, dist=dist)
     return encode_batch(a, b, op, fmt, width, rng if fmt == "spaces" else None)
 
 

@@ -24,7 +24,8 @@
 #                                (the issue 8 model size, one session's budget)
 #   mul-padrev-d6-w6-s0          multiplication 1..6 digits, padded (W=6) + reversed result
 #   mul-plain-d6-s0              multiplication 1..6 digits, plain
-#                                (both with the running-sum loss, weight ARITH_MUL_AUX)
+#                                (both with the running-sum loss, weight ARITH_MUL_AUX, and
+#                                digit counts drawn ARITH_MUL_DIST)
 #   ctx-spaces-d5-s{0,1,2}       addition inside sentences (context.py) and plain, 1..5 digits,
 #                                random spaces in the prompts (the fix)
 #   ctx-plain-d5-s{0,1,2}        the same without the fix
@@ -45,6 +46,8 @@
 #   ARITH_MUL_SCHEDULE=2400  issue24: seconds of training the multipliers' schedule spans
 #   ARITH_MUL_AUX=1       issue24: weight of the multipliers' running-sum loss (train_arith.py
 #                         --aux-running-sum; 0 trains them on the answers alone)
+#   ARITH_MUL_DIST=linear issue24: how the multipliers' training draws digit counts
+#                         (train_arith.py --digit-dist: linear, more of the widest; or uniform)
 #   ARITH_ONLY="NAME ..."  train only these variants (a later session: the multipliers alone)
 #   ARITH_RETURN=DIR      afterwards, pack this run's results into DIR within the device tool's
 #                         limits on what comes back (8 files of 16 MiB, 64 MiB in all): reports,
@@ -106,7 +109,7 @@ fi
 # Multipliers of issue24 train over several sessions: each run continues the checkpoint in OUT.
 RESUME=()
 if [ "$PLAN" = issue24 ]; then
-  MULMODEL="$MULMODEL --resume --schedule-seconds ${ARITH_MUL_SCHEDULE:-2400} --aux-running-sum ${ARITH_MUL_AUX:-1}"
+  MULMODEL="$MULMODEL --resume --schedule-seconds ${ARITH_MUL_SCHEDULE:-2400} --aux-running-sum ${ARITH_MUL_AUX:-1} --digit-dist ${ARITH_MUL_DIST:-linear}"
   RESUME=("mul-padrev-d${MUL_D}-w${MUL_D}-s0" "mul-plain-d${MUL_D}-s0")
 fi
 for s in $SEEDS; do

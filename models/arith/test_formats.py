@@ -168,6 +168,23 @@ def test_training_sampler_excludes_heldout_and_balances_digits():
         assert a.max() < 10 ** 6 and b.max() < 10 ** 6
 
 
+def test_linear_digit_distribution():
+    assert np.allclose(F.digit_probs("linear", 4), [0.1, 0.2, 0.3, 0.4])
+    assert np.allclose(F.digit_probs("uniform", 4), 0.25)
+    r = np.random.default_rng(7)
+    a, b = F.sample_operands(r, 60000, "*", 6, dist="linear")
+    assert not F.is_heldout_np(a, b, "*").any()
+    for x in (a, b):
+        share = np.bincount(F._ndigits(x), minlength=7)[1:] / len(x)
+        assert np.abs(share - np.arange(1, 7) / 21).max() < 0.01, share
+    try:
+        F.digit_probs("cubic", 3)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an unknown distribution must be refused")
+
+
 def test_encode_batch_matches_reference():
     r = np.random.default_rng(7)
     for op, fmt, D, w in (("+", "plain", 10, None), ("*", "plain", 5, None), ("+", "padrev", 10, 10),

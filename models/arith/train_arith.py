@@ -108,6 +108,9 @@ def parse_args(argv=None):
                     help="multiplication: add WEIGHT x the mean squared error of a linear probe that reads "
                          "each answer digit's running sum (formats.running_sums) from the residual stream after "
                          "block --aux-layer (Bai et al. 2025); training only, the exported model is unchanged")
+    ap.add_argument("--digit-dist", choices=F.DIGIT_DISTS, default="uniform",
+                    help="how training draws each operand's digit count from 1..--max-digits: uniform, or "
+                         "linear (probability proportional to the count: more of the widest, hardest problems)")
     ap.add_argument("--aux-layer", type=int, default=None,
                     help="block (0-based) whose output the running-sum probe reads (default: layers // 2)")
     a = ap.parse_args(argv)
@@ -124,6 +127,8 @@ def parse_args(argv=None):
         ap.error("--format spaces is for --task add only")
     if a.context and (a.task != "add" or a.format == "padrev"):
         ap.error("--context is for --task add with --format plain or spaces")
+    if a.context and a.digit_dist != "uniform":
+        ap.error("--digit-dist is for plain problems, not --context")
     if a.context and not 0.0 <= a.sentence_frac <= 1.0:
         ap.error("--sentence-frac must be in [0, 1]")
     if a.format == "padrev":
@@ -293,13 +298,13 @@ def main(argv=None):
         if a.context:
             toks, qlen, length = C.train_batch(rng, a.batch, a.format, a.max_digits, a.sentence_frac, pyrng)
         elif probe is not None:
-            pa, pb = F.sample_operands(rng, a.batch, a.op, a.max_digits)
+            pa, pb = F.sample_operands(rng, a.batch, a.op, a.max_digits, dist=a.digit_dist)
             toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
             sums, smask = F.running_sum_targets(pa, pb, a.format, sum_width, qlen, length, toks.shape[1] - 1)
             sums = torch.from_numpy(sums / aux_scale).float().to(dev)
             smask = torch.from_numpy(smask).float().to(dev)
         else:
-            toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width)
+            toks, qlen, length = F.train_batch(rng, a.batch, a.op, a.format, a.max_digits, a.width, a.digit_dist)
         L = toks.shape[1]
         pos = np.arange(1, L)[None, :]
         wmask = ((pos >= qlen[:, None]) & (pos < length[:, None])).astype(np.float32)
@@ -409,7 +414,7 @@ def main(argv=None):
         "parameters": nparam,
         "training": {
             "command": command,
-            "data": (f"generated on the fly: operand digit counts uniform in 1..{a.max_digits}, then uniform numbers; "
+            "data": (f"generated on the fly: operand digit counts {a.digit_dist} in 1..{a.max_digits}, then uniform numbers; "
                      f"held-out pairs (formats.is_heldout, ~1%) never sampled"
                      + ("; random spaces in questions (p ~ U[0,0.5) per gap)" if a.format == "spaces" else "")
                      + (f"; {a.sentence_frac:.0%} of examples are sentences of the training templates "
@@ -419,6 +424,7 @@ def main(argv=None):
             "batch": a.batch,
             "seed": a.seed,
             "aux_running_sum": a.aux_running_sum,
+            "digit_dist": a.digit_dist,
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "train_seconds": round(trained_before + train_s, 1),
             "runs": len(commands),
