@@ -59,7 +59,7 @@ def load(path, device, threads):
     return info, torch_next_fn(model, device), model.cfg["context_len"]
 
 
-def aux_note(r):
+def recipe_note(r):
     """Column-title note for a model trained with the running-sum loss or a weighted digit-count
     draw (train_arith.py --aux-running-sum, --digit-dist)."""
     note = f", running-sum loss {r['aux']:g}" if r.get("aux") else ""
@@ -131,7 +131,7 @@ def main(argv=None):
         lines.append(f"### {task} ({what})")
         lines.append("")
         head = ["digits", "n"] + [f"{r['name']}{' [onnx]' if r['kind'] == 'onnx' else ''} ({r['format']}, "
-                                  f"train ≤{r['max_digits']}{aux_note(r)}, seed {r['seed']})" for r in rs]
+                                  f"train ≤{r['max_digits']}{recipe_note(r)}, seed {r['seed']})" for r in rs]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
         min_train = min(r["max_digits"] for r in rs)
@@ -151,7 +151,7 @@ def main(argv=None):
         if multi:
             lines.append(f"Mean over seeds ({task}):")
             lines.append("")
-            head = ["digits"] + [f"{k[0]} train ≤{k[1]}{aux_note(v[0])} ({len(v)} seeds: "
+            head = ["digits"] + [f"{k[0]} train ≤{k[1]}{recipe_note(v[0])} ({len(v)} seeds: "
                                  f"{', '.join(str(r['seed']) for r in v)})" for k, v in multi.items()]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
