@@ -22,6 +22,9 @@ al. 2025), who find that training on the answers alone settles in a local optimu
 long-range partial products, and that this loss gives the missing inductive bias. The probe is
 training-only: the exported graph and the format are unchanged.
 
+A shipped model trains further with --init-from trained/NAME.arcm (its checkpoint need not
+exist any more): the run continues its step count, seconds and command list.
+
 Training across sessions (a GPU lent for minutes at a time): --resume continues from NAME.pt in
 --out (weights, step and training seconds so far; the optimizer's moments too when the checkpoint
 was saved with --save-optimizer, else the learning rate warms up again), and --schedule-seconds S
@@ -93,6 +96,10 @@ def parse_args(argv=None):
     ap.add_argument("--ort-check-n", type=int, default=200, help="held-out problems decoded in onnxruntime")
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--resume", action="store_true", help="continue from NAME.pt in --out if it exists")
+    ap.add_argument("--init-from", metavar="BUNDLE", default=None,
+                    help="start from a packed model (an .arcm with its NAME.json beside it, e.g. one in "
+                         "trained/): its weights, steps, examples and training seconds; the optimizer and "
+                         "the running-sum probe start afresh. Ignored when --resume finds NAME.pt")
     ap.add_argument("--schedule-seconds", type=float, default=None,
                     help="seconds of training (all runs together) the cosine decays over; default: "
                          "the seconds so far plus this run's budget")
@@ -167,6 +174,30 @@ def atomic_save(obj, path):
     else:
         torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def init_from_bundle(model, a, name):
+    """Load --init-from's weights into `model`; (step, examples, seconds, commands) of its training."""
+    import arcm
+    try:
+        src, _ = arcm.load_model(a.init_from)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--init-from {a.init_from}: {e}")
+    if src.cfg != model.cfg:
+        raise SystemExit(f"--init-from {a.init_from} is a model of another shape: {src.cfg} vs {model.cfg}")
+    man = arcm.manifest_json(a.init_from) or {}
+    ar, tr = man.get("arith", {}), man.get("training", {})
+    want = {"op": a.op, "format": a.format, "width": a.width}
+    got = {k: ar.get(k) for k in want}
+    if got != want:
+        raise SystemExit(f"--init-from {a.init_from} was trained for {got}, not {want}")
+    model.load_state_dict(src.state_dict())
+    step, examples = int(tr.get("steps", 0)), int(tr.get("examples_seen", 0))
+    seconds = float(tr.get("train_seconds", 0.0))
+    commands = list(tr.get("commands", [tr["command"]] if "command" in tr else []))
+    log(f"initialised from {a.init_from}: step {step}, {seconds:.0f}s of training before "
+        "(optimizer and probe start afresh)", name)
+    return step, examples, seconds, commands
 
 
 def fmt_acc(res):
@@ -244,6 +275,10 @@ def main(argv=None):
             evals.extend(old.get("evals", []))
         log(f"resumed at step {step} after {trained_before:.0f}s of training"
             f" ({'with' if opt_resumed else 'without'} the optimizer state)", name)
+    elif a.init_from:
+        step, examples, trained_before, commands = init_from_bundle(model, a, name)
+        rng = np.random.default_rng([a.seed, 12345, step])
+        pyrng = random.Random(a.seed * 1_000_003 + 17 + step)
     commands = commands + [command]
     logdoc["commands"] = commands
     step0 = step

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Checks of train_arith.py that need torch and onnx (the venv of models/arith/README.md):
+
+    models/.venv/bin/python models/arith/test_train.py
+
+--init-from: a shipped bundle's weights, counters and commands carry over; a bundle of another
+format or shape, or a file that is not a bundle, is refused with a message before anything is
+written. (test_formats.py needs numpy only; CI runs that one.)
+"""
+import json
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import torch  # noqa: E402
+
+import arcm  # noqa: E402
+import train_arith  # noqa: E402
+
+BUNDLE = os.path.join(HERE, "trained", "arith-mul-padrev.arcm")
+BASE = ["--task", "mul", "--max-digits", "6", "--device", "cpu", "--batch", "8", "--eval-n", "2",
+        "--no-export", "--aux-running-sum", "1", "--digit-dist", "linear"]
+
+
+def refused(argv):
+    try:
+        train_arith.main(argv)
+    except SystemExit as e:
+        return str(e.code)
+    raise AssertionError(f"{argv} was not refused")
+
+
+def test_init_from_continues_the_bundle():
+    man = arcm.manifest_json(BUNDLE)["training"]
+    want, _ = arcm.load_model(BUNDLE)
+    with tempfile.TemporaryDirectory() as out:
+        rc = train_arith.main(BASE + ["--format", "padrev", "--steps", str(man["steps"] + 3), "--time-budget", "60",
+                                      "--out", out, "--name", "t", "--init-from", BUNDLE])
+        assert rc == 0
+        ck = torch.load(os.path.join(out, "t.pt"), weights_only=False)
+        assert ck["step"] == man["steps"] + 3 and ck["examples"] == man["examples_seen"] + 24
+        assert ck["train_s_total"] > man["train_seconds"]
+        assert ck["commands"][:-1] == man["commands"] and "--init-from" in ck["commands"][-1]
+        # three small steps from the bundle: close to its weights, not equal, not a fresh init
+        diff = max(float((ck["model"][k] - v).abs().max()) for k, v in want.state_dict().items())
+        assert 0 < diff < 0.05, diff
+        with open(os.path.join(out, "t.log.json")) as f:
+            assert json.load(f)["final"]["steps"] == man["steps"] + 3
+
+
+def test_init_from_refuses_what_does_not_fit():
+    with tempfile.TemporaryDirectory() as out:
+        args = BASE + ["--time-budget", "0", "--out", out, "--name", "t"]
+        msg = refused(args + ["--format", "plain", "--init-from", BUNDLE])
+        assert "was trained for" in msg and "padrev" in msg, msg
+        msg = refused(args + ["--format", "padrev", "--d-model", "64", "--init-from", BUNDLE])
+        assert "another shape" in msg, msg
+        bad = os.path.join(out, "bad.arcm")
+        with open(bad, "wb") as f:
+            f.write(b"not a bundle at all")
+        msg = refused(args + ["--format", "padrev", "--init-from", bad])
+        assert "not an .arcm bundle" in msg, msg
+        msg = refused(args + ["--format", "padrev", "--init-from", os.path.join(out, "missing.arcm")])
+        assert "missing.arcm" in msg, msg
+        assert sorted(os.listdir(out)) == ["bad.arcm"], os.listdir(out)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    tests = [(k, v) for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
+    for k, fn in tests:
+        fn()
+        print(f"ok  {k}")
+    print(f"{len(tests)} tests passed")
