@@ -48,6 +48,12 @@ def test_init_from_continues_the_bundle():
         assert 0 < diff < 0.05, diff
         with open(os.path.join(out, "t.log.json")) as f:
             assert json.load(f)["final"]["steps"] == man["steps"] + 3
+        # --resume finds t.pt: it wins over --init-from (the command of models/arith/README.md)
+        rc = train_arith.main(BASE + ["--format", "padrev", "--steps", str(man["steps"] + 5), "--time-budget", "60",
+                                      "--out", out, "--name", "t", "--resume", "--init-from", BUNDLE])
+        assert rc == 0
+        ck = torch.load(os.path.join(out, "t.pt"), weights_only=False)
+        assert ck["step"] == man["steps"] + 5 and len(ck["commands"]) == len(man["commands"]) + 2
 
 
 def test_init_from_refuses_what_does_not_fit():
