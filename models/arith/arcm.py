@@ -34,8 +34,15 @@ def load_onnx(path):
         b = f.read()
     if b[:4] != b"ARCM":
         raise ValueError(f"{path}: not an .arcm bundle (magic {b[:4]!r})")
+    if len(b) < 64:
+        raise ValueError(f"{path}: truncated .arcm bundle ({len(b)} bytes, the header alone is 64)")
     mo, ml, go, gl, po, pl = struct.unpack_from("<6Q", b, 16)
-    m = onnx.load_from_string(b[go:go + gl])
+    if go + gl > len(b) or po + pl > len(b):
+        raise ValueError(f"{path}: truncated .arcm bundle (graph or payload beyond its {len(b)} bytes)")
+    try:
+        m = onnx.load_from_string(b[go:go + gl])
+    except Exception as e:  # protobuf's DecodeError, which onnx does not re-export
+        raise ValueError(f"{path}: the bundle's graph is not a readable ONNX model ({e})") from e
     pay = b[po:po + pl]
     for t in m.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
@@ -90,7 +97,9 @@ def load_model(path):
     from arith_model import ArithTransformer
     m = load_onnx(path)
     sd = state_dict_from_graph(m)
-    d = sd["tok.weight"].shape[1]
+    if "tok.weight" not in sd or "pos.weight" not in sd:
+        raise ValueError(f"{path}: not an arithmetic transformer (no tok.weight / pos.weight initializer)")
+    vocab, d = sd["tok.weight"].shape
     ctx = sd["pos.weight"].shape[0]
     layers = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
     heads = None
@@ -101,8 +110,11 @@ def load_model(path):
         heads = int(mm.group(1)) if mm else None
     if heads is None:  # from the Reshape shape constants [0, 0, H, D] / [B, T, H, D]
         heads = _heads_from_graph(m, d)
-    model = ArithTransformer(ctx, d, layers, heads)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
+    model = ArithTransformer(ctx, d, layers, heads, vocab)
+    try:
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
+    except RuntimeError as e:  # missing, unexpected or misshapen weights
+        raise ValueError(f"{path}: weights do not fit an arithmetic transformer: {e}") from e
     model.eval()
     return model, m
 

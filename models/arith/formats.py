@@ -365,9 +365,9 @@ def sample_operands(rng, n, op, max_digits, min_digits=1, dist="uniform"):
         da = rng.integers(min_digits, max_digits + 1, size=n)
         db = rng.integers(min_digits, max_digits + 1, size=n)
     else:
-        p = digit_probs(dist, max_digits, min_digits)
-        da = rng.choice(np.arange(min_digits, max_digits + 1), size=n, p=p)
-        db = rng.choice(np.arange(min_digits, max_digits + 1), size=n, p=p)
+        counts, p = np.arange(min_digits, max_digits + 1), digit_probs(dist, max_digits, min_digits)
+        da = rng.choice(counts, size=n, p=p)
+        db = rng.choice(counts, size=n, p=p)
     lo = np.array([digit_range(d)[0] for d in range(max_digits + 1)] + [0], dtype=np.int64)
     hi = np.array([1] + [digit_range(d)[1] for d in range(1, max_digits + 1)] + [1], dtype=np.int64)
     a = rng.integers(lo[da], hi[da])

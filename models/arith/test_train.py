@@ -4,8 +4,8 @@
     models/.venv/bin/python models/arith/test_train.py
 
 --init-from: a shipped bundle's weights, counters and commands carry over; a bundle of another
-format or shape, or a file that is not a bundle, is refused with a message before anything is
-written. (test_formats.py needs numpy only; CI runs that one.)
+format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
+refused with a message before anything is written. (test_formats.py needs numpy only; CI runs that one.)
 """
 import json
 import os
@@ -70,7 +70,27 @@ def test_init_from_refuses_what_does_not_fit():
         assert "not an .arcm bundle" in msg, msg
         msg = refused(args + ["--format", "padrev", "--init-from", os.path.join(out, "missing.arcm")])
         assert "missing.arcm" in msg, msg
-        assert sorted(os.listdir(out)) == ["bad.arcm"], os.listdir(out)
+        with open(BUNDLE, "rb") as f:
+            whole = f.read()
+        for n, what in ((40, "truncated"), (100_000, "truncated")):  # header cut; payload cut
+            with open(bad, "wb") as f:
+                f.write(whole[:n])
+            msg = refused(args + ["--format", "padrev", "--init-from", bad])
+            assert what in msg, msg
+        # a bundle of another model: sentences (46-token vocabulary), and a text model
+        ctx = os.path.join(HERE, "trained", "arith-add-ctx-plain.arcm")
+        msg = refused(args + ["--format", "padrev", "--init-from", ctx])
+        assert "another shape" in msg, msg
+        text = os.path.join(HERE, "..", "text-small.arcm")
+        msg = refused(args + ["--format", "padrev", "--init-from", text])
+        assert "not an arithmetic transformer" in msg or "weights do not fit" in msg, msg
+        # a bundle without its NAME.json
+        alone = os.path.join(out, "alone.arcm")
+        with open(alone, "wb") as f:
+            f.write(whole)
+        msg = refused(args + ["--format", "padrev", "--init-from", alone])
+        assert "no manifest" in msg, msg
+        assert sorted(os.listdir(out)) == ["alone.arcm", "bad.arcm"], os.listdir(out)
 
 
 if __name__ == "__main__":

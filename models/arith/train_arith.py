@@ -182,10 +182,13 @@ def init_from_bundle(model, a, name):
     try:
         src, _ = arcm.load_model(a.init_from)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"--init-from {a.init_from}: {e}")
+        raise SystemExit(f"--init-from: {e}")  # the message names the file
     if src.cfg != model.cfg:
         raise SystemExit(f"--init-from {a.init_from} is a model of another shape: {src.cfg} vs {model.cfg}")
-    man = arcm.manifest_json(a.init_from) or {}
+    man = arcm.manifest_json(a.init_from)
+    if man is None:
+        raise SystemExit(f"--init-from {a.init_from}: no manifest {os.path.splitext(a.init_from)[0]}.json beside it "
+                         "(its format and training counters are read from there)")
     ar, tr = man.get("arith", {}), man.get("training", {})
     want = {"op": a.op, "format": a.format, "width": a.width}
     got = {k: ar.get(k) for k in want}
@@ -266,8 +269,6 @@ def main(argv=None):
         step, examples = prev["step"], prev["examples"]
         trained_before = prev.get("train_s_total", 0.0)
         commands = prev.get("commands", [prev.get("command", "")])
-        rng = np.random.default_rng([a.seed, 12345, step])
-        pyrng = random.Random(a.seed * 1_000_003 + 17 + step)
         if os.path.exists(paths["log"]):
             with open(paths["log"]) as f:
                 old = json.load(f)
@@ -277,6 +278,7 @@ def main(argv=None):
             f" ({'with' if opt_resumed else 'without'} the optimizer state)", name)
     elif a.init_from:
         step, examples, trained_before, commands = init_from_bundle(model, a, name)
+    if step:  # a continued run draws a data stream of its own, never the same examples again
         rng = np.random.default_rng([a.seed, 12345, step])
         pyrng = random.Random(a.seed * 1_000_003 + 17 + step)
     commands = commands + [command]
