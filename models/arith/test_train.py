@@ -5,7 +5,7 @@
 
 --init-from: a shipped bundle's weights, counters and commands carry over; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
-refused with a message before anything is written. (test_formats.py needs numpy only; CI runs that one.)
+refused with a message before any file is written. (test_formats.py needs numpy only; CI runs that one.)
 """
 import json
 import os
