@@ -13,7 +13,15 @@ plus, for groups of models that differ only by seed, a table of the mean over se
 
     python models/arith/eval_arith.py OUT/*.pt --n 500 --out OUT/eval.md --json OUT/eval.json
     python models/arith/eval_arith.py OUT/add-padrev-d10-w10-s0.onnx     (reads the .json manifest beside it)
-A directory argument means every *.pt in it.
+    python models/arith/eval_arith.py models/arith/trained/arith-mul-padrev.arcm --errors 6
+A directory argument means every *.pt in it. A packed bundle (.arcm) is read with arcm.py and the
+manifest beside it.
+
+--errors D adds, for each model, where its wrong answers at D x D digits go wrong: the share of
+the wrong answers with a wrong character at each answer position (padrev: position i is the digit
+of 10^i; plain: i counts from the first character of the answer), and how many characters a wrong
+answer gets wrong. A model that fails at the middle of the product (the digits that sum the most
+partial products) shows it there.
 """
 import argparse
 import glob
@@ -34,18 +42,22 @@ from arith_model import evaluate, evaluate_context, load_checkpoint, ort_next_fn
 
 def load(path, device, threads):
     """-> (info dict, next_fn, context_len)."""
-    if path.endswith(".onnx"):
+    if path.endswith((".onnx", ".arcm")):
         import onnxruntime as ort
-        man_path = path[:-5] + ".json"
+        man_path = os.path.splitext(path)[0] + ".json"
         with open(man_path) as f:
             man = json.load(f)
         ar = man["arith"]
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        graph = path
+        if path.endswith(".arcm"):
+            import arcm
+            graph = arcm.load_onnx(path).SerializeToString()
+        sess = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
         info = dict(name=man["name"], task="ctx" if ar.get("context") else ar["task"], format=ar["format"], width=ar["width"],
                     max_digits=ar["max_digits"], eval_digits=ar.get("eval_digits") or ar["max_digits"],
-                    seed=man["training"].get("seed"), kind="onnx", params=man.get("parameters"),
+                    seed=man["training"].get("seed"), kind=path.rsplit(".", 1)[1], params=man.get("parameters"),
                     size=None, aux=man["training"].get("aux_running_sum", 0.0),
                     dist=man["training"].get("digit_dist", "uniform"))
         return info, ort_next_fn(sess), man["context_len"]
@@ -66,6 +78,55 @@ def recipe_note(r):
     return note + (f", {r['dist']} digit counts" if r.get("dist", "uniform") != "uniform" else "")
 
 
+def error_positions(op, fmt, width, pairs, gen):
+    """Where the wrong answers go wrong: {"wrong": k, "by_position": [count per answer
+    character], "by_count": {characters wrong: answers}}. A missing or extra character counts as
+    wrong at its position."""
+    by_pos, by_count, wrong = [], {}, 0
+    for (x, y), g in zip(pairs, gen):
+        e = F.encode(F.make_answer(x, y, op, fmt, width)) + [F.END]
+        if g == e:
+            continue
+        wrong += 1
+        bad = [i for i in range(max(len(g), len(e))) if i >= len(g) or i >= len(e) or g[i] != e[i]]
+        by_pos += [0] * (max(bad) + 1 - len(by_pos))
+        for i in bad:
+            by_pos[i] += 1
+        by_count[len(bad)] = by_count.get(len(bad), 0) + 1
+    return {"wrong": wrong, "by_position": by_pos, "by_count": dict(sorted(by_count.items()))}
+
+
+def error_table(rs, d):
+    """Markdown lines for --errors: one row per answer position, one column per model."""
+    rs = [r for r in rs if "errors" in r]
+    if not rs:
+        return []
+    n_pos = max(len(r["errors"]["by_position"]) for r in rs)
+    lines = [f"Where the wrong answers at {d} x {d} digits go wrong (% of each model's wrong answers with "
+             "a wrong character at that answer position; padrev position i = the digit of 10^i):", ""]
+    head = ["position"] + [f"{r['name']} ({r['format']}, {r['errors']['wrong']} wrong)" for r in rs]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
+    for i in range(n_pos):
+        row = [str(i)]
+        for r in rs:
+            e = r["errors"]
+            c = e["by_position"][i] if i < len(e["by_position"]) else 0
+            row.append(f"{100 * c / e['wrong']:.1f}" if e["wrong"] else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for r in rs:
+        lines.append(f"{r['name']}: characters wrong per wrong answer -> answers: "
+                     + (", ".join(f"{k}: {v}" for k, v in r["errors"]["by_count"].items()) or "none"))
+    lines.append("")
+    return lines
+
+
+def tag(r):
+    """Column-title mark of a model read from an exported graph or bundle rather than a checkpoint."""
+    return "" if r["kind"] == "pt" else f" [{r['kind']}]"
+
+
 def cell(c, n, applicable=True):
     if not applicable:
         return "–"
@@ -84,6 +145,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="markdown file")
     ap.add_argument("--json", default=None, help="raw results as JSON")
+    ap.add_argument("--errors", type=int, default=None, metavar="D",
+                    help="also tabulate where the wrong answers at D x D digits go wrong")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
@@ -114,7 +177,9 @@ def main(argv=None):
             digits = [d for d in range(1, nd + 1) if C.context_len(d, d, False) <= ctx]
             res = evaluate_context(fn, "heldout", digits, a.n, a.seed, ctx)
         else:
-            res = evaluate(fn, op, info["format"], info["width"], digits, a.n, a.seed, ctx)
+            res, outs = evaluate(fn, op, info["format"], info["width"], digits, a.n, a.seed, ctx, return_outputs=True)
+            if a.errors in outs:
+                info = dict(info, errors=error_positions(op, info["format"], info["width"], *outs[a.errors]))
         results.append(dict(info, path=path, nd=nd, res={d: list(v) for d, v in res.items()}))
         acc = " ".join(f"{d}:{cell(*res[d])}" for d in digits)
         print(f"{info['name']:28s} ({info['kind']}) {time.time() - t:5.1f}s  {acc}", flush=True)
@@ -130,7 +195,7 @@ def main(argv=None):
         what = "a+b inside sentences of held-out templates" if task == "ctx" else ("a+b" if op == "+" else "a*b")
         lines.append(f"### {task} ({what})")
         lines.append("")
-        head = ["digits", "n"] + [f"{r['name']}{' [onnx]' if r['kind'] == 'onnx' else ''} ({r['format']}, "
+        head = ["digits", "n"] + [f"{r['name']}{tag(r)} ({r['format']}, "
                                   f"train ≤{r['max_digits']}{recipe_note(r)}, seed {r['seed']})" for r in rs]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join([" ---: "] * len(head)) + "|")
@@ -142,6 +207,7 @@ def main(argv=None):
                 row.append(cell(*v) if v else "–")
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        lines += error_table(rs, a.errors)
         # mean over seeds for groups that differ only by seed
         groups = {}
         for r in rs:

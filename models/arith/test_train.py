@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Checks of train_arith.py that need torch and onnx (the venv of models/arith/README.md):
+"""Checks of train_arith.py and eval_arith.py that need torch and onnx (the venv of models/arith/README.md):
 
     models/.venv/bin/python models/arith/test_train.py
 
 --init-from: a shipped bundle's weights, counters and commands carry over; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
-refused with a message before any file is written. (test_formats.py needs numpy only; CI runs that one.)
+refused with a message before any file is written. eval_arith.py: reads a bundle, and --errors
+counts the wrong characters where they are. (test_formats.py needs numpy only; CI runs that one.)
 """
 import json
 import os
@@ -17,6 +18,8 @@ sys.path.insert(0, HERE)
 import torch  # noqa: E402
 
 import arcm  # noqa: E402
+import eval_arith  # noqa: E402
+import formats as F  # noqa: E402
 import train_arith  # noqa: E402
 
 BUNDLE = os.path.join(HERE, "trained", "arith-mul-padrev.arcm")
@@ -91,6 +94,28 @@ def test_init_from_refuses_what_does_not_fit():
         msg = refused(args + ["--format", "padrev", "--init-from", alone])
         assert "no manifest" in msg, msg
         assert sorted(os.listdir(out)) == ["alone.arcm", "bad.arcm"], os.listdir(out)
+
+
+def test_error_positions():
+    pairs = [(123456, 654321), (999999, 999999), (12, 34)]
+    right = [F.encode(F.make_answer(x, y, "*", "padrev", 6)) + [F.END] for x, y in pairs]
+    gen = [list(right[0]), list(right[1]), right[2][:3]]  # one right, two wrong
+    gen[1][6] = (gen[1][6] + 1) % 10
+    gen[1][7] = (gen[1][7] + 1) % 10
+    e = eval_arith.error_positions("*", "padrev", 6, pairs, gen)
+    # pair 3 stops after 3 characters: positions 3..12 (END included) count as wrong
+    assert e["wrong"] == 2 and e["by_count"] == {2: 1, 10: 1}, e
+    assert e["by_position"] == [0, 0, 0, 1, 1, 1, 1 + 1, 1 + 1, 1, 1, 1, 1, 1], e
+
+
+def test_eval_reads_a_bundle():
+    with tempfile.TemporaryDirectory() as out:
+        js = os.path.join(out, "e.json")
+        assert eval_arith.main([BUNDLE, "--n", "20", "--digits", "3", "--errors", "3", "--json", js]) == 0
+        with open(js) as f:
+            m = json.load(f)["models"][0]
+        assert m["kind"] == "arcm" and m["name"] == "arith-mul-padrev", m
+        assert m["res"]["2"] == [20, 20] and m["errors"]["wrong"] == 20 - m["res"]["3"][0], m
 
 
 if __name__ == "__main__":
