@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import context as C  # noqa: E402
 import formats as F  # noqa: E402
-from arith_model import evaluate, evaluate_context, load_checkpoint, ort_next_fn, torch_next_fn  # noqa: E402
+from arith_model import evaluate, evaluate_context, load_checkpoint, ort_next_fn, problems, torch_next_fn  # noqa: E402
 
 
 def load(path, device, threads):
@@ -78,13 +78,24 @@ def recipe_note(r):
     return note + (f", {r['dist']} digit counts" if r.get("dist", "uniform") != "uniform" else "")
 
 
+def model_digits(info, nd, ctx):
+    """The digit counts 1..nd a model is evaluated at. context_len bounds what a model can
+    represent (plain/spaces models are sized for their own eval_digits); longer questions, and
+    padrev operands wider than the padding, are marked not applicable."""
+    if info["task"] == "ctx":
+        return [d for d in range(1, nd + 1) if C.context_len(d, d, False) <= ctx]
+    op = F.OPS.get(info["task"], "+")
+    return [d for d in range(1, nd + 1)
+            if not (info["format"] == "padrev" and d > info["width"])
+            and F.max_seq_len(op, info["format"], d, info["width"]) <= ctx]
+
+
 def error_positions(op, fmt, width, pairs, gen):
     """Where the wrong answers go wrong: {"wrong": k, "by_position": [count per answer
     character], "by_count": {characters wrong: answers}}. A missing or extra character counts as
     wrong at its position."""
     by_pos, by_count, wrong = [], {}, 0
-    for (x, y), g in zip(pairs, gen):
-        e = F.encode(F.make_answer(x, y, op, fmt, width)) + [F.END]
+    for g, e in zip(gen, problems(op, fmt, width, pairs)[1]):
         if g == e:
             continue
         wrong += 1
@@ -122,6 +133,14 @@ def error_table(rs, d):
     return lines
 
 
+def write_whole(path, text):
+    """Write through a temporary file beside `path`: an interrupted run leaves the old file or none."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def tag(r):
     """Column-title mark of a model read from an exported graph or bundle rather than a checkpoint."""
     return "" if r["kind"] == "pt" else f" [{r['kind']}]"
@@ -148,6 +167,8 @@ def main(argv=None):
     ap.add_argument("--errors", type=int, default=None, metavar="D",
                     help="also tabulate where the wrong answers at D x D digits go wrong")
     a = ap.parse_args(argv)
+    if a.errors is not None and a.errors < 1:
+        ap.error("--errors must be a digit count, 1 or more")
     torch.set_num_threads(a.threads)
 
     paths = []
@@ -161,20 +182,22 @@ def main(argv=None):
             loaded.append((p,) + load(p, a.device, a.threads))
         except Exception as e:  # a broken/partial file must not stop the batch
             print(f"skip {p}: {type(e).__name__}: {e}", flush=True)
+    if not loaded:
+        sys.exit("eval_arith: no model could be read")
     tasks = sorted({info["task"] for _, info, _, _ in loaded})
+    plan = []  # (path, info, next_fn, context_len, max digits of its task, digit counts it can take)
+    for path, info, fn, ctx in loaded:
+        nd = a.digits or max(i["eval_digits"] for _, i, _, _ in loaded if i["task"] == info["task"])
+        plan.append((path, info, fn, ctx, nd, model_digits(info, nd, ctx)))
+    if a.errors is not None and not any(i["task"] != "ctx" and a.errors in ds for _, i, _, _, _, ds in plan):
+        sys.exit(f"eval_arith: --errors {a.errors}: no model is evaluated at {a.errors} x {a.errors} digits "
+                 "(beyond --digits, or beyond every model's width or positions)")
     results = []
     t_all = time.time()
-    for path, info, fn, ctx in loaded:
+    for path, info, fn, ctx, nd, digits in plan:
         op = F.OPS.get(info["task"], "+")
-        nd = a.digits or max(i["eval_digits"] for _, i, _, _ in loaded if i["task"] == info["task"])
-        # context_len bounds what a model can represent (plain/spaces models sized for their own
-        # eval_digits); longer questions are marked not applicable.
-        digits = [d for d in range(1, nd + 1)
-                  if not (info["format"] == "padrev" and d > info["width"])
-                  and F.max_seq_len(op, info["format"], d, info["width"]) <= ctx]
         t = time.time()
         if info["task"] == "ctx":
-            digits = [d for d in range(1, nd + 1) if C.context_len(d, d, False) <= ctx]
             res = evaluate_context(fn, "heldout", digits, a.n, a.seed, ctx)
         else:
             res, outs = evaluate(fn, op, info["format"], info["width"], digits, a.n, a.seed, ctx, return_outputs=True)
@@ -233,11 +256,9 @@ def main(argv=None):
     print(text)
     print(f"(evaluation took {time.time() - t_all:.1f}s on {a.device})")
     if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+        write_whole(a.out, text + "\n")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"n": a.n, "seed": a.seed, "models": results}, f, indent=1)
+        write_whole(a.json, json.dumps({"n": a.n, "seed": a.seed, "models": results}, indent=1))
     return 0
 
 

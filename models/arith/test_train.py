@@ -116,6 +116,18 @@ def test_eval_reads_a_bundle():
             m = json.load(f)["models"][0]
         assert m["kind"] == "arcm" and m["name"] == "arith-mul-padrev", m
         assert m["res"]["2"] == [20, 20] and m["errors"]["wrong"] == 20 - m["res"]["3"][0], m
+        assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+        # refused, nothing written: a digit count no model is evaluated at, nothing readable
+        for argv, what in (([BUNDLE, "--errors", "7"], "no model is evaluated at 7 x 7"),
+                           ([BUNDLE, "--digits", "3", "--errors", "4"], "no model is evaluated at 4 x 4"),
+                           ([os.path.join(out, "missing.arcm")], "no model could be read")):
+            try:
+                eval_arith.main(argv + ["--n", "5", "--json", os.path.join(out, "no.json")])
+            except SystemExit as e:
+                assert what in str(e.code), e.code
+            else:
+                raise AssertionError(f"{argv} was not refused")
+        assert sorted(os.listdir(out)) == ["e.json"], os.listdir(out)
 
 
 if __name__ == "__main__":
