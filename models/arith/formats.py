@@ -106,7 +106,8 @@ Training distribution
 ---------------------
 For each example: digit counts da, db drawn independently and uniformly from 1..max_digits
 (training may weight them instead, ``DIGIT_DISTS``: ``linear`` draws d with probability
-proportional to d, so the widest products, the hardest, are more frequent);
+proportional to d, ``square`` proportional to d^2, so the widest products, the hardest, are more
+frequent);
 a uniform among the numbers with da digits (0..9 for da = 1, 10^(da-1)..10^da - 1 otherwise),
 b likewise; if (a, b, op) is held out, a and b are redrawn with the same digit counts.
 
@@ -342,7 +343,7 @@ def digit_range(d):
     return (0 if d == 1 else 10 ** (d - 1)), 10 ** d
 
 
-DIGIT_DISTS = ("uniform", "linear")
+DIGIT_DISTS = ("uniform", "linear", "square")
 
 
 def digit_probs(dist, max_digits, min_digits=1):
@@ -352,6 +353,8 @@ def digit_probs(dist, max_digits, min_digits=1):
         w = np.ones_like(d)
     elif dist == "linear":
         w = d
+    elif dist == "square":
+        w = d * d
     else:
         raise ValueError(f"unknown digit distribution {dist!r} (expected one of {DIGIT_DISTS})")
     return w / w.sum()

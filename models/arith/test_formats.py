@@ -171,6 +171,7 @@ def test_training_sampler_excludes_heldout_and_balances_digits():
 def test_linear_digit_distribution():
     assert np.allclose(F.digit_probs("linear", 4), [0.1, 0.2, 0.3, 0.4])
     assert np.allclose(F.digit_probs("uniform", 4), 0.25)
+    assert np.allclose(F.digit_probs("square", 3), [1 / 14, 4 / 14, 9 / 14])
     r = np.random.default_rng(7)
     a, b = F.sample_operands(r, 60000, "*", 6, dist="linear")
     assert not F.is_heldout_np(a, b, "*").any()

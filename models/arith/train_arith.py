@@ -117,7 +117,8 @@ def parse_args(argv=None):
                          "block --aux-layer (Bai et al. 2025); training only, the exported model is unchanged")
     ap.add_argument("--digit-dist", choices=F.DIGIT_DISTS, default="uniform",
                     help="how training draws each operand's digit count from 1..--max-digits: uniform, or "
-                         "linear (probability proportional to the count: more of the widest, hardest problems)")
+                         "linear (probability proportional to the count: more of the widest, hardest problems), "
+                         "or square (proportional to its square: more still)")
     ap.add_argument("--aux-layer", type=int, default=None,
                     help="block (0-based) whose output the running-sum probe reads (default: layers // 2)")
     a = ap.parse_args(argv)
