@@ -3,7 +3,8 @@
 
     models/.venv/bin/python models/arith/test_train.py
 
---init-from: a shipped bundle's weights, counters and commands carry over; a bundle of another
+--init-from: a shipped bundle's weights, counters and commands carry over, and the running-sum
+probe starts at its least-squares fit to the model; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
 refused with a message before any file is written. eval_arith.py: reads a bundle, and --errors
 counts the wrong characters where they are. (test_formats.py needs numpy only; CI runs that one.)
@@ -15,6 +16,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arcm  # noqa: E402
@@ -57,6 +59,27 @@ def test_init_from_continues_the_bundle():
         assert rc == 0
         ck = torch.load(os.path.join(out, "t.pt"), weights_only=False)
         assert ck["step"] == man["steps"] + 5 and len(ck["commands"]) == len(man["commands"]) + 2
+
+
+def test_fit_probe_starts_at_the_models_running_sums():
+    # a bundle carries no probe: the least-squares fit reads the running sums the model already
+    # holds (a random probe is off by about their spread), so its gradient does not shake the model
+    model, _ = arcm.load_model(BUNDLE)
+    a = train_arith.parse_args(BASE + ["--format", "padrev", "--batch", "128"])
+    probe = torch.nn.Linear(a.d_model, 1)
+    fitted = train_arith.fit_probe(model, probe, a, a.width, 6.0 * a.width, torch.device("cpu"), "t", examples=512)
+    assert fitted < 0.01, fitted
+    rng = np.random.default_rng(5)
+    pa, pb = F.sample_operands(rng, 256, a.op, a.max_digits, dist=a.digit_dist)
+    toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
+    sums, smask = F.running_sum_targets(pa, pb, a.format, a.width, qlen, length, toks.shape[1] - 1)
+    with torch.no_grad():
+        _, hidden = model(torch.from_numpy(toks[:, :-1]), hidden_after=a.aux_layer)
+        m = torch.from_numpy(smask)
+        y = torch.from_numpy(sums / (6.0 * a.width)).float()[m]
+        held = float(((probe(hidden)[..., 0][m] - y) ** 2).mean())  # on problems the fit did not see
+        fresh = float(((torch.nn.Linear(a.d_model, 1)(hidden)[..., 0][m] - y) ** 2).mean())
+    assert held < 0.01 and fresh > 0.1, (held, fresh)
 
 
 def test_init_from_refuses_what_does_not_fit():

@@ -23,7 +23,9 @@ long-range partial products, and that this loss gives the missing inductive bias
 training-only: the exported graph and the format are unchanged.
 
 A shipped model trains further with --init-from trained/NAME.arcm (its checkpoint need not
-exist any more): the run continues its step count, seconds and command list.
+exist any more): the run continues its step count, seconds and command list. The optimizer
+starts afresh; the running-sum probe, which a bundle does not carry, starts at its least-squares
+fit to the model (fit_probe), not at random.
 
 Training across sessions (a GPU lent for minutes at a time): --resume continues from NAME.pt in
 --out (weights, step and training seconds so far; the optimizer's moments too when the checkpoint
@@ -99,7 +101,7 @@ def parse_args(argv=None):
     ap.add_argument("--init-from", metavar="BUNDLE", default=None,
                     help="start from a packed model (an .arcm with its NAME.json beside it, e.g. one in "
                          "trained/): its weights, steps, examples and training seconds; the optimizer and "
-                         "the running-sum probe start afresh. Ignored when --resume finds NAME.pt")
+                         "the running-sum probe is fitted to it by least squares. Ignored when --resume finds NAME.pt")
     ap.add_argument("--schedule-seconds", type=float, default=None,
                     help="seconds of training (all runs together) the cosine decays over; default: "
                          "the seconds so far plus this run's budget")
@@ -200,8 +202,45 @@ def init_from_bundle(model, a, name):
     seconds = float(tr.get("train_seconds", 0.0))
     commands = list(tr.get("commands", [tr["command"]] if "command" in tr else []))
     log(f"initialised from {a.init_from}: step {step}, {seconds:.0f}s of training before "
-        "(optimizer and probe start afresh)", name)
+        "(the optimizer starts afresh)", name)
     return step, examples, seconds, commands
+
+
+def fit_probe(model, probe, a, sum_width, aux_scale, dev, name, examples=4096):
+    """Set a fresh running-sum probe to its least-squares fit on the model's frozen hidden states.
+
+    A bundle (--init-from) carries no probe. Left at its random start, the probe's error (about 1
+    against a cross-entropy near 0.004) makes its gradient the larger part of the model's for the
+    first hundred steps, and those steps push the residual stream toward the random probe: the
+    loss of a well-trained multiplier rose fifteenfold and took over a thousand steps to come
+    back. The probe is one linear map, so its best value for the current model is a ridge
+    regression, solved here on examples from a generator of their own (the training stream is
+    not consumed).
+    """
+    rng = np.random.default_rng([a.seed, 424242])
+    xs, ys = [], []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for lo in range(0, examples, a.batch):
+            pa, pb = F.sample_operands(rng, min(a.batch, examples - lo), a.op, a.max_digits, dist=a.digit_dist)
+            toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
+            sums, smask = F.running_sum_targets(pa, pb, a.format, sum_width, qlen, length, toks.shape[1] - 1)
+            _, hidden = model(torch.from_numpy(toks[:, :-1]).to(dev), hidden_after=a.aux_layer)
+            m = torch.from_numpy(smask).to(dev)
+            xs.append(hidden.float()[m].double())
+            ys.append(torch.from_numpy(sums / aux_scale).to(dev)[m].double())
+    model.train(was_training)
+    x, y = torch.cat(xs), torch.cat(ys)
+    x1 = torch.cat([x, torch.ones_like(x[:, :1])], 1)  # the probe's bias as a last column
+    gram = x1.T @ x1 + 1e-6 * len(x1) * torch.eye(x1.shape[1], dtype=x1.dtype, device=x1.device)
+    w = torch.linalg.solve(gram, x1.T @ y)
+    with torch.no_grad():
+        probe.weight.copy_(w[:-1].to(probe.weight.dtype).unsqueeze(0))
+        probe.bias.copy_(w[-1:].to(probe.bias.dtype))
+    mse = float(((x1 @ w - y) ** 2).mean())
+    log(f"running-sum probe fitted by least squares on {len(x)} answer digits: mse {mse:.5f}", name)
+    return mse
 
 
 def fmt_acc(res):
@@ -279,6 +318,8 @@ def main(argv=None):
             f" ({'with' if opt_resumed else 'without'} the optimizer state)", name)
     elif a.init_from:
         step, examples, trained_before, commands = init_from_bundle(model, a, name)
+        if probe is not None:
+            fit_probe(model, probe, a, sum_width, aux_scale, dev, name)
     if step:  # a continued run draws a data stream of its own, never the same examples again
         rng = np.random.default_rng([a.seed, 12345, step])
         pyrng = random.Random(a.seed * 1_000_003 + 17 + step)
