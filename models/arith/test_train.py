@@ -6,11 +6,13 @@
 --init-from: a shipped bundle's weights, counters and commands carry over, and the running-sum
 probe starts at its least-squares fit to the model; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
-refused with a message before any file is written. eval_arith.py: reads a bundle, and --errors
+refused with a message before any file is written. average.py: the mean of a run's checkpoints,
+exported with the steps it averages. eval_arith.py: reads a bundle, and --errors
 counts the wrong characters where they are. (test_formats.py needs numpy only; CI runs that one.)
 """
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -20,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arcm  # noqa: E402
+import average  # noqa: E402
 import eval_arith  # noqa: E402
 import formats as F  # noqa: E402
 import train_arith  # noqa: E402
@@ -80,6 +83,46 @@ def test_fit_probe_starts_at_the_models_running_sums():
         held = float(((probe(hidden)[..., 0][m] - y) ** 2).mean())  # on problems the fit did not see
         fresh = float(((torch.nn.Linear(a.d_model, 1)(hidden)[..., 0][m] - y) ** 2).mean())
     assert held < 0.01 and fresh > 0.1, (held, fresh)
+
+
+def test_average_then_export():
+    man = arcm.manifest_json(BUNDLE)["training"]
+    with tempfile.TemporaryDirectory() as out:
+        cks = []
+        for k in (2, 4):  # the same run checkpointed at two steps
+            rc = train_arith.main(BASE + ["--format", "padrev", "--steps", str(man["steps"] + k), "--time-budget", "60",
+                                          "--out", out, "--name", "t", "--resume", "--init-from", BUNDLE,
+                                          "--save-optimizer"])
+            assert rc == 0
+            cks.append(os.path.join(out, f"t.{k}.pt"))
+            os.replace(os.path.join(out, "t.pt"), cks[-1])
+            if k == 2:  # the second call resumes from the first
+                shutil.copy(cks[-1], os.path.join(out, "t.pt"))
+        os.makedirs(os.path.join(out, "avg"))
+        dst = os.path.join(out, "avg", "t.pt")
+        assert average.main([dst] + cks) == 0
+        got = torch.load(dst, weights_only=False)
+        a, b = (torch.load(p, weights_only=False) for p in cks)
+        for key, v in got["model"].items():
+            assert torch.allclose(v, (a["model"][key] + b["model"][key]) / 2, atol=1e-7), key
+        assert got["averaged_steps"] == [man["steps"] + 2, man["steps"] + 4] and got["step"] == man["steps"] + 4
+        assert "optimizer" not in got and "average.py" in got["commands"][-1]
+        # refused: the same checkpoint twice, a missing file
+        for argv, what in (([dst, cks[0], cks[0]], "same step"), ([dst, cks[0], "nope.pt"], "no such file")):
+            try:
+                average.main(argv)
+            except SystemExit as e:
+                assert what in str(e.code), e.code
+            else:
+                raise AssertionError(f"{argv} was not refused")
+        # exported as it is: the manifest names the steps averaged
+        rc = train_arith.main([x for x in BASE if x != "--no-export"]
+                              + ["--format", "padrev", "--time-budget", "0", "--resume", "--ort-check-n", "4",
+                                 "--out", os.path.join(out, "avg"), "--name", "t"])
+        assert rc == 0
+        with open(os.path.join(out, "avg", "t.json")) as f:
+            tr = json.load(f)["training"]
+        assert tr["averaged_steps"] == [man["steps"] + 2, man["steps"] + 4] and tr["steps"] == man["steps"] + 4
 
 
 def test_init_from_refuses_what_does_not_fit():

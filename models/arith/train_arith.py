@@ -293,6 +293,7 @@ def main(argv=None):
 
     # A resumed run: the weights, counters and log of the runs before it.
     step, examples, trained_before, opt_resumed, commands = 0, 0, 0.0, False, []
+    averaged = None  # the steps an average.py checkpoint is the mean of
     if a.resume and os.path.exists(paths["ckpt"]):
         prev = torch.load(paths["ckpt"], map_location="cpu", weights_only=False)
         if prev["model_cfg"] != model.cfg:
@@ -307,6 +308,7 @@ def main(argv=None):
             opt.load_state_dict(prev["optimizer"])
             opt_resumed = True
         step, examples = prev["step"], prev["examples"]
+        averaged = prev.get("averaged_steps")
         trained_before = prev.get("train_s_total", 0.0)
         commands = prev.get("commands", [prev.get("command", "")])
         if os.path.exists(paths["log"]):
@@ -509,6 +511,8 @@ def main(argv=None):
             "runs": len(commands),
             "commands": commands,
             "final_loss": final_loss,
+            # exported straight from an average of checkpoints (average.py), not trained since
+            **({"averaged_steps": averaged} if averaged and step == step0 else {}),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         },
         "metrics": {
