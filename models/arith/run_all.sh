@@ -48,6 +48,8 @@
 #                         --aux-running-sum; 0 trains them on the answers alone)
 #   ARITH_MUL_DIST=linear issue24: how the multipliers' training draws digit counts
 #                         (train_arith.py --digit-dist: linear, more of the widest; or uniform)
+#   ARITH_MUL_EMA=0.9999  issue24: the multipliers are evaluated and exported as the moving
+#                         average of their weights (train_arith.py --ema; 0 = the last weights)
 #   ARITH_ONLY="NAME ..."  train only these variants (a later session: the multipliers alone)
 #   ARITH_RETURN=DIR      afterwards, pack this run's results into DIR within the device tool's
 #                         limits on what comes back (8 files of 16 MiB, 64 MiB in all): reports,
@@ -109,7 +111,7 @@ fi
 # Multipliers of issue24 train over several sessions: each run continues the checkpoint in OUT.
 RESUME=()
 if [ "$PLAN" = issue24 ]; then
-  MULMODEL="$MULMODEL --resume --schedule-seconds ${ARITH_MUL_SCHEDULE:-2400} --aux-running-sum ${ARITH_MUL_AUX:-1} --digit-dist ${ARITH_MUL_DIST:-linear}"
+  MULMODEL="$MULMODEL --resume --schedule-seconds ${ARITH_MUL_SCHEDULE:-2400} --aux-running-sum ${ARITH_MUL_AUX:-1} --digit-dist ${ARITH_MUL_DIST:-linear} --ema ${ARITH_MUL_EMA:-0.9999}"
   RESUME=("mul-padrev-d${MUL_D}-w${MUL_D}-s0" "mul-plain-d${MUL_D}-s0")
 fi
 for s in $SEEDS; do

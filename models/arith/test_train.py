@@ -7,9 +7,11 @@
 probe starts at its least-squares fit to the model; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
 refused with a message before any file is written. average.py: the mean of a run's checkpoints,
-exported with the steps it averages. eval_arith.py: reads a bundle, and --errors
+exported with the steps it averages; --ema: the moving average is evaluated, exported and resumed. eval_arith.py: reads a bundle, and --errors
 counts the wrong characters where they are. (test_formats.py needs numpy only; CI runs that one.)
 """
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -123,6 +125,48 @@ def test_average_then_export():
         with open(os.path.join(out, "avg", "t.json")) as f:
             tr = json.load(f)["training"]
         assert tr["averaged_steps"] == [man["steps"] + 2, man["steps"] + 4] and tr["steps"] == man["steps"] + 4
+
+
+def test_ema_is_what_is_evaluated_and_exported():
+    import onnx
+    man = arcm.manifest_json(BUNDLE)["training"]
+    base = [x for x in BASE if x != "--no-export"] + ["--format", "padrev", "--time-budget", "60", "--ema", "0.5",
+                                                      "--ort-check-n", "4", "--save-optimizer", "--name", "t"]
+    with tempfile.TemporaryDirectory() as out:
+        assert train_arith.main(base + ["--steps", str(man["steps"] + 4), "--out", out, "--init-from", BUNDLE]) == 0
+        ck = torch.load(os.path.join(out, "t.pt"), weights_only=False)
+        assert ck["ema"]["n"] == 4
+        avg, raw = ck["ema"]["avg"], ck["model"]
+        assert any(not torch.equal(avg[k], raw[k]) for k in avg)  # the average lags the weights
+        # what was exported is the average, not the last weights
+        sd = arcm.state_dict_from_graph(onnx.load(os.path.join(out, "t.onnx")))
+        for k, v in avg.items():
+            assert torch.allclose(torch.from_numpy(np.array(sd[k])), v, atol=1e-6), k
+        with open(os.path.join(out, "t.json")) as f:
+            tr = json.load(f)["training"]
+        assert tr["ema"] == 0.5 and tr["ema_steps"] == 4
+        # --resume continues the average (the checkpoint holds the raw weights and the average apart)
+        assert train_arith.main(base + ["--steps", str(man["steps"] + 6), "--out", out, "--resume"]) == 0
+        assert torch.load(os.path.join(out, "t.pt"), weights_only=False)["ema"]["n"] == 6
+    with contextlib.redirect_stderr(io.StringIO()) as err:  # argparse: usage and message on stderr, exit 2
+        assert refused(BASE + ["--format", "padrev", "--ema", "1"]) == "2"
+    assert "--ema must be in [0, 1)" in err.getvalue()
+
+
+def test_ema_swaps_in_and_back():
+    model = torch.nn.Linear(3, 2)
+    ema = train_arith.Ema(model, 0.9)
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update()  # first update: d = min(0.9, 2/11), the average moves 9/11 of the way
+    moved = [p.detach().clone() for p in model.parameters()]
+    with ema.swapped_in():
+        for p, s0 in zip(model.parameters(), start):
+            assert torch.allclose(p, s0 + 9 / 11, atol=1e-6)
+    for p, m in zip(model.parameters(), moved):
+        assert torch.equal(p, m)
 
 
 def test_init_from_refuses_what_does_not_fit():
