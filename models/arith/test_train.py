@@ -97,9 +97,7 @@ def test_average_then_export():
                                           "--save-optimizer"])
             assert rc == 0
             cks.append(os.path.join(out, f"t.{k}.pt"))
-            os.replace(os.path.join(out, "t.pt"), cks[-1])
-            if k == 2:  # the second call resumes from the first
-                shutil.copy(cks[-1], os.path.join(out, "t.pt"))
+            shutil.copy(os.path.join(out, "t.pt"), cks[-1])  # kept, as the run rewrites t.pt
         os.makedirs(os.path.join(out, "avg"))
         dst = os.path.join(out, "avg", "t.pt")
         assert average.main([dst] + cks) == 0
@@ -107,16 +105,22 @@ def test_average_then_export():
         a, b = (torch.load(p, weights_only=False) for p in cks)
         for key, v in got["model"].items():
             assert torch.allclose(v, (a["model"][key] + b["model"][key]) / 2, atol=1e-7), key
+        for key, v in got["probe"].items():  # the probe is averaged with the weights
+            assert torch.allclose(v, (a["probe"][key] + b["probe"][key]) / 2, atol=1e-7), key
         assert got["averaged_steps"] == [man["steps"] + 2, man["steps"] + 4] and got["step"] == man["steps"] + 4
         assert "optimizer" not in got and "average.py" in got["commands"][-1]
-        # refused: the same checkpoint twice, a missing file
-        for argv, what in (([dst, cks[0], cks[0]], "same step"), ([dst, cks[0], "nope.pt"], "no such file")):
+        # refused, nothing written: the same checkpoint twice, a missing file, a bundle, no folder
+        no = os.path.join(out, "no.pt")
+        for argv, what in (([no, cks[0], cks[0]], "same step"), ([no, cks[0], "nope.pt"], "no such file"),
+                           ([no, cks[0], BUNDLE], "not a checkpoint torch can read"),
+                           ([os.path.join(out, "missing", "x.pt"), cks[0], cks[1]], "folder does not exist")):
             try:
                 average.main(argv)
             except SystemExit as e:
                 assert what in str(e.code), e.code
             else:
                 raise AssertionError(f"{argv} was not refused")
+            assert not [f for f in os.listdir(out) if f.startswith("no.pt")], os.listdir(out)
         # exported as it is: the manifest names the steps averaged
         rc = train_arith.main([x for x in BASE if x != "--no-export"]
                               + ["--format", "padrev", "--time-budget", "0", "--resume", "--ort-check-n", "4",
@@ -131,12 +135,15 @@ def test_ema_is_what_is_evaluated_and_exported():
     import onnx
     man = arcm.manifest_json(BUNDLE)["training"]
     base = [x for x in BASE if x != "--no-export"] + ["--format", "padrev", "--time-budget", "60", "--ema", "0.5",
-                                                      "--ort-check-n", "4", "--save-optimizer", "--name", "t"]
+                                                      "--ort-check-n", "4", "--save-optimizer", "--name", "t",
+                                                      "--log-every", "2", "--eval-every", "0", "--quick-eval-n", "2"]
     with tempfile.TemporaryDirectory() as out:
         assert train_arith.main(base + ["--steps", str(man["steps"] + 4), "--out", out, "--init-from", BUNDLE]) == 0
         ck = torch.load(os.path.join(out, "t.pt"), weights_only=False)
-        assert ck["ema"]["n"] == 4
-        avg, raw = ck["ema"]["avg"], ck["model"]
+        assert int(ck["ema"]["n_averaged"]) == 4
+        avg = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+        raw = ck["model"]
+        assert avg.keys() == raw.keys()
         assert any(not torch.equal(avg[k], raw[k]) for k in avg)  # the average lags the weights
         # what was exported is the average, not the last weights
         sd = arcm.state_dict_from_graph(onnx.load(os.path.join(out, "t.onnx")))
@@ -145,28 +152,30 @@ def test_ema_is_what_is_evaluated_and_exported():
         with open(os.path.join(out, "t.json")) as f:
             tr = json.load(f)["training"]
         assert tr["ema"] == 0.5 and tr["ema_steps"] == 4
+        with open(os.path.join(out, "t.log.json")) as f:  # quick evaluations ran (of the average)
+            evs = [e["step"] for e in json.load(f)["evals"]]
+            assert len(evs) == 2 and all(man["steps"] < e <= man["steps"] + 4 for e in evs), (evs, man["steps"])
         # --resume continues the average (the checkpoint holds the raw weights and the average apart)
         assert train_arith.main(base + ["--steps", str(man["steps"] + 6), "--out", out, "--resume"]) == 0
-        assert torch.load(os.path.join(out, "t.pt"), weights_only=False)["ema"]["n"] == 6
+        assert int(torch.load(os.path.join(out, "t.pt"), weights_only=False)["ema"]["n_averaged"]) == 6
     with contextlib.redirect_stderr(io.StringIO()) as err:  # argparse: usage and message on stderr, exit 2
         assert refused(BASE + ["--format", "padrev", "--ema", "1"]) == "2"
     assert "--ema must be in [0, 1)" in err.getvalue()
 
 
-def test_ema_swaps_in_and_back():
+def test_moving_average_ramps_its_decay():
     model = torch.nn.Linear(3, 2)
-    ema = train_arith.Ema(model, 0.9)
+    ema = train_arith.moving_average(model, 0.9)
     start = [p.detach().clone() for p in model.parameters()]
+    ema.update_parameters(model)  # the first update copies the weights
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    ema.update()  # first update: d = min(0.9, 2/11), the average moves 9/11 of the way
-    moved = [p.detach().clone() for p in model.parameters()]
-    with ema.swapped_in():
-        for p, s0 in zip(model.parameters(), start):
-            assert torch.allclose(p, s0 + 9 / 11, atol=1e-6)
-    for p, m in zip(model.parameters(), moved):
-        assert torch.equal(p, m)
+    ema.update_parameters(model)  # then d = min(0.9, 2/11): the average moves 9/11 of the way
+    for p, s0 in zip(ema.module.parameters(), start):
+        assert torch.allclose(p, s0 + 9 / 11, atol=1e-6)
+    for p, s0 in zip(model.parameters(), start):  # the model itself is untouched
+        assert torch.equal(p, s0 + 1.0)
 
 
 def test_init_from_refuses_what_does_not_fit():

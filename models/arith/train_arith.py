@@ -43,7 +43,6 @@ Example (CPU smoke): python models/arith/train_arith.py --task add --format padr
     --max-digits 3 --device cpu --time-budget 90 --d-model 64 --layers 2 --out /tmp/arith
 """
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -181,14 +180,22 @@ def context_len(a):
 
 
 def atomic_save(obj, path):
+    """Write `obj` (JSON for .json, else torch.save) to path.tmp, then rename it over `path`: a
+    reader sees the old file or the new one, and a failed write leaves neither a partial file
+    nor its .tmp behind."""
     tmp = path + ".tmp"
-    if path.endswith(".json"):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-    else:
-        torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        if path.endswith(".json"):
+            with open(tmp, "w") as f:
+                json.dump(obj, f, indent=2)
+                f.write("\n")
+        else:
+            torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def init_from_bundle(model, a, name):
@@ -218,51 +225,24 @@ def init_from_bundle(model, a, name):
     return step, examples, seconds, commands
 
 
-class Ema:
-    """An exponential moving average of a model's parameters (--ema), kept in float32 beside it.
+def moving_average(model, decay):
+    """--ema: torch's AveragedModel (a copy of `model` whose parameters are the average) with an
+    exponential average whose decay ramps as min(decay, (1 + n) / (10 + n)) over its first n
+    updates, so a fresh average does not drag its start along for thousands of steps."""
+    def ema(avg, cur, n):
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        torch._foreach_lerp_(avg, cur, 1.0 - d)
 
-    The decay ramps as min(decay, (1 + n) / (10 + n)) over its first n updates, so a fresh
-    average does not drag the random start along for thousands of steps.
-    """
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema)
 
-    def __init__(self, model, decay, state=None, name=""):
-        self.decay, self.n = decay, 0
-        self.params = [p for _, p in model.named_parameters()]
-        self.names = [k for k, _ in model.named_parameters()]
-        self.avg = [p.detach().float().clone() for p in self.params]
-        if state is not None:
-            if list(state["avg"].keys()) != self.names:
-                raise SystemExit("the checkpoint's moving average is of another model: resume without --ema, "
-                                 "or with the model it was saved with")
-            self.avg = [state["avg"][k].to(p.device).float() for k, p in zip(self.names, self.params)]
-            self.n = int(state["n"])
-            log(f"moving average of the weights resumed ({self.n} steps)", name)
 
-    def update(self):
-        self.n += 1
-        d = min(self.decay, (1 + self.n) / (10 + self.n))
-        with torch.no_grad():
-            torch._foreach_lerp_(self.avg, [p.detach().float() for p in self.params], 1.0 - d)
-
-    def state(self):
-        return {"avg": {k: v.detach().cpu().clone() for k, v in zip(self.names, self.avg)}, "n": self.n}
-
-    @contextlib.contextmanager
-    def swapped_in(self):
-        """The model holds the average inside the block and its own weights again after it."""
-        saved = [p.detach().clone() for p in self.params]
-        self.copy_to_model()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for p, v in zip(self.params, saved):
-                    p.copy_(v)
-
-    def copy_to_model(self):
-        with torch.no_grad():
-            for p, v in zip(self.params, self.avg):
-                p.copy_(v.to(p.dtype))
+def probe_batch(rng, n, a, sum_width):
+    """A multiplication batch with its running-sum targets: (tokens, qlen, length, sums, mask),
+    numpy; sums and mask aligned with the model's outputs (formats.running_sum_targets)."""
+    pa, pb = F.sample_operands(rng, n, a.op, a.max_digits, dist=a.digit_dist)
+    toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
+    sums, smask = F.running_sum_targets(pa, pb, a.format, sum_width, qlen, length, toks.shape[1] - 1)
+    return toks, qlen, length, sums, smask
 
 
 def fit_probe(model, probe, a, sum_width, aux_scale, dev, name, examples=4096):
@@ -282,9 +262,7 @@ def fit_probe(model, probe, a, sum_width, aux_scale, dev, name, examples=4096):
     model.eval()
     with torch.no_grad():
         for lo in range(0, examples, a.batch):
-            pa, pb = F.sample_operands(rng, min(a.batch, examples - lo), a.op, a.max_digits, dist=a.digit_dist)
-            toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
-            sums, smask = F.running_sum_targets(pa, pb, a.format, sum_width, qlen, length, toks.shape[1] - 1)
+            toks, _, _, sums, smask = probe_batch(rng, min(a.batch, examples - lo), a, sum_width)
             _, hidden = model(torch.from_numpy(toks[:, :-1]).to(dev), hidden_after=a.aux_layer)
             m = torch.from_numpy(smask).to(dev)
             xs.append(hidden.float()[m].double())
@@ -389,7 +367,14 @@ def main(argv=None):
     commands = commands + [command]
     logdoc["commands"] = commands
     step0 = step
-    ema = Ema(model, a.ema, ema_prev, name) if a.ema else None
+    ema = moving_average(model, a.ema) if a.ema else None
+    if ema is not None and ema_prev is not None:
+        try:
+            ema.load_state_dict(ema_prev)
+        except (RuntimeError, KeyError) as e:
+            raise SystemExit(f"{paths['ckpt']}: its moving average is not of this model ({e}); "
+                             "resume with the settings it was trained with")
+        log(f"moving average of the weights resumed ({int(ema.n_averaged)} updates)", name)
 
     def checkpoint(step, examples, final=False):
         obj = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -401,22 +386,22 @@ def main(argv=None):
         if a.save_optimizer:
             obj["optimizer"] = opt.state_dict()
         if ema is not None:
-            obj["ema"] = ema.state()
+            obj["ema"] = {k: v.detach().cpu() for k, v in ema.state_dict().items()}
         atomic_save(obj, paths["ckpt"])
 
     quick_pairs = None
     nf = torch_next_fn(model, dev)
 
-    def heldout_eval(n, seed, kind="heldout"):
+    def heldout_eval(n, seed, kind="heldout", next_fn=nf):
         digits = range(1, a.eval_digits + 1)
         if a.context:
-            return evaluate_context(nf, kind, digits, n, seed, ctx)
-        return evaluate(nf, a.op, a.format, a.width, digits, n, seed, ctx)
+            return evaluate_context(next_fn, kind, digits, n, seed, ctx)
+        return evaluate(next_fn, a.op, a.format, a.width, digits, n, seed, ctx)
 
     def quick_eval():
-        model.eval()
-        with (ema.swapped_in() if ema is not None else contextlib.nullcontext()):
-            res = heldout_eval(a.quick_eval_n, a.seed + 7)
+        m = model if ema is None else ema.module  # with --ema, the average is what is measured
+        m.eval()
+        res = heldout_eval(a.quick_eval_n, a.seed + 7, next_fn=nf if ema is None else torch_next_fn(m, dev))
         model.train()
         return res
 
@@ -444,9 +429,7 @@ def main(argv=None):
         if a.context:
             toks, qlen, length = C.train_batch(rng, a.batch, a.format, a.max_digits, a.sentence_frac, pyrng)
         elif probe is not None:
-            pa, pb = F.sample_operands(rng, a.batch, a.op, a.max_digits, dist=a.digit_dist)
-            toks, qlen, length = F.encode_batch(pa, pb, a.op, a.format, a.width)
-            sums, smask = F.running_sum_targets(pa, pb, a.format, sum_width, qlen, length, toks.shape[1] - 1)
+            toks, qlen, length, sums, smask = probe_batch(rng, a.batch, a, sum_width)
             sums = torch.from_numpy(sums / aux_scale).float().to(dev)
             smask = torch.from_numpy(smask).float().to(dev)
         else:
@@ -475,7 +458,7 @@ def main(argv=None):
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         if ema is not None:
-            ema.update()
+            ema.update_parameters(model)
         n_acc += 1
         step += 1
         examples += a.batch
@@ -513,9 +496,9 @@ def main(argv=None):
         + (f" ({trained_before + train_s:.0f}s in all runs)" if step0 else "") + f", last loss {final_loss}", name)
     checkpoint(step, examples, final=True)
     if ema is not None:  # from here on the model is its average: evaluated, exported, described
-        ema.copy_to_model()
+        model.load_state_dict(ema.module.state_dict())
         log(f"final evaluation and export use the moving average of the weights (decay {a.ema}, "
-            f"{ema.n} steps)", name)
+            f"{int(ema.n_averaged)} updates)", name)
 
     # ---------------------------------------------------------------- final held-out evaluation
     model.eval()
@@ -582,7 +565,7 @@ def main(argv=None):
             "runs": len(commands),
             "commands": commands,
             "final_loss": final_loss,
-            **({"ema": a.ema, "ema_steps": ema.n} if ema is not None else {}),
+            **({"ema": a.ema, "ema_steps": int(ema.n_averaged)} if ema is not None else {}),
             # exported straight from an average of checkpoints (average.py), not trained since
             **({"averaged_steps": averaged} if averaged and step == step0 else {}),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
