@@ -7,7 +7,9 @@
 probe starts at its least-squares fit to the model; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
 refused with a message before any file is written. average.py: the mean of a run's checkpoints,
-exported with the steps it averages; --ema: the moving average is evaluated, exported and resumed. eval_arith.py: reads a bundle, and --errors
+exported with the steps it averages; --ema: the moving average is evaluated, exported and resumed;
+--grow: a deeper model that starts out computing what the bundle did; --resume: a log newer than
+the checkpoint is cut at its step. eval_arith.py: reads a bundle, and --errors
 counts the wrong characters where they are. (test_formats.py needs numpy only; CI runs that one.)
 """
 import contextlib
@@ -24,6 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arcm  # noqa: E402
+import arith_model  # noqa: E402
 import average  # noqa: E402
 import eval_arith  # noqa: E402
 import formats as F  # noqa: E402
@@ -213,6 +216,56 @@ def test_init_from_refuses_what_does_not_fit():
         msg = refused(args + ["--format", "padrev", "--init-from", alone])
         assert "no manifest" in msg, msg
         assert sorted(os.listdir(out)) == ["alone.arcm", "bad.arcm"], os.listdir(out)
+
+
+def test_grow_starts_where_the_bundle_is():
+    # --grow: the bundle's blocks in order, the added ones identity maps, so the grown model's
+    # logits are the bundle's; --schedule-start puts a continued run at the top of a new cosine
+    want, _ = arcm.load_model(BUNDLE)
+    man = arcm.manifest_json(BUNDLE)["training"]
+    assert train_arith.grown_positions(4, 6) == [0, 1, 3, 4] and train_arith.grown_positions(4, 8) == [0, 2, 4, 6]
+    assert train_arith.grown_positions(2, 6) == [1, 4]  # new, old, new, new, old, new
+    with tempfile.TemporaryDirectory() as out:
+        args = BASE + ["--format", "padrev", "--out", out, "--init-from", BUNDLE]
+        assert train_arith.main(args + ["--time-budget", "0", "--name", "g", "--grow", "--layers", "6"]) == 0
+        ck = torch.load(os.path.join(out, "g.pt"), weights_only=False)
+        assert ck["model_cfg"]["layers"] == 6 and ck["step"] == man["steps"]
+        grown = arith_model.ArithTransformer(**ck["model_cfg"])
+        grown.load_state_dict(ck["model"])
+        x = torch.randint(0, want.cfg["vocab"], (4, want.cfg["context_len"]))
+        with torch.no_grad():
+            assert torch.equal(grown.eval()(x), want(x))
+        for sched, top in (([], False), (["--schedule-start", str(man["train_seconds"])], True)):
+            assert train_arith.main(args + ["--time-budget", "1", "--warmup", "1",
+                                            "--log-every", "1", "--lr", "1e-3", "--name", f"s{top}"] + sched) == 0
+            with open(os.path.join(out, f"s{top}.log.json")) as f:
+                lr = json.load(f)["records"][0]["lr"]
+            assert (lr > 9e-4) == top, (sched, lr)
+        msg = refused(args + ["--time-budget", "0", "--name", "r", "--layers", "6"])
+        assert "another shape" in msg and "--grow" in msg, msg
+        for more in (["--layers", "4"], ["--layers", "6", "--d-model", "64"]):
+            msg = refused(args + ["--time-budget", "0", "--name", "r", "--grow"] + more)
+            assert "not a shallower model" in msg, msg
+        assert not [f for f in os.listdir(out) if f.startswith("r.")], os.listdir(out)
+
+
+def test_resume_cuts_a_later_log():
+    # a checkpoint older than its log (an average.py mean, a snapshot kept while the run went
+    # on): the resumed log, and the loss the manifest reports, end at the checkpoint's step
+    man = arcm.manifest_json(BUNDLE)["training"]
+    with tempfile.TemporaryDirectory() as out:
+        args = BASE + ["--format", "padrev", "--out", out, "--name", "t", "--resume", "--init-from", BUNDLE,
+                       "--time-budget", "60", "--log-every", "1"]
+        assert train_arith.main(args + ["--steps", str(man["steps"] + 2)]) == 0
+        early = os.path.join(out, "early.pt")
+        shutil.copy(os.path.join(out, "t.pt"), early)
+        assert train_arith.main(args + ["--steps", str(man["steps"] + 4)]) == 0
+        shutil.copy(early, os.path.join(out, "t.pt"))
+        assert train_arith.main(args + ["--steps", str(man["steps"] + 2)]) == 0
+        with open(os.path.join(out, "t.log.json")) as f:
+            log = json.load(f)
+        assert max(r["step"] for r in log["records"]) == man["steps"] + 2, log["records"]
+        assert log["final"]["loss"] == log["records"][-1]["loss"]
 
 
 def test_error_positions():

@@ -32,6 +32,11 @@ evaluations and the export use it. At a small constant learning rate successive 
 6-digit multiplier moved by several points of 6 x 6 accuracy; the mean of a run's checkpoints
 (average.py, the same idea after the fact) beat the last one (docs/arith/accuracy.md, (5)).
 
+--grow with --init-from deepens a shipped model (--layers more than its blocks): the bundle's
+blocks keep their order and the added ones, spread between them, start as identity maps, so the
+run starts from the bundle's accuracy with more capacity; --schedule-start SECONDS (the bundle's
+training seconds) gives it a cosine of its own from --lr down instead of the tail of the old one.
+
 Training across sessions (a GPU lent for minutes at a time): --resume continues from NAME.pt in
 --out (weights, step and training seconds so far; the optimizer's moments too when the checkpoint
 was saved with --save-optimizer, else the learning rate warms up again), and --schedule-seconds S
@@ -110,6 +115,15 @@ def parse_args(argv=None):
     ap.add_argument("--schedule-seconds", type=float, default=None,
                     help="seconds of training (all runs together) the cosine decays over; default: "
                          "the seconds so far plus this run's budget")
+    ap.add_argument("--schedule-start", type=float, default=0.0, metavar="SECONDS",
+                    help="the cosine (and --schedule-seconds) counts from this many seconds of training "
+                         "(all runs together): a new curve for a continued or grown model, e.g. the "
+                         "--init-from bundle's training seconds; a --resume of it passes the same value")
+    ap.add_argument("--grow", action="store_true",
+                    help="with --init-from a bundle of fewer blocks than --layers: its blocks are kept in "
+                         "order and the new ones are spread between them as identity maps (their attention "
+                         "and MLP output projections start at zero), so the grown model starts out "
+                         "computing exactly what the bundle did")
     ap.add_argument("--save-optimizer", action="store_true",
                     help="keep AdamW's moments in NAME.pt (about 3x its size) so --resume continues them")
     ap.add_argument("--bf16", action="store_true", help="forward pass in bfloat16 autocast (CUDA only)")
@@ -140,6 +154,10 @@ def parse_args(argv=None):
         ap.error("--ema must be in [0, 1): 0 is off, 0.999-0.9999 are the usual values")
     if a.aux_running_sum and a.task != "mul":
         ap.error("--aux-running-sum is for --task mul")
+    if a.grow and not a.init_from:
+        ap.error("--grow needs --init-from (the bundle it grows)")
+    if a.schedule_start < 0:
+        ap.error("--schedule-start must be >= 0")
     if a.aux_layer is None:
         a.aux_layer = a.layers // 2
     if not 0 <= a.aux_layer < a.layers:
@@ -205,8 +223,13 @@ def init_from_bundle(model, a, name):
         src, _ = arcm.load_model(a.init_from)
     except (OSError, ValueError) as e:
         raise SystemExit(f"--init-from: {e}")  # the message names the file
-    if src.cfg != model.cfg:
-        raise SystemExit(f"--init-from {a.init_from} is a model of another shape: {src.cfg} vs {model.cfg}")
+    same_but_depth = {**src.cfg, "layers": model.cfg["layers"]} == model.cfg
+    if a.grow and not (same_but_depth and src.cfg["layers"] < model.cfg["layers"]):
+        raise SystemExit(f"--grow: {a.init_from} is not a shallower model of the same width: "
+                         f"{src.cfg} vs {model.cfg}")
+    if not a.grow and src.cfg != model.cfg:
+        raise SystemExit(f"--init-from {a.init_from} is a model of another shape: {src.cfg} vs {model.cfg}"
+                         + (" (--grow deepens it)" if same_but_depth and src.cfg["layers"] < model.cfg["layers"] else ""))
     man = arcm.manifest_json(a.init_from)
     if man is None:
         raise SystemExit(f"--init-from {a.init_from}: no manifest {os.path.splitext(a.init_from)[0]}.json beside it "
@@ -216,13 +239,44 @@ def init_from_bundle(model, a, name):
     got = {k: ar.get(k) for k in want}
     if got != want:
         raise SystemExit(f"--init-from {a.init_from} was trained for {got}, not {want}")
-    model.load_state_dict(src.state_dict())
+    if a.grow:
+        grow_into(model, src, name)
+    else:
+        model.load_state_dict(src.state_dict())
     step, examples = int(tr.get("steps", 0)), int(tr.get("examples_seen", 0))
     seconds = float(tr.get("train_seconds", 0.0))
     commands = list(tr.get("commands", [tr["command"]] if "command" in tr else []))
     log(f"initialised from {a.init_from}: step {step}, {seconds:.0f}s of training before "
         "(the optimizer starts afresh)", name)
     return step, examples, seconds, commands
+
+
+def grown_positions(old, new):
+    """Where `old` blocks go in a model of `new` blocks (--grow): the added blocks are spread
+    evenly between them (4 -> 6: after the 2nd and the 4th; 4 -> 8: after each)."""
+    after = [(k + 1) * old // (new - old) - 1 for k in range(new - old)]  # -1: before the first
+    pos, i = [], after.count(-1)
+    for j in range(old):
+        pos.append(i)
+        i += 1 + after.count(j)
+    return pos
+
+
+def grow_into(model, src, name):
+    """--grow: copy `src` (fewer blocks) into `model`; the added blocks are identity maps."""
+    pos = grown_positions(len(src.blocks), len(model.blocks))
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith("blocks.")}
+    for j, b in enumerate(src.blocks):
+        state.update({f"blocks.{pos[j]}.{k}": v for k, v in b.state_dict().items()})
+    for i, b in enumerate(model.blocks):
+        if i not in pos:  # a residual block whose two output projections are zero adds nothing
+            for lin in (b.proj, b.fc2):
+                torch.nn.init.zeros_(lin.weight)
+                torch.nn.init.zeros_(lin.bias)
+            state.update({f"blocks.{i}.{k}": v for k, v in b.state_dict().items()})
+    model.load_state_dict(state)
+    log(f"grown from {len(src.blocks)} to {len(model.blocks)} blocks: the bundle's at {pos}, "
+        "the others start as identity maps", name)
 
 
 def moving_average(model, decay):
@@ -353,8 +407,10 @@ def main(argv=None):
         if os.path.exists(paths["log"]):
             with open(paths["log"]) as f:
                 old = json.load(f)
-            records.extend(old.get("records", []))
-            evals.extend(old.get("evals", []))
+            # a log written after the checkpoint (a run that went on, or the run an average.py
+            # checkpoint came from) is cut at its step: the run goes on from there, not from later
+            records.extend(r for r in old.get("records", []) if r["step"] <= step)
+            evals.extend(e for e in old.get("evals", []) if e["step"] <= step)
         log(f"resumed at step {step} after {trained_before:.0f}s of training"
             f" ({'with' if opt_resumed else 'without'} the optimizer state)", name)
     elif a.init_from:
@@ -409,7 +465,7 @@ def main(argv=None):
     end_t = t0 + a.time_budget
     if a.deadline is not None:
         end_t = min(end_t, a.deadline)
-    schedule = max(a.schedule_seconds or (trained_before + (end_t - t0)), 1e-3)
+    schedule = max(a.schedule_seconds or (trained_before - a.schedule_start + (end_t - t0)), 1e-3)
     amp = a.bf16 and dev.type == "cuda"
     loss_acc = torch.zeros((), device=dev)
     aux_acc = torch.zeros((), device=dev)
@@ -421,7 +477,7 @@ def main(argv=None):
         now = time.time()
         if now >= end_t or step >= a.steps:
             break
-        frac = min(1.0, max((trained_before + now - t0) / schedule, step / a.steps))
+        frac = min(1.0, max((trained_before - a.schedule_start + now - t0) / schedule, step / a.steps))
         warm = step + 1 if opt_resumed or step0 == 0 else step - step0 + 1
         lr = a.lr * min(1.0, warm / a.warmup) * (a.lr_min_frac + (1 - a.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
