@@ -94,10 +94,21 @@ def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def load_checkpoint(path, device="cpu"):
+def ema_weights(ck):
+    """The moving average a train_arith.py --ema checkpoint keeps beside its last weights (torch's
+    AveragedModel state: the model's tensors under "module.", plus its update count), as a state
+    dict of the model; ValueError when the checkpoint has none."""
+    if "ema" not in ck:
+        raise ValueError("no moving average of the weights in it (trained without --ema)")
+    return {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+
+
+def load_checkpoint(path, device="cpu", ema=False):
+    """A train_arith.py checkpoint as a model in eval mode: its last weights, or with ``ema`` the
+    moving average (what a --ema run evaluated and exported). Returns (model, checkpoint dict)."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
     m = ArithTransformer(**ck["model_cfg"])
-    m.load_state_dict(ck["model"])
+    m.load_state_dict(ema_weights(ck) if ema else ck["model"])
     return m.to(device).eval(), ck
 
 

@@ -14,7 +14,9 @@ plus, for groups of models that differ only by seed, a table of the mean over se
     python models/arith/eval_arith.py OUT/*.pt --n 500 --out OUT/eval.md --json OUT/eval.json
     python models/arith/eval_arith.py OUT/add-padrev-d10-w10-s0.onnx     (reads the .json manifest beside it)
     python models/arith/eval_arith.py models/arith/trained/arith-mul-padrev.arcm --errors 6
-A directory argument means every *.pt in it. A packed bundle (.arcm) is read with arcm.py and the
+A checkpoint is evaluated with its last weights; --ema evaluates the moving average a
+train_arith.py --ema run keeps beside them (what that run evaluated and exported), its column
+marked [pt EMA]. A directory argument means every *.pt in it. A packed bundle (.arcm) is read with arcm.py and the
 manifest beside it.
 
 --errors D adds, for each model, where its wrong answers at D x D digits go wrong: the share of
@@ -40,8 +42,8 @@ import formats as F  # noqa: E402
 from arith_model import evaluate, evaluate_context, load_checkpoint, ort_next_fn, problems, torch_next_fn  # noqa: E402
 
 
-def load(path, device, threads):
-    """-> (info dict, next_fn, context_len)."""
+def load(path, device, threads, ema=False):
+    """-> (info dict, next_fn, context_len). ``ema``: a checkpoint's moving average (--ema)."""
     if path.endswith((".onnx", ".arcm")):
         import onnxruntime as ort
         man_path = os.path.splitext(path)[0] + ".json"
@@ -61,10 +63,10 @@ def load(path, device, threads):
                     size=None, aux=man["training"].get("aux_running_sum", 0.0),
                     dist=man["training"].get("digit_dist", "uniform"))
         return info, ort_next_fn(sess), man["context_len"]
-    model, ck = load_checkpoint(path, device)
+    model, ck = load_checkpoint(path, device, ema)
     a = ck["args"]
     info = dict(name=a["name"], task="ctx" if a.get("context") else a["task"], format=a["format"], width=a["width"], max_digits=a["max_digits"],
-                eval_digits=a["eval_digits"], seed=a["seed"], kind="pt", steps=ck.get("step"),
+                eval_digits=a["eval_digits"], seed=a["seed"], kind="pt EMA" if ema else "pt", steps=ck.get("step"),
                 params=sum(p.numel() for p in model.parameters()),
                 size=f"d{a['d_model']}xL{a['layers']}", aux=a.get("aux_running_sum", 0.0),
                 dist=a.get("digit_dist", "uniform"))
@@ -164,6 +166,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="markdown file")
     ap.add_argument("--json", default=None, help="raw results as JSON")
+    ap.add_argument("--ema", action="store_true",
+                    help="checkpoints (.pt): evaluate the moving average that train_arith.py --ema keeps beside "
+                         "the last weights (what that run evaluated and exported); one without it is skipped")
     ap.add_argument("--errors", type=int, default=None, metavar="D",
                     help="also tabulate where the wrong answers at D x D digits go wrong")
     a = ap.parse_args(argv)
@@ -179,7 +184,7 @@ def main(argv=None):
     loaded = []
     for p in paths:
         try:
-            loaded.append((p,) + load(p, a.device, a.threads))
+            loaded.append((p,) + load(p, a.device, a.threads, a.ema))
         except Exception as e:  # a broken/partial file must not stop the batch
             print(f"skip {p}: {type(e).__name__}: {e}", flush=True)
     if not loaded:

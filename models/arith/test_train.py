@@ -144,7 +144,7 @@ def test_ema_is_what_is_evaluated_and_exported():
         assert train_arith.main(base + ["--steps", str(man["steps"] + 4), "--out", out, "--init-from", BUNDLE]) == 0
         ck = torch.load(os.path.join(out, "t.pt"), weights_only=False)
         assert int(ck["ema"]["n_averaged"]) == 4
-        avg = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+        avg = arith_model.ema_weights(ck)
         raw = ck["model"]
         assert avg.keys() == raw.keys()
         assert any(not torch.equal(avg[k], raw[k]) for k in avg)  # the average lags the weights
@@ -158,6 +158,24 @@ def test_ema_is_what_is_evaluated_and_exported():
         with open(os.path.join(out, "t.log.json")) as f:  # quick evaluations ran (of the average)
             evs = [e["step"] for e in json.load(f)["evals"]]
             assert len(evs) == 2 and all(man["steps"] < e <= man["steps"] + 4 for e in evs), (evs, man["steps"])
+        # eval_arith.py --ema reads that average from the checkpoint; without, the last weights
+        js = os.path.join(out, "e.json")
+        for flag, kind in (([], "pt"), (["--ema"], "pt EMA")):
+            eval_arith.main([os.path.join(out, "t.pt"), "--n", "2", "--digits", "2", "--json", js] + flag)
+            with open(js) as f:
+                assert [m["kind"] for m in json.load(f)["models"]] == [kind]
+        model, _ = arith_model.load_checkpoint(os.path.join(out, "t.pt"), ema=True)
+        assert all(torch.equal(v, avg[k]) for k, v in model.state_dict().items())
+        plain = os.path.join(out, "plain.pt")  # a checkpoint of a run without --ema: skipped, said why
+        torch.save({k: v for k, v in ck.items() if k != "ema"}, plain)
+        with contextlib.redirect_stdout(io.StringIO()) as said:
+            try:
+                eval_arith.main([plain, "--ema", "--n", "2", "--json", os.path.join(out, "no.json")])
+            except SystemExit as e:
+                assert "no model could be read" in str(e.code), e.code
+            else:
+                raise AssertionError("--ema on a checkpoint without one was not refused")
+        assert "trained without --ema" in said.getvalue() and not os.path.exists(os.path.join(out, "no.json"))
         # --resume continues the average (the checkpoint holds the raw weights and the average apart)
         assert train_arith.main(base + ["--steps", str(man["steps"] + 6), "--out", out, "--resume"]) == 0
         assert int(torch.load(os.path.join(out, "t.pt"), weights_only=False)["ema"]["n_averaged"]) == 6
@@ -246,6 +264,8 @@ def test_grow_starts_where_the_bundle_is():
         for more in (["--layers", "4"], ["--layers", "6", "--d-model", "64"]):
             msg = refused(args + ["--time-budget", "0", "--name", "r", "--grow"] + more)
             assert "not a shallower model" in msg, msg
+        msg = refused(args + ["--time-budget", "0", "--name", "r", "--schedule-start", "1e9"])
+        assert "cannot start after" in msg, msg
         assert not [f for f in os.listdir(out) if f.startswith("r.")], os.listdir(out)
 
 

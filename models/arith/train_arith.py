@@ -223,13 +223,14 @@ def init_from_bundle(model, a, name):
         src, _ = arcm.load_model(a.init_from)
     except (OSError, ValueError) as e:
         raise SystemExit(f"--init-from: {e}")  # the message names the file
-    same_but_depth = {**src.cfg, "layers": model.cfg["layers"]} == model.cfg
-    if a.grow and not (same_but_depth and src.cfg["layers"] < model.cfg["layers"]):
+    shallower = ({**src.cfg, "layers": model.cfg["layers"]} == model.cfg
+                 and src.cfg["layers"] < model.cfg["layers"])  # the same model but for its depth
+    if a.grow and not shallower:
         raise SystemExit(f"--grow: {a.init_from} is not a shallower model of the same width: "
                          f"{src.cfg} vs {model.cfg}")
     if not a.grow and src.cfg != model.cfg:
         raise SystemExit(f"--init-from {a.init_from} is a model of another shape: {src.cfg} vs {model.cfg}"
-                         + (" (--grow deepens it)" if same_but_depth and src.cfg["layers"] < model.cfg["layers"] else ""))
+                         + (" (--grow deepens it)" if shallower else ""))
     man = arcm.manifest_json(a.init_from)
     if man is None:
         raise SystemExit(f"--init-from {a.init_from}: no manifest {os.path.splitext(a.init_from)[0]}.json beside it "
@@ -465,7 +466,11 @@ def main(argv=None):
     end_t = t0 + a.time_budget
     if a.deadline is not None:
         end_t = min(end_t, a.deadline)
-    schedule = max(a.schedule_seconds or (trained_before - a.schedule_start + (end_t - t0)), 1e-3)
+    on_curve = trained_before - a.schedule_start  # seconds of the cosine behind this run
+    if on_curve < 0:
+        raise SystemExit(f"--schedule-start {a.schedule_start:g}: this model has trained {trained_before:.0f}s "
+                         "so far; a cosine cannot start after that")
+    schedule = max(a.schedule_seconds or (on_curve + (end_t - t0)), 1e-3)
     amp = a.bf16 and dev.type == "cuda"
     loss_acc = torch.zeros((), device=dev)
     aux_acc = torch.zeros((), device=dev)
@@ -477,7 +482,7 @@ def main(argv=None):
         now = time.time()
         if now >= end_t or step >= a.steps:
             break
-        frac = min(1.0, max((trained_before - a.schedule_start + now - t0) / schedule, step / a.steps))
+        frac = min(1.0, max((on_curve + now - t0) / schedule, step / a.steps))
         warm = step + 1 if opt_resumed or step0 == 0 else step - step0 + 1
         lr = a.lr * min(1.0, warm / a.warmup) * (a.lr_min_frac + (1 - a.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
