@@ -61,7 +61,7 @@ def load(path, device, threads, ema=False):
                     max_digits=ar["max_digits"], eval_digits=ar.get("eval_digits") or ar["max_digits"],
                     seed=man["training"].get("seed"), kind=path.rsplit(".", 1)[1], params=man.get("parameters"),
                     size=None, aux=man["training"].get("aux_running_sum", 0.0),
-                    dist=man["training"].get("digit_dist", "uniform"))
+                    dist=man["training"].get("digit_dist", "uniform"), hard=man["training"].get("hard_mining", 1))
         return info, ort_next_fn(sess), man["context_len"]
     model, ck = load_checkpoint(path, device, ema)
     a = ck["args"]
@@ -69,15 +69,16 @@ def load(path, device, threads, ema=False):
                 eval_digits=a["eval_digits"], seed=a["seed"], kind="pt EMA" if ema else "pt", steps=ck.get("step"),
                 params=sum(p.numel() for p in model.parameters()),
                 size=f"d{a['d_model']}xL{a['layers']}", aux=a.get("aux_running_sum", 0.0),
-                dist=a.get("digit_dist", "uniform"))
+                dist=a.get("digit_dist", "uniform"), hard=a.get("hard_mining", 1))
     return info, torch_next_fn(model, device), model.cfg["context_len"]
 
 
 def recipe_note(r):
-    """Column-title note for a model trained with the running-sum loss or a weighted digit-count
-    draw (train_arith.py --aux-running-sum, --digit-dist)."""
+    """Column-title note for a model trained with the running-sum loss, a weighted digit-count
+    draw or hard example mining (train_arith.py --aux-running-sum, --digit-dist, --hard-mining)."""
     note = f", running-sum loss {r['aux']:g}" if r.get("aux") else ""
-    return note + (f", {r['dist']} digit counts" if r.get("dist", "uniform") != "uniform" else "")
+    note += f", {r['dist']} digit counts" if r.get("dist", "uniform") != "uniform" else ""
+    return note + (f", hardest 1/{r['hard']} of draws" if r.get("hard", 1) > 1 else "")
 
 
 def model_digits(info, nd, ctx):

@@ -8,7 +8,8 @@ probe starts at its least-squares fit to the model; a bundle of another
 format or shape, a truncated one, one without its manifest, or a file that is not a bundle, is
 refused with a message before any file is written. average.py: the mean of a run's checkpoints,
 exported with the steps it averages; --ema: the moving average is evaluated, exported and resumed;
---grow: a deeper model that starts out computing what the bundle did; --resume: a log newer than
+--grow: a deeper model that starts out computing what the bundle did; --hard-mining: trains on
+the problems the model gets most wrong; --resume: a log newer than
 the checkpoint is cut at its step. eval_arith.py: reads a bundle, and --errors
 counts the wrong characters where they are. (test_formats.py needs numpy only; CI runs that one.)
 """
@@ -286,6 +287,32 @@ def test_resume_cuts_a_later_log():
             log = json.load(f)
         assert max(r["step"] for r in log["records"]) == man["steps"] + 2, log["records"]
         assert log["final"]["loss"] == log["records"][-1]["loss"]
+
+
+def test_hard_mining_trains_on_the_wrong_ones():
+    # hardest() picks the problems the model gets most wrong: a batch of right examples with a
+    # few answers corrupted (which a 98% multiplier predicts with a large loss) gives exactly those
+    model, _ = arcm.load_model(BUNDLE)
+    rng = np.random.default_rng(5)
+    toks, qlen, length = F.train_batch(rng, 32, "*", "padrev", 6, 6, "linear")
+    pos = np.arange(1, toks.shape[1])[None, :]
+    wmask = ((pos >= qlen[:, None]) & (pos < length[:, None])).astype(np.float32)
+    bad = [3, 17, 29]
+    for i in bad:
+        toks[i, qlen[i] + 1] = (toks[i, qlen[i] + 1] + 5) % 10  # the second answer digit
+    assert list(train_arith.hardest(model.train(), toks, wmask, 3, "cpu", False)) == bad
+    assert model.training  # left as it was found
+    with tempfile.TemporaryDirectory() as out:
+        man = arcm.manifest_json(BUNDLE)["training"]
+        args = BASE + ["--format", "padrev", "--out", out, "--init-from", BUNDLE, "--time-budget", "60"]
+        assert train_arith.main(args + ["--name", "h", "--hard-mining", "3", "--steps", str(man["steps"] + 2)]) == 0
+        ck = torch.load(os.path.join(out, "h.pt"), weights_only=False)
+        assert ck["examples"] == man["examples_seen"] + 2 * 8  # the trained problems, not the drawn ones
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert refused(args + ["--name", "r", "--hard-mining", "0"]) == "2"
+        assert "--hard-mining must be >= 1" in err.getvalue(), err.getvalue()
+        assert not [f for f in os.listdir(out) if f.startswith("r.")], os.listdir(out)
 
 
 def test_error_positions():
