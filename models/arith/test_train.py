@@ -300,8 +300,15 @@ def test_hard_mining_trains_on_the_wrong_ones():
     bad = [3, 17, 29]
     for i in bad:
         toks[i, qlen[i] + 1] = (toks[i, qlen[i] + 1] + 5) % 10  # the second answer digit
-    assert list(train_arith.hardest(model.train(), toks, wmask, 3, "cpu", False)) == bad
-    assert model.training  # left as it was found
+    assert list(train_arith.hardest(model, toks, wmask, 3, "cpu", False)) == bad
+    # ranked by the training loss itself: summed over the batch and divided by the answer tokens,
+    # it is the mean cross-entropy of every answer token
+    x, w = torch.from_numpy(toks), torch.from_numpy(wmask)
+    with torch.no_grad():
+        lg = model(x[:, :-1])
+        per = train_arith.answer_ce(lg, x, w)
+        flat = torch.nn.functional.cross_entropy(lg[w > 0], x[:, 1:][w > 0])
+    assert per.shape == (32,) and torch.allclose(per.sum() / w.sum(), flat)
     with tempfile.TemporaryDirectory() as out:
         man = arcm.manifest_json(BUNDLE)["training"]
         args = BASE + ["--format", "padrev", "--out", out, "--init-from", BUNDLE, "--time-budget", "60"]
