@@ -35,8 +35,8 @@ evaluations and the export use it. At a small constant learning rate successive 
 --hard-mining K draws K x --batch problems each step and trains on the --batch of them on which
 the model's answer loss is highest (online hard example mining): a multiplier right on 98% of
 6 x 6 products learns little from a random batch, almost all of which it already gets right.
-The forward pass over the candidates makes a step longer: on one CPU core 2.7 times at K = 4 and
-4.7 times at K = 8 (docs/arith/accuracy.md, (8)).
+The forward pass over the candidates makes a step longer: on one CPU core 2.75 times at K = 4 and
+5 times at K = 8 (docs/arith/accuracy.md, (8)).
 
 --grow with --init-from deepens a shipped model (--layers more than its blocks): the bundle's
 blocks keep their order and the added ones, spread between them, start as identity maps, so the
